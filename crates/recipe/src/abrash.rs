@@ -57,8 +57,7 @@ fn unquote(value: &str) -> String {
 fn function_name(line: &str) -> Option<&str> {
     let is_name = |s: &str| {
         !s.is_empty()
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c == '_' || c == '-' || c.is_ascii_alphanumeric())
     };
     if let Some(rest) = line.strip_prefix("function ") {

@@ -52,7 +52,10 @@ impl Modifiers {
 
     /// `generate=false`: the operator inserts this secret by hand.
     pub fn generate(&self) -> bool {
-        !matches!(self.words.get("generate").map(String::as_str), Some("false"))
+        !matches!(
+            self.words.get("generate").map(String::as_str),
+            Some("false")
+        )
     }
 
     pub fn charset(&self) -> Option<&str> {
@@ -162,9 +165,10 @@ impl EnvFile {
     /// or appends a new line.
     pub fn set(&mut self, key: &str, value: &str) {
         let quoted = quote(value);
-        let pos = self.lines.iter().rposition(
-            |l| matches!(l, Line::Entry { entry, .. } if entry.key == key),
-        );
+        let pos = self
+            .lines
+            .iter()
+            .rposition(|l| matches!(l, Line::Entry { entry, .. } if entry.key == key));
         match pos {
             Some(i) => {
                 if let Line::Entry { raw, entry } = &mut self.lines[i] {
@@ -503,7 +507,10 @@ EMPTY=
         let again = EnvFile::parse(&text).unwrap();
         assert_eq!(again.get("NEW_KEY"), Some("has spaces"));
         assert_eq!(
-            again.modifiers("SECRET_DB_PASSWORD_VERSION").unwrap().length(),
+            again
+                .modifiers("SECRET_DB_PASSWORD_VERSION")
+                .unwrap()
+                .length(),
             Some(Ok(64))
         );
     }

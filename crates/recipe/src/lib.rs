@@ -8,5 +8,7 @@ pub mod abrash;
 pub mod compose;
 pub mod envfile;
 pub mod interpolate;
+pub mod repo;
+pub mod stack;
 pub mod version;
 pub mod yaml;

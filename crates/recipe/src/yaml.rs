@@ -1,8 +1,7 @@
 //! YAML documents as trees that remember where every node came from.
 //!
-//! Recipes are read the way Docker's stack loader reads them (go-yaml v2, i.e. YAML 1.1 scalar
-//! rules: `0555` is octal, `yes`/`on` are booleans), with anchors, aliases and `<<` merge keys
-//! resolved. Every node keeps its line and column so later stages (interpolation, validation,
+//! Recipes are read the way Docker's stack loader reads them (go-yaml v3 scalar rules: `0555`
+//! is octal, `yes`/`on` are plain strings), with anchors, aliases and `<<` merge keys resolved. Every node keeps its line and column so later stages (interpolation, validation,
 //! lint) can point at the exact place in the file.
 
 use std::collections::HashMap;
@@ -275,13 +274,7 @@ fn insert_entry(map: &mut Mapping, key: Node, value: Node) -> Result<(), String>
     if name == "<<" {
         return merge_into(map, value);
     }
-    map.insert(
-        Key {
-            name,
-            pos: key.pos,
-        },
-        value,
-    );
+    map.insert(Key { name, pos: key.pos }, value);
     Ok(())
 }
 
@@ -393,16 +386,14 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
-/// Resolves a plain scalar with YAML 1.1 rules as go-yaml v2 applies them.
+/// Resolves a plain scalar as Docker's YAML decoder (go-yaml v3) does when decoding into an
+/// untyped value: only `true`/`false` (any case style) are booleans, `yes`/`on`/`y` stay
+/// strings; integers may be decimal, `0x` hex, `0b` binary, `0o` or leading-`0` octal.
 pub fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Value::Bool(true)
-        }
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Value::Bool(false)
-        }
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
             return Value::Float(f64::INFINITY)
         }
@@ -503,13 +494,18 @@ mod tests {
     }
 
     #[test]
-    fn yaml_1_1_scalars_resolve_like_go_yaml_v2() {
+    fn scalars_resolve_like_dockers_decoder() {
         assert_eq!(scalar("0555"), Value::Int(365));
         assert_eq!(scalar("0o17"), Value::Int(15));
         assert_eq!(scalar("0x1F"), Value::Int(31));
         assert_eq!(scalar("1_000"), Value::Int(1000));
-        assert_eq!(scalar("yes"), Value::Bool(true));
-        assert_eq!(scalar("Off"), Value::Bool(false));
+        assert_eq!(scalar("True"), Value::Bool(true));
+        assert_eq!(scalar("FALSE"), Value::Bool(false));
+        // Docker's decoder keeps YAML 1.1 words as strings (`read_only: yes` is then an error).
+        assert_eq!(scalar("yes"), Value::Str("yes".into()));
+        assert_eq!(scalar("Off"), Value::Str("Off".into()));
+        assert_eq!(scalar("n"), Value::Str("n".into()));
+        assert_eq!(scalar("08"), Value::Float(8.0));
         assert_eq!(scalar("~"), Value::Null);
         assert_eq!(scalar("1.5"), Value::Float(1.5));
         assert_eq!(scalar("3.8"), Value::Float(3.8));
@@ -528,7 +524,8 @@ mod tests {
 
     #[test]
     fn anchors_and_merge_keys() {
-        let text = "x: &base\n  A: 1\n  B: 2\none:\n  <<: *base\n  B: 3\ntwo:\n  C: 0\n  <<: [*base]\n";
+        let text =
+            "x: &base\n  A: 1\n  B: 2\none:\n  <<: *base\n  B: 3\ntwo:\n  C: 0\n  <<: [*base]\n";
         let n = parse(text).unwrap();
         let y = n.as_map().unwrap().get("one").unwrap().as_map().unwrap();
         assert_eq!(y.get("A").unwrap().value, Value::Int(1));

@@ -141,7 +141,9 @@ fn merge_service(d: &mut Service, s: Service) {
     keyed(&mut d.configs, s.configs, |r| r.source.clone());
     string(&mut d.container_name, s.container_name);
     if let Some(sc) = s.credential_spec {
-        let dc = d.credential_spec.get_or_insert_with(CredentialSpec::default);
+        let dc = d
+            .credential_spec
+            .get_or_insert_with(CredentialSpec::default);
         string(&mut dc.config, sc.config);
         string(&mut dc.file, sc.file);
         string(&mut dc.registry, sc.registry);
@@ -239,7 +241,9 @@ fn environment(d: &mut BTreeMap<String, Option<String>>, s: BTreeMap<String, Opt
     for (k, v) in s {
         let replace = match d.get(&k) {
             None | Some(None) => true,
-            Some(Some(existing)) => existing.is_empty() || v.as_deref().is_some_and(|x| !x.is_empty()),
+            Some(Some(existing)) => {
+                existing.is_empty() || v.as_deref().is_some_and(|x| !x.is_empty())
+            }
         };
         if replace {
             d.insert(k, v);

@@ -135,11 +135,20 @@ const CASTS: &[(&str, Cast)] = &[
     ("services.*.healthcheck.disable", Cast::Bool),
     ("services.*.deploy.replicas", Cast::Int),
     ("services.*.deploy.update_config.parallelism", Cast::Int),
-    ("services.*.deploy.update_config.max_failure_ratio", Cast::Float),
+    (
+        "services.*.deploy.update_config.max_failure_ratio",
+        Cast::Float,
+    ),
     ("services.*.deploy.rollback_config.parallelism", Cast::Int),
-    ("services.*.deploy.rollback_config.max_failure_ratio", Cast::Float),
+    (
+        "services.*.deploy.rollback_config.max_failure_ratio",
+        Cast::Float,
+    ),
     ("services.*.deploy.restart_policy.max_attempts", Cast::Int),
-    ("services.*.deploy.placement.max_replicas_per_node", Cast::Int),
+    (
+        "services.*.deploy.placement.max_replicas_per_node",
+        Cast::Int,
+    ),
     ("services.*.ports.[].target", Cast::Int),
     ("services.*.ports.[].published", Cast::Int),
     ("services.*.ulimits.*", Cast::Int),
@@ -162,12 +171,8 @@ const CASTS: &[(&str, Cast)] = &[
 fn cast_for(path: &[String]) -> Option<Cast> {
     CASTS.iter().find_map(|(pattern, cast)| {
         let parts: Vec<&str> = pattern.split('.').collect();
-        (parts.len() == path.len()
-            && parts
-                .iter()
-                .zip(path)
-                .all(|(p, seg)| *p == "*" || p == seg))
-        .then_some(*cast)
+        (parts.len() == path.len() && parts.iter().zip(path).all(|(p, seg)| *p == "*" || p == seg))
+            .then_some(*cast)
     })
 }
 
@@ -206,7 +211,11 @@ fn interpolate_tree(
                     }
                     SubstError::Invalid { .. } => String::new(),
                 };
-                ctx.err(node.pos, &PathDisplay(path).to_string(), format!("{e}{hint}"))
+                ctx.err(
+                    node.pos,
+                    &PathDisplay(path).to_string(),
+                    format!("{e}{hint}"),
+                )
             })?;
             if new != *s {
                 node.value = match cast_for(path) {

@@ -310,10 +310,7 @@ pub struct Placement {
     pub constraints: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub preferences: Vec<PlacementPreference>,
-    #[serde(
-        rename = "max_replicas_per_node",
-        skip_serializing_if = "is_zero_u64"
-    )]
+    #[serde(rename = "max_replicas_per_node", skip_serializing_if = "is_zero_u64")]
     pub max_replicas: u64,
 }
 

@@ -96,7 +96,10 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("cpu_shares", "set resource limits under deploy.resources"),
     ("cpuset", "set resource limits under deploy.resources"),
     ("mem_limit", "set resource limits under deploy.resources"),
-    ("memswap_limit", "set resource limits under deploy.resources"),
+    (
+        "memswap_limit",
+        "set resource limits under deploy.resources",
+    ),
 ];
 
 impl Ctx<'_> {
@@ -141,11 +144,7 @@ impl Ctx<'_> {
                 .min()
                 .map(|(_, k)| format!(" (did you mean `{k}`?)"))
                 .unwrap_or_default();
-            return Err(self.err(
-                key.pos,
-                path,
-                format!("unknown key `{}`{hint}", key.name),
-            ));
+            return Err(self.err(key.pos, path, format!("unknown key `{}`{hint}", key.name)));
         }
         Ok(())
     }
@@ -328,7 +327,11 @@ pub(crate) fn load_file(ctx: &Ctx, root: &Node) -> R<FileConfig> {
             }
         }
     }
-    if let Some(n) = top.get("networks").map(|n| ctx.map(n, "networks")).transpose()? {
+    if let Some(n) = top
+        .get("networks")
+        .map(|n| ctx.map(n, "networks"))
+        .transpose()?
+    {
         for (key, node) in n.into_iter().flat_map(|m| &m.entries) {
             let path = format!("networks.{}", key.name);
             compose
@@ -336,7 +339,11 @@ pub(crate) fn load_file(ctx: &Ctx, root: &Node) -> R<FileConfig> {
                 .insert(key.name.clone(), load_network(ctx, node, &path, &key.name)?);
         }
     }
-    if let Some(n) = top.get("volumes").map(|n| ctx.map(n, "volumes")).transpose()? {
+    if let Some(n) = top
+        .get("volumes")
+        .map(|n| ctx.map(n, "volumes"))
+        .transpose()?
+    {
         for (key, node) in n.into_iter().flat_map(|m| &m.entries) {
             let path = format!("volumes.{}", key.name);
             compose
@@ -552,9 +559,10 @@ fn file_refs(ctx: &Ctx, node: &Node, path: &str) -> R<Vec<FileRef>> {
                         "gid" => r.gid = ctx.string(v, &pp)?,
                         "mode" => {
                             let n = ctx.uint(v, &pp)?;
-                            r.mode = Some(u32::try_from(n).map_err(|_| {
-                                ctx.err(v.pos, &pp, "file mode is too large")
-                            })?);
+                            r.mode = Some(
+                                u32::try_from(n)
+                                    .map_err(|_| ctx.err(v.pos, &pp, "file mode is too large"))?,
+                            );
                         }
                         _ => {}
                     }
@@ -724,7 +732,11 @@ fn ulimits(ctx: &Ctx, node: &Node, path: &str) -> R<BTreeMap<String, Ulimit>> {
                 ctx.check_keys(mm, &p, &["soft", "hard"])?;
                 let get = |key: &str| -> R<i64> {
                     let n = mm.get(key).ok_or_else(|| {
-                        ctx.err(v.pos, &p, format!("`{key}` is required with soft/hard limits"))
+                        ctx.err(
+                            v.pos,
+                            &p,
+                            format!("`{key}` is required with soft/hard limits"),
+                        )
                     })?;
                     ctx.int(n, &format!("{p}.{key}"))
                 };
@@ -807,9 +819,7 @@ fn load_deploy(ctx: &Ctx, node: &Node, path: &str) -> R<Deploy> {
                                     .map(|s| ctx.string(s, &format!("{ip}.spread")))
                                     .transpose()?
                                     .unwrap_or_default();
-                                d.placement
-                                    .preferences
-                                    .push(PlacementPreference { spread });
+                                d.placement.preferences.push(PlacementPreference { spread });
                             }
                         }
                         "max_replicas_per_node" => d.placement.max_replicas = ctx.uint(vv, &pp)?,
@@ -977,9 +987,7 @@ fn ports(ctx: &Ctx, node: &Node, path: &str) -> R<Vec<Port>> {
         match &item.value {
             Value::Int(_) | Value::Str(_) => {
                 let spec = item.scalar_text().unwrap_or_default();
-                out.extend(
-                    parse_port_spec(&spec).map_err(|e| ctx.err(item.pos, &p, e))?,
-                );
+                out.extend(parse_port_spec(&spec).map_err(|e| ctx.err(item.pos, &p, e))?);
             }
             Value::Map(m) => {
                 ctx.check_keys(m, &p, &["mode", "target", "published", "protocol"])?;
@@ -1168,9 +1176,8 @@ fn long_volume(ctx: &Ctx, m: &Mapping, path: &str) -> R<ServiceVolume> {
                     size: mm
                         .get("size")
                         .map(|x| match &x.value {
-                            Value::Str(s) => parse_ram(s).ok_or_else(|| {
-                                ctx.err(x.pos, &format!("{p}.size"), "not a size")
-                            }),
+                            Value::Str(s) => parse_ram(s)
+                                .ok_or_else(|| ctx.err(x.pos, &format!("{p}.size"), "not a size")),
                             _ => ctx.int(x, &format!("{p}.size")),
                         })
                         .transpose()?
@@ -1392,7 +1399,10 @@ fn load_network(ctx: &Ctx, node: &Node, path: &str, key: &str) -> R<Network> {
                 return Err(ctx.err(
                     node.pos,
                     path,
-                    format!("external.name {en:?} and name {:?} conflict; only use name", n.name),
+                    format!(
+                        "external.name {en:?} and name {:?} conflict; only use name",
+                        n.name
+                    ),
                 ))
             }
             Some(en) => n.name = en,
@@ -1447,7 +1457,10 @@ fn load_volume(ctx: &Ctx, node: &Node, path: &str, key: &str) -> R<Volume> {
                 return Err(ctx.err(
                     node.pos,
                     path,
-                    format!("external.name {en:?} and name {:?} conflict; only use name", vol.name),
+                    format!(
+                        "external.name {en:?} and name {:?} conflict; only use name",
+                        vol.name
+                    ),
                 ))
             }
             Some(en) => vol.name = en,
