@@ -1,1 +1,94 @@
-fn main() {}
+//! `cooper`: the command-line front end. Thin: parses arguments, calls the library, prints.
+
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, defined once.
+pub mod exit {
+    /// Something failed (the message says what and how to fix it).
+    pub const FAILURE: u8 = 1;
+    /// A check ran and found problems (lint errors, missing env keys).
+    pub const CHECK_FAILED: u8 = 3;
+}
+
+/// Co-operative hosting for Co-op Cloud recipes: an abra-compatible CLI.
+#[derive(Debug, Parser)]
+#[command(name = "cooper", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Never prompt; take defaults (required in CI and scripts).
+    #[arg(short = 'n', long, global = true)]
+    pub no_input: bool,
+    /// Do not contact the network (catalogue, remotes); use local clones.
+    #[arg(short = 'o', long, global = true)]
+    pub offline: bool,
+    /// Print debug information.
+    #[arg(short = 'd', long, global = true)]
+    pub debug: bool,
+    /// The abra state directory.
+    #[arg(long, env = "ABRA_DIR", global = true, value_name = "DIR")]
+    pub abra_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage apps (alias: a).
+    #[command(alias = "a", subcommand)]
+    App(cmd::app::AppCommand),
+    /// Manage recipes (alias: r).
+    #[command(alias = "r", subcommand)]
+    Recipe(cmd::recipe::RecipeCommand),
+    /// Manage servers (alias: s).
+    #[command(alias = "s", subcommand)]
+    Server(cmd::server::ServerCommand),
+    /// Print a shell completion script (alias: ac), e.g. `source <(cooper autocomplete bash)`.
+    #[command(alias = "ac")]
+    Autocomplete(cmd::completion::Completion),
+}
+
+/// What every command gets: settings resolved once, here.
+pub struct Ctx {
+    pub abra: cooper_recipe::abra_dir::AbraDir,
+    pub no_input: bool,
+    pub offline: bool,
+    pub debug: bool,
+    /// Standard output is a terminal (tables and colour) rather than a pipe.
+    pub tty: bool,
+}
+
+fn default_abra_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".abra")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = Ctx {
+        abra: cooper_recipe::abra_dir::AbraDir::new(cli.abra_dir.unwrap_or_else(default_abra_dir)),
+        no_input: cli.no_input,
+        offline: cli.offline,
+        debug: cli.debug,
+        tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    };
+    let result = match cli.command {
+        Command::App(c) => c.run(&ctx),
+        Command::Recipe(c) => c.run(&ctx),
+        Command::Server(c) => c.run(&ctx),
+        Command::Autocomplete(c) => c.run(),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}

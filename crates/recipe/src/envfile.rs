@@ -95,6 +95,7 @@ impl EnvFile {
     pub fn parse(text: &str) -> Result<EnvFile, EnvError> {
         let mut lines = Vec::new();
         let mut values: IndexMap<String, String> = IndexMap::new();
+        let mut refs: Vec<(String, usize, Vec<String>)> = Vec::new();
         for (idx, raw) in text.lines().enumerate() {
             let line_no = idx + 1;
             let trimmed = raw.trim();
@@ -103,12 +104,14 @@ impl EnvFile {
                 continue;
             }
             let entry = parse_entry(trimmed, line_no, &values)?;
+            refs.push((entry.key.clone(), line_no, referenced_names(trimmed)));
             values.insert(entry.key.clone(), entry.value.clone());
             lines.push(Line::Entry {
                 raw: raw.to_string(),
                 entry,
             });
         }
+        check_cycles(&refs)?;
         Ok(EnvFile { lines })
     }
 
@@ -211,6 +214,58 @@ impl EnvFile {
         }
         out
     }
+}
+
+/// Names referenced as `$X` or `${X}` in an unquoted or double-quoted value.
+fn referenced_names(line: &str) -> Vec<String> {
+    let value = line.split_once('=').map_or("", |(_, v)| v).trim_start();
+    if value.starts_with('\'') {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        let after = &rest[i + 1..];
+        let after = after.strip_prefix('{').unwrap_or(after);
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if len > 0 {
+            out.push(after[..len].to_string());
+        }
+        rest = &after[len..];
+    }
+    out
+}
+
+/// Expansion only reads earlier lines, so it always ends; but two keys that refer to each
+/// other (each before the other is set) are a mistake that would silently expand to empty
+/// text, so it is reported.
+fn check_cycles(refs: &[(String, usize, Vec<String>)]) -> Result<(), EnvError> {
+    for (i, (key, line, names)) in refs.iter().enumerate() {
+        let defined_before = |name: &str| refs[..i].iter().any(|(k, _, _)| k == name);
+        for name in names {
+            if defined_before(name) {
+                continue;
+            }
+            if name == key {
+                continue;
+            }
+            let later = refs[i + 1..]
+                .iter()
+                .find(|(k, _, back)| k == name && back.contains(key));
+            if let Some((_, other_line, _)) = later {
+                return Err(EnvError {
+                    line: *line,
+                    message: format!(
+                        "{key} refers to {name} (set on line {other_line}), which refers back to \
+                         {key}: the expansion is circular; give one of them a literal value"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_valid_key(key: &str) -> bool {
@@ -531,6 +586,19 @@ EMPTY=
         assert!(err.message.contains("never closed"), "{err}");
         let err = EnvFile::parse("1A=x\n").unwrap_err();
         assert!(err.message.contains("not a valid variable name"), "{err}");
+    }
+
+    #[test]
+    fn circular_references_are_an_error_not_a_hang() {
+        let err = EnvFile::parse("A=\"$B/x\"\nB=${A}/y\n").unwrap_err();
+        assert_eq!(err.line, 1);
+        assert!(err.message.contains("circular"), "{err}");
+        // Self-reference builds on the earlier value, as in COMPOSE_FILE build-ups.
+        let env = EnvFile::parse("X=a\nX=\"$X:b\"\nX=\"$X:c\"\n").unwrap();
+        assert_eq!(env.get("X"), Some("a:b:c"));
+        // A forward reference with no way back expands to empty text, as in abra.
+        let env = EnvFile::parse("A=$B\nB=1\n").unwrap();
+        assert_eq!(env.get("A"), Some(""));
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! (read from the git object store, never by checking out the shared working tree), compose
 //! loading, versions and lint. This crate does no network or container-engine I/O.
 
+pub mod abra_dir;
 pub mod abrash;
 pub mod compose;
 pub mod envfile;
 pub mod interpolate;
+pub mod lint;
 pub mod repo;
 pub mod stack;
 pub mod version;

@@ -103,11 +103,11 @@ impl fmt::Display for Origin {
             Origin::Tag { version, .. } => write!(f, "version {version}"),
             Origin::Commit { commit } => write!(f, "commit {}", &commit[..commit.len().min(8)]),
             Origin::WorkTree { dirty, .. } if dirty.is_empty() => {
-                write!(f, "working tree (chaos, clean)")
+                write!(f, "working tree (clean)")
             }
             Origin::WorkTree { dirty, .. } => write!(
                 f,
-                "working tree (chaos, {} uncommitted change{}: {})",
+                "working tree ({} uncommitted change{}: {})",
                 dirty.len(),
                 if dirty.len() == 1 { "" } else { "s" },
                 dirty.join(", ")
@@ -210,8 +210,10 @@ impl RecipeRepo {
         let mut tags = Vec::new();
         for name in names.iter().flatten() {
             let reference = self.git(self.repo.find_reference(&format!("refs/tags/{name}")))?;
-            let obj = self.git(reference.peel(git2::ObjectType::Any))?;
-            let (annotated, message) = match obj.as_tag() {
+            let tag_object = reference
+                .target()
+                .and_then(|oid| self.repo.find_tag(oid).ok());
+            let (annotated, message) = match tag_object {
                 Some(t) => (true, t.message().map(|m| m.trim().to_string())),
                 None => (false, None),
             };
@@ -378,6 +380,14 @@ impl RecipeRepo {
                 .ok()
                 .and_then(|files| files.text(&path))
         })
+    }
+
+    /// The `origin` remote's URL, from the repository config (no network).
+    pub fn origin_url(&self) -> Option<String> {
+        self.repo
+            .find_remote("origin")
+            .ok()
+            .and_then(|r| r.url().map(str::to_string))
     }
 
     /// Whether the working tree has uncommitted changes, and which paths.

@@ -53,7 +53,7 @@ pub fn compose_files(env: &EnvFile) -> Vec<String> {
             .split(':')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| compose::clean_relative(s))
+            .map(compose::clean_relative)
             .collect(),
         _ => vec!["compose.yml".to_string()],
     }
@@ -155,5 +155,34 @@ mod tests {
         let e = deploy_env("x.org", &env, Some(&sh));
         assert_eq!(e["A_VERSION"], "v2");
         assert_eq!(e["STACK_NAME"], "x_org");
+    }
+}
+
+/// How to choose the recipe files for an app.
+#[derive(Debug, Clone, Default)]
+pub struct VersionChoice {
+    /// A tag or commit given on the command line.
+    pub explicit: Option<String>,
+    /// Use the working tree (chaos).
+    pub chaos: bool,
+}
+
+/// Picks the recipe files for an app: chaos → working tree; an explicit version; the version
+/// on the app's TYPE line; the newest release; or, for a recipe with no releases, the working
+/// tree (reported as chaos by `Origin`).
+pub fn select_files(
+    repo: &crate::repo::RecipeRepo,
+    recorded: Option<&str>,
+    choice: &VersionChoice,
+) -> Result<RecipeFiles, crate::repo::RepoError> {
+    if choice.chaos {
+        return repo.worktree();
+    }
+    if let Some(v) = choice.explicit.as_deref().or(recorded) {
+        return repo.at_revision(v);
+    }
+    match repo.latest()? {
+        Some(v) => repo.at_version(v.as_str()),
+        None => repo.worktree(),
     }
 }

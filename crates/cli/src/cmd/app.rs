@@ -1,0 +1,302 @@
+//! `cooper app …`: apps and their `.env` files.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use cooper_recipe::abra_dir::{write_atomic, App};
+use cooper_recipe::envfile::{EnvFile, RecipeRef};
+use cooper_recipe::repo::RecipeFiles;
+use cooper_recipe::stack::{self, VersionChoice};
+
+use crate::{exit, output, Ctx};
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Create an app's .env from its recipe's .env.sample (alias: n).
+    #[command(alias = "n")]
+    New(New),
+    /// List apps, grouped by server.
+    #[command(alias = "list")]
+    Ls(Ls),
+    /// Edit an app's .env in $EDITOR (alias: cfg).
+    #[command(alias = "cfg")]
+    Config { domain: String },
+    /// Report keys of the recipe's .env.sample missing from the app's .env (alias: chk).
+    #[command(alias = "chk")]
+    Check(VersionArgs),
+    /// Print the stack a deploy would send: compose files merged and interpolated.
+    Render(Render),
+}
+
+/// Which recipe version to use for an app.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// The app (its domain).
+    domain: String,
+    /// A recipe version (tag) or commit; default: the version on the app's TYPE line, else the
+    /// newest release.
+    #[arg(value_name = "VERSION")]
+    recipe_version: Option<String>,
+    /// Use the recipe's working tree, uncommitted changes included.
+    #[arg(short = 'C', long)]
+    chaos: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Render {
+    #[command(flatten)]
+    v: VersionArgs,
+    /// Print JSON with compose-spec field names.
+    #[arg(short = 'm', long)]
+    machine: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct New {
+    recipe: String,
+    /// Recipe version (default: the newest release).
+    #[arg(value_name = "VERSION")]
+    recipe_version: Option<String>,
+    /// The server (a directory under $ABRA_DIR/servers).
+    #[arg(short = 's', long)]
+    server: String,
+    /// The app's domain (also its name).
+    #[arg(short = 'D', long)]
+    domain: String,
+    /// Use the recipe's working tree.
+    #[arg(short = 'C', long)]
+    chaos: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Ls {
+    /// Only apps on this server.
+    #[arg(short = 's', long)]
+    server: Option<String>,
+    /// Only apps of this recipe.
+    #[arg(short = 'r', long)]
+    recipe: Option<String>,
+    /// Print JSON.
+    #[arg(short = 'm', long)]
+    machine: bool,
+}
+
+impl AppCommand {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        match self {
+            AppCommand::New(a) => new(ctx, a),
+            AppCommand::Ls(a) => ls(ctx, a),
+            AppCommand::Config { domain } => config(ctx, &domain),
+            AppCommand::Check(v) => check(ctx, v),
+            AppCommand::Render(r) => render(ctx, r),
+        }
+    }
+}
+
+/// The app and its recipe files at the chosen version; says on stderr when it uses a working
+/// tree.
+fn app_files(ctx: &Ctx, v: &VersionArgs) -> anyhow::Result<(App, RecipeFiles)> {
+    let app = ctx.abra.app(&v.domain)?;
+    let repo = ctx.abra.recipe(&app.recipe.name)?;
+    let choice = VersionChoice {
+        explicit: v.recipe_version.clone(),
+        chaos: v.chaos,
+    };
+    let files = stack::select_files(&repo, app.recipe.version.as_deref(), &choice)?;
+    if files.origin.is_chaos() {
+        eprintln!(
+            "note: chaos mode: using recipe {} from its {}",
+            app.recipe.name, files.origin
+        );
+    }
+    Ok((app, files))
+}
+
+fn render(ctx: &Ctx, r: Render) -> anyhow::Result<u8> {
+    let (app, files) = app_files(ctx, &r.v)?;
+    let stack = stack::load(&app.at.domain, &app.env, &files).with_context(|| {
+        format!(
+            "rendering {} ({} at {})",
+            app.at.domain, app.recipe.name, files.origin
+        )
+    })?;
+    if r.machine {
+        output::json(&stack.compose)?;
+    } else {
+        print!("{}", serde_norway::to_string(&stack.compose)?);
+    }
+    Ok(0)
+}
+
+fn new(ctx: &Ctx, a: New) -> anyhow::Result<u8> {
+    let path = ctx.abra.new_app_path(&a.server, &a.domain)?;
+    let repo = ctx.abra.recipe(&a.recipe)?;
+    let choice = VersionChoice {
+        explicit: a.recipe_version.clone(),
+        chaos: a.chaos,
+    };
+    let files = stack::select_files(&repo, None, &choice)?;
+    let sample = files.text(".env.sample").with_context(|| {
+        format!(
+            "recipe {} at {} has no .env.sample (lint rule R008); add one to the recipe",
+            a.recipe, files.origin
+        )
+    })?;
+    let mut env = EnvFile::parse(&sample)
+        .map_err(|e| anyhow::anyhow!("recipe {} .env.sample: {e}", a.recipe))?;
+    let mut recipe = RecipeRef::from_env(&env).unwrap_or(RecipeRef {
+        key: "TYPE",
+        name: a.recipe.clone(),
+        version: None,
+    });
+    recipe.name = a.recipe.clone();
+    recipe.version = match &files.origin {
+        cooper_recipe::repo::Origin::Tag { version, .. } => Some(version.clone()),
+        _ => None,
+    };
+    env.set(recipe.key, &recipe.value());
+    env.set("DOMAIN", &a.domain);
+    write_atomic(&path, env.render().as_bytes())?;
+    println!(
+        "created {} ({} {}) on server {}",
+        path.display(),
+        a.recipe,
+        files.origin,
+        a.server
+    );
+    println!(
+        "next: review it with `cooper app config {}`, then generate secrets and deploy",
+        a.domain
+    );
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct AppRow {
+    server: String,
+    domain: String,
+    recipe: String,
+    version: Option<String>,
+}
+
+fn ls(ctx: &Ctx, a: Ls) -> anyhow::Result<u8> {
+    let mut rows = Vec::new();
+    for at in ctx.abra.apps()? {
+        if a.server.as_ref().is_some_and(|s| *s != at.server) {
+            continue;
+        }
+        let app = ctx.abra.load_app(at)?;
+        if a.recipe.as_ref().is_some_and(|r| *r != app.recipe.name) {
+            continue;
+        }
+        rows.push(AppRow {
+            server: app.at.server,
+            domain: app.at.domain,
+            recipe: app.recipe.name,
+            version: app.recipe.version,
+        });
+    }
+    if a.machine {
+        let mut grouped: BTreeMap<&str, Vec<&AppRow>> = BTreeMap::new();
+        for r in &rows {
+            grouped.entry(&r.server).or_default().push(r);
+        }
+        output::json(&grouped)?;
+        return Ok(0);
+    }
+    let mut servers: Vec<&str> = rows.iter().map(|r| r.server.as_str()).collect();
+    servers.dedup();
+    for (i, server) in servers.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("SERVER: {server}");
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .filter(|r| r.server == *server)
+            .map(|r| {
+                vec![
+                    r.domain.clone(),
+                    r.recipe.clone(),
+                    r.version.clone().unwrap_or_else(|| "unknown".into()),
+                ]
+            })
+            .collect();
+        output::table(ctx.tty, &["DOMAIN", "RECIPE", "VERSION"], &table);
+    }
+    if rows.is_empty() {
+        println!("no apps in {}", ctx.abra.servers_dir().display());
+    }
+    Ok(0)
+}
+
+fn config(ctx: &Ctx, domain: &str) -> anyhow::Result<u8> {
+    let at = ctx.abra.find_app(domain)?;
+    if ctx.no_input {
+        bail!(
+            "`app config` opens an editor and cannot run with --no-input; edit {} directly",
+            at.path.display()
+        );
+    }
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let mut parts = shlex::split(&editor)
+        .filter(|p| !p.is_empty())
+        .with_context(|| format!("cannot parse EDITOR={editor:?}"))?;
+    let program = parts.remove(0);
+    let status = std::process::Command::new(&program)
+        .args(parts)
+        .arg(&at.path)
+        .status()
+        .with_context(|| format!("starting editor {program:?} (set EDITOR to one you have)"))?;
+    if !status.success() {
+        bail!("editor {program:?} exited with {status}");
+    }
+    // Say at once if the edit broke the file.
+    ctx.abra.load_app(at)?;
+    Ok(0)
+}
+
+fn check(ctx: &Ctx, v: VersionArgs) -> anyhow::Result<u8> {
+    let (app, files) = app_files(ctx, &v)?;
+    let sample = files.text(".env.sample").with_context(|| {
+        format!(
+            "recipe {} at {} has no .env.sample",
+            app.recipe.name, files.origin
+        )
+    })?;
+    let sample = EnvFile::parse(&sample)
+        .map_err(|e| anyhow::anyhow!("recipe {} .env.sample: {e}", app.recipe.name))?;
+    let have = app.env.values();
+    let mut missing: Vec<String> = Vec::new();
+    for e in sample.entries() {
+        if !have.contains_key(&e.key) && !missing.contains(&e.key) {
+            missing.push(e.key.clone());
+        }
+    }
+    if missing.is_empty() {
+        println!(
+            "{}: every key of {}'s .env.sample ({}) is set",
+            app.at.domain, app.recipe.name, files.origin
+        );
+        return Ok(0);
+    }
+    eprintln!(
+        "{}: {} key{} of {}'s .env.sample ({}) missing from {}:",
+        app.at.domain,
+        missing.len(),
+        if missing.len() == 1 { "" } else { "s" },
+        app.recipe.name,
+        files.origin,
+        app.at.path.display()
+    );
+    for k in &missing {
+        println!("{k}");
+    }
+    eprintln!("add them with `cooper app config {}`", app.at.domain);
+    Ok(exit::CHECK_FAILED)
+}

@@ -1,0 +1,290 @@
+//! `cooper recipe …`: recipes in the state directory.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use cooper_recipe::envfile::EnvFile;
+use cooper_recipe::lint::{self, Level, Outcome};
+use cooper_recipe::repo::RecipeRepo;
+use cooper_recipe::stack;
+
+use crate::{exit, output, Ctx};
+
+#[derive(Debug, Subcommand)]
+pub enum RecipeCommand {
+    /// List local recipes with their newest version.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'm', long)]
+        machine: bool,
+    },
+    /// List a recipe's versions and each service's image (alias: v).
+    #[command(alias = "v")]
+    Versions {
+        recipe: String,
+        #[arg(short = 'm', long)]
+        machine: bool,
+    },
+    /// Create a new recipe from cooper's template (alias: n).
+    #[command(alias = "n")]
+    New { name: String },
+    /// Check a recipe against rules R001–R016 and C001–C006 (alias: l).
+    #[command(alias = "l")]
+    Lint(Lint),
+}
+
+#[derive(Debug, Args)]
+pub struct Lint {
+    recipe: String,
+    /// Lint a release tag instead of the working tree.
+    #[arg(value_name = "VERSION")]
+    recipe_version: Option<String>,
+    #[arg(short = 'm', long)]
+    machine: bool,
+}
+
+impl RecipeCommand {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        match self {
+            RecipeCommand::Ls { machine } => ls(ctx, machine),
+            RecipeCommand::Versions { recipe, machine } => versions(ctx, &recipe, machine),
+            RecipeCommand::New { name } => new(ctx, &name),
+            RecipeCommand::Lint(l) => run_lint(ctx, l),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RecipeRow {
+    name: String,
+    latest: Option<String>,
+    versions: usize,
+}
+
+fn ls(ctx: &Ctx, machine: bool) -> anyhow::Result<u8> {
+    let mut rows = Vec::new();
+    for name in ctx.abra.recipes()? {
+        let (latest, count) = match ctx.abra.recipe(&name).and_then(|r| Ok(r.versions()?)) {
+            Ok(v) => (v.last().map(|v| v.to_string()), v.len()),
+            Err(_) => (None, 0),
+        };
+        rows.push(RecipeRow {
+            name,
+            latest,
+            versions: count,
+        });
+    }
+    if machine {
+        return output::json(&rows).map(|_| 0);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.latest.clone().unwrap_or_else(|| "-".into()),
+                r.versions.to_string(),
+            ]
+        })
+        .collect();
+    output::table(ctx.tty, &["RECIPE", "LATEST", "VERSIONS"], &table);
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct ServiceImage {
+    image: String,
+    tag: String,
+}
+
+fn versions(ctx: &Ctx, recipe: &str, machine: bool) -> anyhow::Result<u8> {
+    let repo = ctx.abra.recipe(recipe)?;
+    let mut out: Vec<BTreeMap<String, BTreeMap<String, ServiceImage>>> = Vec::new();
+    for v in repo.versions()? {
+        let files = repo.at_version(v.as_str())?;
+        let sample = files
+            .text(".env.sample")
+            .and_then(|t| EnvFile::parse(&t).ok())
+            .unwrap_or_default();
+        let mut services = BTreeMap::new();
+        match stack::load("example.org", &sample, &files) {
+            Ok(s) => {
+                for (name, svc) in s.compose.services {
+                    let (image, tag, _) = lint::split_image(&svc.image);
+                    services.insert(
+                        name,
+                        ServiceImage {
+                            image: image.to_string(),
+                            tag: tag.unwrap_or("latest").to_string(),
+                        },
+                    );
+                }
+            }
+            Err(e) => eprintln!("warning: {recipe} {v}: {e}"),
+        }
+        out.push(BTreeMap::from([(v.to_string(), services)]));
+    }
+    if machine {
+        return output::json(&out).map(|_| 0);
+    }
+    if out.is_empty() {
+        println!("{recipe} has no release tags");
+    }
+    for entry in &out {
+        for (version, services) in entry {
+            println!("{version}:");
+            for (name, img) in services {
+                println!(" - {name} ({}:{})", img.image, img.tag);
+            }
+        }
+    }
+    Ok(0)
+}
+
+const TEMPLATE_COMPOSE: &str = r#"---
+version: "3.8"
+
+services:
+  app:
+    image: nginx:1.27.2
+    networks:
+      - proxy
+    deploy:
+      restart_policy:
+        condition: on-failure
+      labels:
+        - "traefik.enable=true"
+        - "traefik.http.services.${STACK_NAME}.loadbalancer.server.port=80"
+        - "traefik.http.routers.${STACK_NAME}.rule=Host(`${DOMAIN}`${EXTRA_DOMAINS})"
+        - "traefik.http.routers.${STACK_NAME}.entrypoints=web-secure"
+        - "traefik.http.routers.${STACK_NAME}.tls.certresolver=${LETS_ENCRYPT_ENV}"
+        - "coop-cloud.${STACK_NAME}.version="
+        - "coop-cloud.${STACK_NAME}.timeout=${TIMEOUT:-300}"
+        - "backupbot.backup=${ENABLE_BACKUPS:-true}"
+    healthcheck:
+      test: ["CMD", "curl", "-f", "http://localhost"]
+      interval: 30s
+      timeout: 10s
+      retries: 10
+      start_period: 1m
+
+networks:
+  proxy:
+    external: true
+"#;
+
+const TEMPLATE_ENV: &str = "TYPE={name}\n\nDOMAIN={name}.example.com\n\n## Domain aliases\n#EXTRA_DOMAINS=', `www.{name}.example.com`'\n\nLETS_ENCRYPT_ENV=production\n\nENABLE_BACKUPS=true\n";
+
+const TEMPLATE_README: &str = "# {name}\n\n> One line description of the recipe\n\n<!-- metadata -->\n\n* **Category**: Apps\n* **Status**: 0\n* **Image**: [`nginx`](https://hub.docker.com/_/nginx), 4, upstream\n* **Healthcheck**: Yes\n* **Backups**: No\n* **Email**: N/A\n* **Tests**: No\n* **SSO**: N/A\n\n<!-- endmetadata -->\n\n## Quick start\n\n* `cooper app new {name} --server <server> --domain <domain>`\n* `cooper app config <domain>`\n* `cooper app deploy <domain>`\n";
+
+fn new(ctx: &Ctx, name: &str) -> anyhow::Result<u8> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        bail!("recipe names use lowercase letters, digits, - and _ only: {name:?}");
+    }
+    let dir = ctx.abra.recipes_dir().join(name);
+    if dir.exists() {
+        bail!("{} already exists; choose another name", dir.display());
+    }
+    std::fs::create_dir_all(dir.join("release"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let write = |rel: &str, text: String| -> anyhow::Result<()> {
+        let path = dir.join(rel);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write("compose.yml", TEMPLATE_COMPOSE.to_string())?;
+    write(".env.sample", TEMPLATE_ENV.replace("{name}", name))?;
+    write("README.md", TEMPLATE_README.replace("{name}", name))?;
+    write(
+        "abra.sh",
+        "# export config versions here, e.g. export NGINX_CONF_VERSION=v1\n".to_string(),
+    )?;
+    write("release/next", String::new())?;
+    init_git(&dir)?;
+    println!("created recipe {name} in {}", dir.display());
+    println!("next: edit compose.yml, then `cooper recipe lint {name}`");
+    Ok(0)
+}
+
+fn init_git(dir: &Path) -> anyhow::Result<()> {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["init", "-q", "-b", "main"])
+        .status()
+        .context("running git init (is git installed?)")?;
+    if !status.success() {
+        bail!("git init failed in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn run_lint(ctx: &Ctx, l: Lint) -> anyhow::Result<u8> {
+    let repo: RecipeRepo = ctx.abra.recipe(&l.recipe)?;
+    let files = match &l.recipe_version {
+        Some(v) => repo.at_revision(v)?,
+        None => repo.worktree()?,
+    };
+    let tags = repo.tags()?;
+    let origin_url = repo.origin_url();
+    let report = lint::lint(&lint::Input {
+        files: &files,
+        tags: &tags,
+        repo: Some(&repo),
+        origin_url,
+        offline: ctx.offline,
+    });
+    if l.machine {
+        output::json(&report)?;
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .findings
+            .iter()
+            .map(|f| {
+                let (status, detail) = match &f.outcome {
+                    Outcome::Ok => ("ok", String::new()),
+                    Outcome::Failed(d) => ("FAILED", d.join("; ")),
+                    Outcome::Skipped(why) => ("skipped", why.clone()),
+                };
+                let level = match f.level {
+                    Level::Warn => "warn",
+                    Level::Critical => "critical",
+                };
+                let fix = if f.failed() { f.how_to_fix } else { "" };
+                vec![
+                    f.rule.to_string(),
+                    f.description.to_string(),
+                    level.to_string(),
+                    status.to_string(),
+                    detail,
+                    fix.to_string(),
+                ]
+            })
+            .collect();
+        println!("{} ({})", report.recipe, report.origin);
+        output::table(
+            ctx.tty,
+            &[
+                "RULE",
+                "DESCRIPTION",
+                "LEVEL",
+                "STATUS",
+                "DETAIL",
+                "HOW TO FIX",
+            ],
+            &rows,
+        );
+    }
+    if report.has_errors() {
+        eprintln!("{}: critical lint rules failed", report.recipe);
+        return Ok(exit::CHECK_FAILED);
+    }
+    Ok(0)
+}
