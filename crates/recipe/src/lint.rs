@@ -145,12 +145,13 @@ fn yaml_strings<'a>(node: &'a crate::yaml::Node, out: &mut Vec<&'a str>) {
     }
 }
 
+const LINT_DOMAIN: &str = "lint.example.org";
+
 /// A stand-in app env for linting: `.env.sample`, with commented-out keys treated as unset.
-fn lint_env(sample: Option<&EnvFile>, compose_files: &[String]) -> EnvFile {
+fn lint_env(sample: Option<&EnvFile>) -> EnvFile {
     let mut env = sample.cloned().unwrap_or_default();
-    env.set("COMPOSE_FILE", &compose_files.join(":"));
     if env.get("DOMAIN").is_none() {
-        env.set("DOMAIN", "lint.example.org");
+        env.set("DOMAIN", LINT_DOMAIN);
     }
     env
 }
@@ -221,13 +222,14 @@ pub fn lint(input: &Input) -> Report {
     let abra_sh = files.text("abra.sh").map(|t| AbraSh::parse(&t));
     let mut findings = Vec::new();
 
-    // Load every combination once.
+    // Load every combination, each compose file once.
     let mut stacks: Vec<(Vec<String>, Compose)> = Vec::new();
     let mut load_errors = Vec::new();
+    let env = lint_env(sample.as_ref());
+    let cache = stack::ComposeCache::new(LINT_DOMAIN, &env, files);
     for combo in combinations(files, sample.as_ref()) {
-        let env = lint_env(sample.as_ref(), &combo);
-        match stack::load("lint.example.org", &env, files) {
-            Ok(s) => stacks.push((combo, s.compose)),
+        match cache.load(&combo) {
+            Ok(c) => stacks.push((combo, c)),
             Err(e) => load_errors.push(format!("[{}] {e}", combo.join(":"))),
         }
     }
@@ -532,7 +534,9 @@ pub fn lint(input: &Input) -> Report {
             if key.len() > 12 {
                 long_keys.insert(format!("secret {key} ({} characters)", key.len()));
             }
-            let swarm_name = secret.name.replacen("lint_example_org", &max_stack, 1);
+            let swarm_name = secret
+                .name
+                .replacen(&stack::stack_name(LINT_DOMAIN), &max_stack, 1);
             if swarm_name.len() > 64 {
                 too_long.insert(format!(
                     "secret {key}: {} characters with a {}-character stack name [{}]",
@@ -762,12 +766,13 @@ fn config_contents(files: &RecipeFiles) -> Option<BTreeMap<String, (String, Vec<
         .text(".env.sample")
         .and_then(|t| EnvFile::parse(&t).ok());
     let mut all = BTreeMap::new();
+    let env = lint_env(sample.as_ref());
+    let cache = stack::ComposeCache::new(LINT_DOMAIN, &env, files);
     for combo in combinations(files, sample.as_ref()) {
-        let env = lint_env(sample.as_ref(), &combo);
-        let Ok(stack) = stack::load("lint.example.org", &env, files) else {
+        let Ok(compose) = cache.load(&combo) else {
             continue;
         };
-        for (key, c) in stack.compose.configs {
+        for (key, c) in compose.configs {
             if c.file.is_empty() {
                 continue;
             }

@@ -5,6 +5,8 @@
 //! it. Compose files come from `COMPOSE_FILE` (colon-separated, in order; `compose.yml` when
 //! unset).
 
+use std::collections::BTreeMap;
+
 use indexmap::IndexMap;
 
 use crate::abrash::AbraSh;
@@ -85,38 +87,81 @@ pub struct Stack {
     pub compose_files: Vec<String>,
 }
 
+fn missing_file(files: &RecipeFiles, name: &str) -> StackError {
+    StackError::MissingComposeFile {
+        file: name.to_string(),
+        recipe: files.recipe.clone(),
+        origin: files.origin.to_string(),
+        available: files
+            .paths()
+            .filter(|p| {
+                let base = p.rsplit('/').next().unwrap_or(p);
+                base.starts_with("compose") && (base.ends_with(".yml") || base.ends_with(".yaml"))
+            })
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+/// Loads compose files of one recipe with one environment, each file at most once, for tools
+/// that look at many `COMPOSE_FILE` combinations (lint, version listings).
+pub struct ComposeCache<'a> {
+    files: &'a RecipeFiles,
+    env: IndexMap<String, String>,
+    loaded: std::cell::RefCell<BTreeMap<String, Result<compose::LoadedFile, ComposeError>>>,
+}
+
+impl<'a> ComposeCache<'a> {
+    pub fn new(domain: &str, app_env: &EnvFile, files: &'a RecipeFiles) -> Self {
+        let abra_sh = files.text("abra.sh").map(|t| AbraSh::parse(&t));
+        ComposeCache {
+            files,
+            env: deploy_env(domain, app_env, abra_sh.as_ref()),
+            loaded: Default::default(),
+        }
+    }
+
+    /// The stack made of these compose files, in order.
+    pub fn load(&self, names: &[String]) -> Result<Compose, StackError> {
+        let mut loaded = self.loaded.borrow_mut();
+        for name in names {
+            if loaded.contains_key(name) {
+                continue;
+            }
+            let text = self
+                .files
+                .text(name)
+                .ok_or_else(|| missing_file(self.files, name))?;
+            let read = |p: &str| self.files.text(p);
+            let result = compose::load_file(
+                &SourceFile {
+                    name: name.clone(),
+                    text,
+                },
+                &self.env,
+                &read,
+            );
+            loaded.insert(name.clone(), result);
+        }
+        let mut parts = Vec::with_capacity(names.len());
+        for name in names {
+            match &loaded[name] {
+                Ok(f) => parts.push(f),
+                Err(e) => return Err(StackError::Compose(e.clone())),
+            }
+        }
+        Ok(compose::merge_files(parts)?)
+    }
+}
+
 /// Loads the stack for an app from its recipe files.
 pub fn load(domain: &str, app_env: &EnvFile, files: &RecipeFiles) -> Result<Stack, StackError> {
-    let abra_sh = files.text("abra.sh").map(|t| AbraSh::parse(&t));
-    let env = deploy_env(domain, app_env, abra_sh.as_ref());
+    let cache = ComposeCache::new(domain, app_env, files);
     let names = compose_files(app_env);
-    let mut sources = Vec::with_capacity(names.len());
-    for name in &names {
-        let text = files
-            .text(name)
-            .ok_or_else(|| StackError::MissingComposeFile {
-                file: name.clone(),
-                recipe: files.recipe.clone(),
-                origin: files.origin.to_string(),
-                available: files
-                    .paths()
-                    .filter(|p| {
-                        let base = p.rsplit('/').next().unwrap_or(p);
-                        base.starts_with("compose")
-                            && (base.ends_with(".yml") || base.ends_with(".yaml"))
-                    })
-                    .map(str::to_string)
-                    .collect(),
-            })?;
-        sources.push(SourceFile {
-            name: name.clone(),
-            text,
-        });
-    }
-    let read = |p: &str| files.text(p);
-    let compose = compose::load(&sources, &env, &read)?;
+    let compose = cache.load(&names)?;
     Ok(Stack {
-        name: env
+        name: cache
+            .env
             .get("STACK_NAME")
             .cloned()
             .unwrap_or_else(|| stack_name(domain)),

@@ -39,10 +39,15 @@ pub enum RecipeCommand {
 
 #[derive(Debug, Args)]
 pub struct Lint {
-    recipe: String,
-    /// Lint a release tag instead of the working tree.
-    #[arg(value_name = "VERSION")]
-    recipe_version: Option<String>,
+    /// Recipes to lint.
+    #[arg(required_unless_present = "all")]
+    recipes: Vec<String>,
+    /// Lint every recipe in $ABRA_DIR/recipes.
+    #[arg(short = 'a', long, conflicts_with = "recipes")]
+    all: bool,
+    /// Lint a release tag (or commit) instead of the working tree.
+    #[arg(short = 't', long, value_name = "VERSION")]
+    tag: Option<String>,
     #[arg(short = 'm', long)]
     machine: bool,
 }
@@ -227,64 +232,86 @@ fn init_git(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn run_lint(ctx: &Ctx, l: Lint) -> anyhow::Result<u8> {
-    let repo: RecipeRepo = ctx.abra.recipe(&l.recipe)?;
-    let files = match &l.recipe_version {
-        Some(v) => repo.at_revision(v)?,
-        None => repo.worktree()?,
-    };
-    let tags = repo.tags()?;
-    let origin_url = repo.origin_url();
-    let report = lint::lint(&lint::Input {
-        files: &files,
-        tags: &tags,
-        repo: Some(&repo),
-        origin_url,
-        offline: ctx.offline,
-    });
-    if l.machine {
-        output::json(&report)?;
+    let names = if l.all {
+        ctx.abra.recipes()?
     } else {
-        let rows: Vec<Vec<String>> = report
-            .findings
-            .iter()
-            .map(|f| {
-                let (status, detail) = match &f.outcome {
-                    Outcome::Ok => ("ok", String::new()),
-                    Outcome::Failed(d) => ("FAILED", d.join("; ")),
-                    Outcome::Skipped(why) => ("skipped", why.clone()),
-                };
-                let level = match f.level {
-                    Level::Warn => "warn",
-                    Level::Critical => "critical",
-                };
-                let fix = if f.failed() { f.how_to_fix } else { "" };
-                vec![
-                    f.rule.to_string(),
-                    f.description.to_string(),
-                    level.to_string(),
-                    status.to_string(),
-                    detail,
-                    fix.to_string(),
-                ]
-            })
-            .collect();
-        println!("{} ({})", report.recipe, report.origin);
-        output::table(
-            ctx.tty,
-            &[
-                "RULE",
-                "DESCRIPTION",
-                "LEVEL",
-                "STATUS",
-                "DETAIL",
-                "HOW TO FIX",
-            ],
-            &rows,
-        );
+        l.recipes.clone()
+    };
+    let mut reports = Vec::with_capacity(names.len());
+    for name in &names {
+        let repo: RecipeRepo = ctx.abra.recipe(name)?;
+        let files = match &l.tag {
+            Some(v) => repo.at_revision(v)?,
+            None => repo.worktree()?,
+        };
+        let tags = repo.tags()?;
+        reports.push(lint::lint(&lint::Input {
+            files: &files,
+            tags: &tags,
+            repo: Some(&repo),
+            origin_url: repo.origin_url(),
+            offline: ctx.offline,
+        }));
     }
-    if report.has_errors() {
-        eprintln!("{}: critical lint rules failed", report.recipe);
-        return Ok(exit::CHECK_FAILED);
+    if l.machine {
+        if l.all || reports.len() != 1 {
+            output::json(&reports)?;
+        } else {
+            output::json(&reports[0])?;
+        }
+    } else {
+        for report in &reports {
+            print_report(ctx, report);
+        }
     }
-    Ok(0)
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.has_errors())
+        .map(|r| r.recipe.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    eprintln!("critical lint rules failed: {}", failed.join(", "));
+    Ok(exit::CHECK_FAILED)
+}
+
+fn print_report(ctx: &Ctx, report: &lint::Report) {
+    let rows: Vec<Vec<String>> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let (status, detail) = match &f.outcome {
+                Outcome::Ok => ("ok", String::new()),
+                Outcome::Failed(d) => ("FAILED", d.join("; ")),
+                Outcome::Skipped(why) => ("skipped", why.clone()),
+            };
+            let level = match f.level {
+                Level::Warn => "warn",
+                Level::Critical => "critical",
+            };
+            let fix = if f.failed() { f.how_to_fix } else { "" };
+            vec![
+                f.rule.to_string(),
+                f.description.to_string(),
+                level.to_string(),
+                status.to_string(),
+                detail,
+                fix.to_string(),
+            ]
+        })
+        .collect();
+    println!("{} ({})", report.recipe, report.origin);
+    output::table(
+        ctx.tty,
+        &[
+            "RULE",
+            "DESCRIPTION",
+            "LEVEL",
+            "STATUS",
+            "DETAIL",
+            "HOW TO FIX",
+        ],
+        &rows,
+    );
 }

@@ -75,6 +75,65 @@ impl Env for indexmap::IndexMap<String, String> {
     }
 }
 
+/// One compose file, loaded and interpolated but not yet merged.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    pub name: String,
+    pub compose: Compose,
+}
+
+/// Loads one compose file: YAML, interpolation, schema check, canonical forms.
+pub fn load_file(
+    file: &SourceFile,
+    env: &dyn Env,
+    read: &dyn Fn(&str) -> Option<String>,
+) -> Result<LoadedFile, ComposeError> {
+    let lookup = |k: &str| env.get(k).map(str::to_string);
+    let mut root = yaml::parse(&file.text).map_err(|source| ComposeError::Yaml {
+        file: file.name.clone(),
+        source,
+    })?;
+    let ctx = parse::Ctx {
+        file: &file.name,
+        lookup: &lookup,
+        read,
+    };
+    interpolate_tree(&ctx, &mut root, &mut Vec::new(), env)?;
+    let loaded = parse::load_file(&ctx, &root)?;
+    let mut compose = loaded.compose;
+    compose.version = loaded
+        .version
+        .map(|(v, _)| v)
+        .unwrap_or_else(|| DEFAULT_VERSION.to_string());
+    Ok(LoadedFile {
+        name: file.name.clone(),
+        compose,
+    })
+}
+
+/// Merges loaded files in order (the first is the base).
+pub fn merge_files<'a>(
+    files: impl IntoIterator<Item = &'a LoadedFile>,
+) -> Result<Compose, ComposeError> {
+    let mut iter = files.into_iter();
+    let Some(first) = iter.next() else {
+        return Ok(Compose::default());
+    };
+    let mut base = first.compose.clone();
+    for file in iter {
+        if file.compose.version != base.version {
+            return Err(ComposeError::VersionMismatch {
+                first: first.name.clone(),
+                ours: base.version.clone(),
+                file: file.name.clone(),
+                theirs: file.compose.version.clone(),
+            });
+        }
+        merge::merge(&mut base, file.compose.clone());
+    }
+    Ok(base)
+}
+
 /// Loads and merges compose files in order. `read` gives other recipe files by path (for
 /// `env_file`).
 pub fn load(
@@ -82,42 +141,11 @@ pub fn load(
     env: &dyn Env,
     read: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Compose, ComposeError> {
-    let lookup = |k: &str| env.get(k).map(str::to_string);
-    let mut merged: Option<(Compose, String, String)> = None;
-    for file in files {
-        let mut root = yaml::parse(&file.text).map_err(|source| ComposeError::Yaml {
-            file: file.name.clone(),
-            source,
-        })?;
-        let ctx = parse::Ctx {
-            file: &file.name,
-            lookup: &lookup,
-            read,
-        };
-        interpolate_tree(&ctx, &mut root, &mut Vec::new(), env)?;
-        let loaded = parse::load_file(&ctx, &root)?;
-        let version = loaded
-            .version
-            .map(|(v, _)| v)
-            .unwrap_or_else(|| DEFAULT_VERSION.to_string());
-        let mut compose = loaded.compose;
-        compose.version = version.clone();
-        match merged.as_mut() {
-            None => merged = Some((compose, file.name.clone(), version)),
-            Some((base, first, ours)) => {
-                if *ours != version {
-                    return Err(ComposeError::VersionMismatch {
-                        first: first.clone(),
-                        ours: ours.clone(),
-                        file: file.name.clone(),
-                        theirs: version,
-                    });
-                }
-                merge::merge(base, compose);
-            }
-        }
-    }
-    Ok(merged.map(|m| m.0).unwrap_or_default())
+    let loaded = files
+        .iter()
+        .map(|f| load_file(f, env, read))
+        .collect::<Result<Vec<_>, _>>()?;
+    merge_files(&loaded)
 }
 
 #[derive(Clone, Copy)]

@@ -1,0 +1,2 @@
+# config versions: bump when the file changes
+export INDEX_VERSION=v1
