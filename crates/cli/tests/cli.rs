@@ -373,7 +373,7 @@ fn lint_passes_a_clean_recipe_and_fails_planted_defects() {
         .collect();
     for rule in [
         "R002", "R003", "R004", "R007", "R009", "R010", "R014", "R015", "C001", "C002", "C003",
-        "C004", "C005",
+        "C004", "C005", "C007",
     ] {
         assert!(
             failed.contains(&rule),

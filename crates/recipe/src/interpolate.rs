@@ -1,12 +1,28 @@
 //! Variable substitution in compose values: `$VAR`, `${VAR}`, `${VAR:-default}`,
 //! `${VAR-default}`, `${VAR:?message}`, `${VAR?message}` and `$$` for a literal dollar.
 //!
-//! The syntax is Docker's stack loader's, with one documented deviation: the operator is the
-//! first one after the variable name. Docker picks an operator by searching the whole expression,
-//! so `${X:?must-be-set}` is read there as a default of `be-set` for a variable called
-//! `X:?must`; cooper reports the required-variable error the author meant.
+//! The grammar is exactly Docker's (and so abra's), quirks included, because a rendered stack
+//! must not change when an operator moves from abra to cooper:
+//! - the operator is chosen by searching the whole expression, in the order `:-`, `-`, `:?`,
+//!   `?`, so `${X:?must-be-set}` is a *default* of `be-set` for a variable named `X:?must`;
+//! - an unbraced `$X` may carry an operator too, up to the next `}`: `$X-suffix` is `$X` with
+//!   the default `suffix`, not `$X` followed by `-suffix`.
+//!
+//! `recipe lint` (rule C007) warns about both forms, which rarely mean what their author meant.
 
 use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Docker's template pattern (compose `template` package).
+static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
+    let subst = r"[_a-z][_a-z0-9]*(?::?[-?][^}]*)?";
+    Regex::new(&format!(
+        r"\$(?i:(?P<escaped>\$)|(?P<named>{subst})|\{{(?P<braced>{subst})\}}|(?P<invalid>))"
+    ))
+    .expect("valid pattern")
+});
 
 /// Why a substitution failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,14 +50,6 @@ impl fmt::Display for SubstError {
     }
 }
 
-fn is_name_start(c: char) -> bool {
-    c == '_' || c.is_ascii_alphabetic()
-}
-
-fn is_name_char(c: char) -> bool {
-    c == '_' || c.is_ascii_alphanumeric()
-}
-
 /// Substitutes variables in `template` using `lookup` (which returns `None` for unset).
 pub fn substitute<'a, F>(template: &str, lookup: F) -> Result<String, SubstError>
 where
@@ -50,85 +58,91 @@ where
     if !template.contains('$') {
         return Ok(template.to_string());
     }
-    let invalid = || SubstError::Invalid {
-        template: template.to_string(),
-    };
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(idx) = rest.find('$') {
-        out.push_str(&rest[..idx]);
-        let after = &rest[idx + 1..];
-        let mut chars = after.chars();
-        match chars.next() {
-            Some('$') => {
-                out.push('$');
-                rest = &after[1..];
-            }
-            Some('{') => {
-                let body_end = after.find('}').ok_or_else(invalid)?;
-                let body = &after[1..body_end];
-                out.push_str(&expand_braced(body, &lookup).ok_or_else(invalid)??);
-                rest = &after[body_end + 1..];
-            }
-            Some(c) if is_name_start(c) => {
-                let len = after
-                    .char_indices()
-                    .find(|(_, c)| !is_name_char(*c))
-                    .map_or(after.len(), |(i, _)| i);
-                out.push_str(lookup(&after[..len]).unwrap_or(""));
-                rest = &after[len..];
-            }
-            _ => return Err(invalid()),
+    let mut error = None;
+    let out = PATTERN.replace_all(template, |caps: &regex::Captures| {
+        if error.is_some() {
+            return String::new();
         }
+        if caps.name("escaped").is_some() {
+            return "$".to_string();
+        }
+        let Some(expr) = caps.name("named").or(caps.name("braced")) else {
+            error = Some(SubstError::Invalid {
+                template: template.to_string(),
+            });
+            return String::new();
+        };
+        match expand(expr.as_str(), &lookup) {
+            Ok(v) => v,
+            Err(e) => {
+                error = Some(e);
+                String::new()
+            }
+        }
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(out.into_owned()),
     }
-    out.push_str(rest);
-    Ok(out)
 }
 
-/// Expands the inside of `${...}`. `None` means the body is malformed.
-fn expand_braced<'a, F>(body: &str, lookup: &F) -> Option<Result<String, SubstError>>
+/// Applies Docker's substitution functions in its order.
+fn expand<'a, F>(expr: &str, lookup: &F) -> Result<String, SubstError>
 where
     F: Fn(&str) -> Option<&'a str>,
 {
-    let first = body.chars().next()?;
-    if !is_name_start(first) {
-        return None;
-    }
-    let name_len = body
-        .char_indices()
-        .find(|(_, c)| !is_name_char(*c))
-        .map_or(body.len(), |(i, _)| i);
-    let (name, op) = body.split_at(name_len);
-    let value = lookup(name);
-    let result = if op.is_empty() {
-        Ok(value.unwrap_or("").to_string())
-    } else if let Some(default) = op.strip_prefix(":-") {
-        Ok(match value {
+    if let Some((name, default)) = expr.split_once(":-") {
+        return Ok(match lookup(name) {
             Some(v) if !v.is_empty() => v.to_string(),
             _ => default.to_string(),
-        })
-    } else if let Some(default) = op.strip_prefix('-') {
-        Ok(value.unwrap_or(default).to_string())
-    } else if let Some(message) = op.strip_prefix(":?") {
-        match value {
+        });
+    }
+    if let Some((name, default)) = expr.split_once('-') {
+        return Ok(lookup(name).unwrap_or(default).to_string());
+    }
+    if let Some((name, message)) = expr.split_once(":?") {
+        return match lookup(name) {
             Some(v) if !v.is_empty() => Ok(v.to_string()),
             _ => Err(SubstError::Required {
                 name: name.to_string(),
                 message: message.to_string(),
             }),
-        }
-    } else if let Some(message) = op.strip_prefix('?') {
-        match value {
+        };
+    }
+    if let Some((name, message)) = expr.split_once('?') {
+        return match lookup(name) {
             Some(v) => Ok(v.to_string()),
             None => Err(SubstError::Required {
                 name: name.to_string(),
                 message: message.to_string(),
             }),
-        }
-    } else {
-        return None;
-    };
-    Some(result)
+        };
+    }
+    Ok(lookup(expr).unwrap_or("").to_string())
+}
+
+/// Expressions whose meaning under Docker's grammar is probably not what was meant: a
+/// required-variable message containing `-`, or an unbraced variable followed by an operator.
+pub fn ambiguous_expressions(template: &str) -> Vec<String> {
+    PATTERN
+        .captures_iter(template)
+        .filter_map(|caps| {
+            if let Some(named) = caps.name("named") {
+                let t = named.as_str();
+                if t.contains(['-', '?']) {
+                    return Some(format!("${t}"));
+                }
+            }
+            if let Some(braced) = caps.name("braced") {
+                let t = braced.as_str();
+                let op = t.find([':', '-', '?']).map(|i| &t[i..]).unwrap_or("");
+                if (op.starts_with(":?") || op.starts_with('?')) && op.contains('-') {
+                    return Some(format!("${{{t}}}"));
+                }
+            }
+            None
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -145,7 +159,7 @@ mod tests {
     #[test]
     fn forms() {
         check("plain", Ok("plain"));
-        check("$A-${A}", Ok("alpha-alpha"));
+        check("$A/${A}", Ok("alpha/alpha"));
         check("${MISSING}x", Ok("x"));
         check("$$A", Ok("$A"));
         check("$$$A", Ok("$alpha"));
@@ -169,13 +183,6 @@ mod tests {
                 message: "set it in the .env".into(),
             }),
         );
-        check(
-            "${EMPTY:?must-be-set}",
-            Err(SubstError::Required {
-                name: "EMPTY".into(),
-                message: "must-be-set".into(),
-            }),
-        );
         check("${EMPTY?x}", Ok(""));
         check(
             "${MISSING?}",
@@ -183,6 +190,22 @@ mod tests {
                 name: "MISSING".into(),
                 message: String::new(),
             }),
+        );
+    }
+
+    /// Docker's grammar, kept for compatibility (and flagged by lint rule C007).
+    #[test]
+    fn dockers_quirks_are_kept() {
+        // The `-` inside the message makes this a default for a variable named `EMPTY:?must`.
+        check("${EMPTY:?must-be-set}", Ok("be-set"));
+        // An unbraced variable takes an operator up to the next `}`.
+        check("$A-suffix", Ok("alpha"));
+        check("$MISSING-fallback", Ok("fallback"));
+        check("$A:x", Ok("alpha:x"));
+        check("$A-${A}", Ok("alpha}"));
+        assert_eq!(
+            ambiguous_expressions("${X:?must-be-set} $A-b ${C:-d} $E"),
+            vec!["${X:?must-be-set}", "$A-b ${C:-d"]
         );
     }
 

@@ -1,4 +1,4 @@
-//! `recipe lint`: abra's rules R001–R016 and cooper's own C001–C006.
+//! `recipe lint`: abra's rules R001–R016 and cooper's own C001–C007.
 //!
 //! Levels are `warn` and `critical`; a failed critical rule makes `cooper recipe lint` exit
 //! non-zero, so CI can gate on it. Rules that cannot be decided (offline, no configs, …) are
@@ -700,6 +700,33 @@ pub fn lint(input: &Input) -> Report {
         "services only use defined secrets, configs, networks and volumes",
         "define the object at the top level of the same compose file",
         outcome(problems.into_iter().collect()),
+    ));
+
+    // C007
+    let mut ambiguous = BTreeSet::new();
+    for path in files.paths() {
+        let b = path.rsplit('/').next().unwrap_or(path);
+        if !(b.starts_with("compose") && b.ends_with(".yml")) {
+            continue;
+        }
+        let Ok(tree) = crate::yaml::parse(&files.text(path).unwrap_or_default()) else {
+            continue;
+        };
+        let mut strings = Vec::new();
+        yaml_strings(&tree, &mut strings);
+        for expr in strings
+            .into_iter()
+            .flat_map(crate::interpolate::ambiguous_expressions)
+        {
+            ambiguous.insert(format!("{path}: {expr}"));
+        }
+    }
+    findings.push(finding(
+        "C007",
+        Level::Warn,
+        "interpolations mean what they say",
+        "brace the variable (${VAR}-suffix) and keep - out of ${VAR:?message}",
+        outcome(ambiguous.into_iter().collect()),
     ));
 
     // C006

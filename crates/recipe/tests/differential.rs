@@ -223,6 +223,8 @@ fn render_equals_docker_on_edge_cases() {
         (&["interpolated.yml"], true),
         (&["required.yml"], false),
         (&["scalars.yml"], true),
+        (&["v3-13.yml"], true),
+        (&["quirky-interpolation.yml"], true),
     ];
     let envs: [&[(&str, &str)]; 2] = [
         &[],

@@ -106,6 +106,17 @@ fn app_files(ctx: &Ctx, v: &VersionArgs) -> anyhow::Result<(App, RecipeFiles)> {
         chaos: v.chaos,
     };
     let files = stack::select_files(&repo, app.recipe.version.as_deref(), &choice)?;
+    if ctx.debug {
+        eprintln!(
+            "debug: app {} on server {} ({}), recipe {} at {}, compose files {}",
+            app.at.domain,
+            app.at.server,
+            app.at.path.display(),
+            app.recipe.name,
+            files.origin,
+            stack::compose_files(&app.env).join(":")
+        );
+    }
     if files.origin.is_chaos() {
         eprintln!(
             "note: chaos mode: using recipe {} from its {}",

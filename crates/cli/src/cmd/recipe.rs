@@ -32,7 +32,7 @@ pub enum RecipeCommand {
     /// Create a new recipe from cooper's template (alias: n).
     #[command(alias = "n")]
     New { name: String },
-    /// Check a recipe against rules R001–R016 and C001–C006 (alias: l).
+    /// Check a recipe against rules R001–R016 and C001–C007 (alias: l).
     #[command(alias = "l")]
     Lint(Lint),
 }

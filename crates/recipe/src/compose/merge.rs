@@ -170,6 +170,7 @@ fn merge_service(d: &mut Service, s: Service) {
             opt_scalar(&mut dh.interval, sh.interval);
             opt_override(&mut dh.retries, sh.retries);
             opt_scalar(&mut dh.start_period, sh.start_period);
+            opt_scalar(&mut dh.start_interval, sh.start_interval);
             flag(&mut dh.disable, sh.disable);
         }
     }
@@ -206,6 +207,7 @@ fn merge_service(d: &mut Service, s: Service) {
                     dn.aliases = sn.aliases;
                     string(&mut dn.ipv4_address, sn.ipv4_address);
                     string(&mut dn.ipv6_address, sn.ipv6_address);
+                    labels(&mut dn.driver_opts, sn.driver_opts);
                 }
             }
         }

@@ -338,6 +338,8 @@ pub struct Healthcheck {
     pub retries: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_period: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<Duration>,
     #[serde(skip_serializing_if = "is_false")]
     pub disable: bool,
 }
@@ -358,6 +360,8 @@ pub struct ServiceNetwork {
     pub ipv4_address: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub ipv6_address: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize)]

@@ -60,6 +60,7 @@ const SERVICE_KEYS: &[&str] = &[
     "mac_address",
     "network_mode",
     "networks",
+    "oom_score_adj",
     "pid",
     "ports",
     "privileged",
@@ -449,7 +450,12 @@ fn load_service(ctx: &Ctx, node: &Node, path: &str) -> R<Service> {
             "mac_address" => s.mac_address = ctx.string(v, p)?,
             "network_mode" => s.network_mode = ctx.string(v, p)?,
             "networks" => s.networks = service_networks(ctx, v, p)?,
+            "pid" if v.value == Value::Null => {}
             "pid" => s.pid = ctx.string(v, p)?,
+            // Accepted by Docker's schema but not carried into a Swarm service.
+            "oom_score_adj" => {
+                ctx.int(v, p)?;
+            }
             "ports" => s.ports = ports(ctx, v, p)?,
             "privileged" => s.privileged = ctx.bool(v, p)?,
             "read_only" => s.read_only = ctx.bool(v, p)?,
@@ -597,21 +603,8 @@ fn load_build(ctx: &Ctx, node: &Node, path: &str) -> R<Build> {
             ..Build::default()
         });
     }
+    // Docker's schema allows any other key under `build` (it is ignored by stack deploys).
     let m = ctx.map(node, path)?.cloned().unwrap_or_default();
-    ctx.check_keys(
-        &m,
-        path,
-        &[
-            "context",
-            "dockerfile",
-            "args",
-            "labels",
-            "cache_from",
-            "extra_hosts",
-            "network",
-            "target",
-        ],
-    )?;
     let mut b = Build::default();
     for (k, v) in &m.entries {
         let p = format!("{path}.{}", k.name);
@@ -641,6 +634,7 @@ fn load_healthcheck(ctx: &Ctx, node: &Node, path: &str) -> R<Healthcheck> {
             "interval",
             "retries",
             "start_period",
+            "start_interval",
             "disable",
         ],
     )?;
@@ -658,6 +652,7 @@ fn load_healthcheck(ctx: &Ctx, node: &Node, path: &str) -> R<Healthcheck> {
             "interval" => h.interval = Some(ctx.duration(v, &p)?),
             "retries" => h.retries = Some(ctx.uint(v, &p)?),
             "start_period" => h.start_period = Some(ctx.duration(v, &p)?),
+            "start_interval" => h.start_interval = Some(ctx.duration(v, &p)?),
             "disable" => h.disable = ctx.bool(v, &p)?,
             _ => {}
         }
@@ -699,7 +694,11 @@ fn service_networks(
                     out.insert(k.name.clone(), None);
                     continue;
                 };
-                ctx.check_keys(mm, &p, &["aliases", "ipv4_address", "ipv6_address"])?;
+                ctx.check_keys(
+                    mm,
+                    &p,
+                    &["aliases", "ipv4_address", "ipv6_address", "driver_opts"],
+                )?;
                 let mut n = ServiceNetwork::default();
                 for (kk, vv) in &mm.entries {
                     let pp = format!("{p}.{}", kk.name);
@@ -707,6 +706,7 @@ fn service_networks(
                         "aliases" => n.aliases = ctx.string_list(vv, &pp)?,
                         "ipv4_address" => n.ipv4_address = ctx.string(vv, &pp)?,
                         "ipv6_address" => n.ipv6_address = ctx.string(vv, &pp)?,
+                        "driver_opts" => n.driver_opts = ctx.string_map(vv, &pp)?,
                         _ => {}
                     }
                 }
