@@ -225,6 +225,9 @@ fn render_equals_docker_on_edge_cases() {
         (&["scalars.yml"], true),
         (&["v3-13.yml"], true),
         (&["quirky-interpolation.yml"], true),
+        (&["assorted.yml"], true),
+        (&["null-service.yml"], false),
+        (&["number-version.yml"], false),
     ];
     let envs: [&[(&str, &str)]; 2] = [
         &[],

@@ -22,7 +22,7 @@ fn is_zero_u64(n: &u64) -> bool {
 fn is_zero_i64(n: &i64) -> bool {
     *n == 0
 }
-fn is_zero_f32(n: &f32) -> bool {
+fn is_zero_f64(n: &f64) -> bool {
     *n == 0.0
 }
 
@@ -240,8 +240,9 @@ pub struct UpdateConfig {
     pub failure_action: String,
     #[serde(skip_serializing_if = "Duration::is_zero")]
     pub monitor: Duration,
-    #[serde(skip_serializing_if = "is_zero_f32")]
-    pub max_failure_ratio: f32,
+    /// A float32 in Docker; kept as the f64 with the same shortest text, so it prints alike.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub max_failure_ratio: f64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub order: String,
 }

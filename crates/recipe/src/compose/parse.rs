@@ -308,9 +308,9 @@ pub(crate) fn load_file(ctx: &Ctx, root: &Node) -> R<FileConfig> {
             "version", "services", "networks", "volumes", "secrets", "configs",
         ],
     )?;
-    let version = top.get("version").map(|n| match n.scalar_text() {
-        Some(v) => Ok((v, n.pos)),
-        None => Err(ctx.type_err(n, "version", "a string such as \"3.8\"")),
+    let version = top.get("version").map(|n| match &n.value {
+        Value::Str(v) => Ok((v.clone(), n.pos)),
+        _ => Err(ctx.type_err(n, "version", "a quoted string such as \"3.8\"")),
     });
     let version = version.transpose()?;
     let mut compose = Compose {
@@ -371,8 +371,8 @@ pub(crate) fn load_file(ctx: &Ctx, root: &Node) -> R<FileConfig> {
 }
 
 fn load_service(ctx: &Ctx, node: &Node, path: &str) -> R<Service> {
-    let Some(m) = ctx.map(node, path)? else {
-        return Ok(Service::default());
+    let Value::Map(m) = &node.value else {
+        return Err(ctx.type_err(node, path, "a mapping (a service needs at least `image:`)"));
     };
     for (key, _) in &m.entries {
         if let Some((_, why)) = FORBIDDEN.iter().find(|(k, _)| *k == key.name) {
@@ -857,11 +857,12 @@ fn update_config(ctx: &Ctx, node: &Node, path: &str) -> R<UpdateConfig> {
             "failure_action" => u.failure_action = ctx.string(v, &p)?,
             "monitor" => u.monitor = ctx.duration(v, &p)?,
             "max_failure_ratio" => {
-                u.max_failure_ratio = match v.value {
+                let f = match v.value {
                     Value::Int(i) => i as f32,
                     Value::Float(f) => f as f32,
                     _ => return Err(ctx.type_err(v, &p, "a number")),
-                }
+                };
+                u.max_failure_ratio = f.to_string().parse().unwrap_or(f64::from(f));
             }
             "order" => u.order = ctx.string(v, &p)?,
             _ => {}
