@@ -228,6 +228,8 @@ fn render_equals_docker_on_edge_cases() {
         (&["assorted.yml"], true),
         (&["null-service.yml"], false),
         (&["number-version.yml"], false),
+        (&["gated.yml"], false),
+        (&["unsupported-version.yml"], false),
     ];
     let envs: [&[(&str, &str)]; 2] = [
         &[],
@@ -270,4 +272,160 @@ fn render_equals_docker_on_edge_cases() {
             }
         }
     }
+}
+
+/// Deterministic xorshift, so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Random overlays built from real service fields, merged onto real compose files: the merge
+/// rules must agree with Docker's for every field in any combination.
+#[test]
+fn random_overlays_merge_like_docker() {
+    let cli = docker_cli();
+    let mut pool: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut bases: Vec<(String, String)> = Vec::new();
+    for recipe in ["bonfire", "traefik", "llamenos", "gaseous"] {
+        let dir = fixtures().join(recipe);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.starts_with("compose") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let tree = cooper_recipe::yaml::parse(&text).unwrap().to_json();
+            if let Some(services) = tree["services"].as_object() {
+                for svc in services.values() {
+                    for (k, v) in svc.as_object().into_iter().flatten() {
+                        pool.push((k.clone(), v.clone()));
+                    }
+                }
+            }
+            if name == "compose.yml" {
+                bases.push((recipe.to_string(), text));
+            }
+        }
+    }
+    // Fields from the hand-written edge cases widen the pool (ports, ulimits, logging, …).
+    let edge = fixtures().join("../compose-edge");
+    for entry in std::fs::read_dir(&edge).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let Ok(tree) = cooper_recipe::yaml::parse(&text) else {
+            continue;
+        };
+        let tree = tree.to_json();
+        for svc in tree["services"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            for (k, v) in svc.as_object().into_iter().flatten() {
+                pool.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    assert!(pool.len() > 100, "pool of {} fields", pool.len());
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().canonicalize().unwrap();
+    // COOPER_FUZZ_SEED / COOPER_FUZZ_CASES explore further than the fixed CI run.
+    let seed = std::env::var("COOPER_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_c00b_e4u64);
+    let cases: usize = std::env::var("COOPER_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    let mut rng = Rng(seed);
+    let mut compared = 0;
+    for case in 0..cases {
+        let (recipe, base_text) = &bases[rng.below(bases.len())];
+        let base_tree = cooper_recipe::yaml::parse(base_text).unwrap().to_json();
+        let base_services: Vec<String> = base_tree["services"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let mut overlays = Vec::new();
+        for o in 0..1 + rng.below(2) {
+            let mut services = serde_json::Map::new();
+            for _ in 0..1 + rng.below(2) {
+                let name = if rng.below(4) == 0 {
+                    "extra".to_string()
+                } else {
+                    base_services[rng.below(base_services.len())].clone()
+                };
+                let mut svc = serde_json::Map::new();
+                if name == "extra" {
+                    svc.insert("image".into(), "busybox:1.36".into());
+                }
+                for _ in 0..1 + rng.below(5) {
+                    let (k, v) = &pool[rng.below(pool.len())];
+                    svc.insert(k.clone(), v.clone());
+                }
+                services.insert(name, serde_json::Value::Object(svc));
+            }
+            let doc = serde_json::json!({
+                "version": base_tree["version"].clone(),
+                "services": services,
+            });
+            let file = format!("overlay{o}.yml");
+            std::fs::write(dir.join(&file), serde_norway::to_string(&doc).unwrap()).unwrap();
+            overlays.push(file);
+        }
+        std::fs::write(dir.join("compose.yml"), base_text).unwrap();
+        let mut files = vec!["compose.yml".to_string()];
+        files.extend(overlays);
+        let recipe_files = RecipeFiles::from_dir(recipe, &dir).unwrap();
+        let domain = format!("case{case}.example.org");
+        let env = EnvFile::parse(&format!(
+            "DOMAIN={domain}\nCOMPOSE_FILE={}\nPG_BACKUP_VERSION=v1\nTRAEFIK_YML_VERSION=v1\n\
+             FILE_PROVIDER_YML_VERSION=v1\nENTRYPOINT_VERSION=v1\n",
+            files.join(":")
+        ))
+        .unwrap();
+        let deploy_env = stack::deploy_env(&domain, &env, None);
+        let theirs = docker_render(&cli, &dir, &files, &deploy_env);
+        let ours = stack::load(&domain, &env, &recipe_files).map(|s| s.compose.to_json());
+        let overlay_texts: Vec<String> = files[1..]
+            .iter()
+            .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+            .collect();
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => {
+                compared += 1;
+                assert_eq!(
+                    a,
+                    b,
+                    "case {case} ({recipe} + overlays):\n{}",
+                    overlay_texts.join("\n---\n")
+                );
+            }
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!(
+                "case {case} ({recipe}): cooper {a:?}\ndocker {b:?}\noverlays:\n{}",
+                overlay_texts.join("\n---\n")
+            ),
+        }
+        for f in &files[1..] {
+            std::fs::remove_file(dir.join(f)).unwrap();
+        }
+    }
+    assert!(
+        compared >= cases / 2,
+        "only {compared} of {cases} random cases were accepted by both"
+    );
 }

@@ -22,6 +22,7 @@ use crate::yaml::{self, Node, Pos, Value, YamlError};
 
 /// The compose file version Docker assumes when a file has no `version:` key.
 pub const DEFAULT_VERSION: &str = "3.13";
+pub use parse::{schema_minor, LATEST_MINOR};
 
 /// Why a stack could not be loaded. Every variant names the file and, where there is one, the
 /// line and column.

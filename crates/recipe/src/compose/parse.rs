@@ -289,6 +289,84 @@ pub(crate) struct FileConfig {
     pub compose: Compose,
 }
 
+/// The newest compose file minor version Docker's loader knows (`3` means this one).
+pub const LATEST_MINOR: u32 = 13;
+
+/// Keys that need a newer compose file version than the oldest 3.x, with the minor version that
+/// introduced them (measured against Docker's schemas). `*` matches any key, `[]` a list item.
+const GATED: &[(&str, u32)] = &[
+    ("services.*.healthcheck.start_interval", 12),
+    ("services.*.oom_score_adj", 13),
+    ("services.*.networks.*.driver_opts", 13),
+    ("services.*.cgroupns_mode", 9),
+    ("services.*.deploy.resources.limits.pids", 9),
+    ("services.*.deploy.placement.max_replicas_per_node", 8),
+    ("services.*.credential_spec.config", 8),
+    ("services.*.init", 7),
+    ("services.*.deploy.rollback_config", 7),
+    ("services.*.volumes.[].tmpfs", 6),
+    ("services.*.isolation", 5),
+    (
+        "services.*.deploy.resources.reservations.generic_resources",
+        5,
+    ),
+    ("services.*.healthcheck.start_period", 4),
+    ("services.*.deploy.update_config.order", 4),
+    ("services.*.configs", 3),
+    ("configs", 3),
+    ("services.*.secrets", 1),
+    ("secrets", 1),
+];
+
+/// The minor version of a `3.x` file version, as Docker accepts them.
+pub fn schema_minor(version: &str) -> Option<u32> {
+    match version {
+        "3" => Some(LATEST_MINOR),
+        v => v
+            .strip_prefix("3.")
+            .and_then(|m| m.parse::<u32>().ok())
+            .filter(|m| *m <= LATEST_MINOR && !v.ends_with('.')),
+    }
+}
+
+fn check_gates(ctx: &Ctx, node: &Node, path: &mut Vec<String>, minor: u32, version: &str) -> R<()> {
+    let matches = |pattern: &str, path: &[String]| {
+        let parts: Vec<&str> = pattern.split('.').collect();
+        parts.len() == path.len() && parts.iter().zip(path).all(|(p, s)| *p == "*" || p == s)
+    };
+    match &node.value {
+        Value::Map(m) => {
+            for (k, v) in &m.entries {
+                path.push(k.name.clone());
+                if let Some((_, need)) = GATED
+                    .iter()
+                    .find(|(pattern, need)| minor < *need && matches(pattern, path))
+                {
+                    return Err(ctx.err(
+                        k.pos,
+                        &path.join("."),
+                        format!(
+                            "needs compose file version 3.{need} or newer, but the file says {version:?}; \
+                             raise `version:` in this file and in the files merged with it"
+                        ),
+                    ));
+                }
+                check_gates(ctx, v, path, minor, version)?;
+                path.pop();
+            }
+        }
+        Value::Seq(items) => {
+            for item in items {
+                path.push("[]".into());
+                check_gates(ctx, item, path, minor, version)?;
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 pub(crate) fn load_file(ctx: &Ctx, root: &Node) -> R<FileConfig> {
     let top = match &root.value {
         Value::Map(m) => m,
@@ -313,6 +391,16 @@ pub(crate) fn load_file(ctx: &Ctx, root: &Node) -> R<FileConfig> {
         _ => Err(ctx.type_err(n, "version", "a quoted string such as \"3.8\"")),
     });
     let version = version.transpose()?;
+    if let Some((v, pos)) = &version {
+        let Some(minor) = schema_minor(v) else {
+            return Err(ctx.err(
+                *pos,
+                "version",
+                format!("unsupported compose file version {v:?}; stack files use \"3.0\" to \"3.{LATEST_MINOR}\" (recipes use \"3.8\")"),
+            ));
+        };
+        check_gates(ctx, root, &mut Vec::new(), minor, v)?;
+    }
     let mut compose = Compose {
         version: version.as_ref().map(|v| v.0.clone()).unwrap_or_default(),
         extras: ctx.extras(top),
