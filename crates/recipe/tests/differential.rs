@@ -343,7 +343,7 @@ fn random_overlays_merge_like_docker() {
     let seed = std::env::var("COOPER_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_c00b_e4u64);
+        .unwrap_or(0x005e_edc0_0be4_u64);
     let cases: usize = std::env::var("COOPER_FUZZ_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
