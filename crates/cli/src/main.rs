@@ -2,6 +2,7 @@
 
 mod cmd;
 mod output;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,22 @@ pub struct Ctx {
     pub debug: bool,
     /// Standard output is a terminal (tables and colour) rather than a pipe.
     pub tty: bool,
+    runtime: std::cell::OnceCell<tokio::runtime::Runtime>,
+}
+
+impl Ctx {
+    /// Runs a future on the async runtime (created on first use, so commands that need none,
+    /// like `--version`, stay fast).
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.runtime
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a Tokio runtime can be built")
+            })
+            .block_on(fut)
+    }
 }
 
 fn default_abra_dir() -> PathBuf {
@@ -77,6 +94,7 @@ fn main() -> ExitCode {
         offline: cli.offline,
         debug: cli.debug,
         tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        runtime: std::cell::OnceCell::new(),
     };
     let result = match cli.command {
         Command::App(c) => c.run(&ctx),
@@ -90,5 +108,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(exit::FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the whole command tree (unique names, aliases, flags) here, not only when a
+    /// subcommand happens to be run.
+    #[test]
+    fn command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -11,6 +11,7 @@ pub mod envfile;
 pub mod interpolate;
 pub mod lint;
 pub mod repo;
+pub mod secrets;
 pub mod stack;
 pub mod version;
 pub mod yaml;

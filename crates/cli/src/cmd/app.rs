@@ -29,6 +29,30 @@ pub enum AppCommand {
     Check(VersionArgs),
     /// Print the stack a deploy would send: compose files merged and interpolated.
     Render(Render),
+    /// Deploy an app to its server and wait until it runs (alias: d).
+    #[command(alias = "d")]
+    Deploy(super::lifecycle::Deploy),
+    /// Deploy a newer release, showing the release notes crossed (alias: up).
+    #[command(alias = "up")]
+    Upgrade(super::lifecycle::Deploy),
+    /// Deploy an older release (alias: rl).
+    #[command(alias = "rl")]
+    Rollback(super::lifecycle::Deploy),
+    /// Remove the app's services, networks and configs; keep volumes and secrets (alias: un).
+    #[command(alias = "un")]
+    Undeploy(super::lifecycle::Undeploy),
+    /// Delete the app's .env, optionally its volumes and secrets (alias: rm).
+    #[command(alias = "rm")]
+    Remove(super::lifecycle::Remove),
+    /// Manage the app's Docker secrets (alias: s).
+    #[command(alias = "s", subcommand)]
+    Secret(super::secret::SecretCommand),
+    /// Tasks of the app's services: state, image, node, errors.
+    Ps(super::operate::Ps),
+    /// Recent task failures with their reasons.
+    Errors(super::operate::Errors),
+    /// Labels of the deployed services (version, recipe, chaos, timeout).
+    Labels(super::operate::Labels),
 }
 
 /// Which recipe version to use for an app.
@@ -92,6 +116,15 @@ impl AppCommand {
             AppCommand::Config { domain } => config(ctx, &domain),
             AppCommand::Check(v) => check(ctx, v),
             AppCommand::Render(r) => render(ctx, r),
+            AppCommand::Deploy(d) => d.run(ctx, cooper_ops::DeployKind::Deploy),
+            AppCommand::Upgrade(d) => d.run(ctx, cooper_ops::DeployKind::Upgrade),
+            AppCommand::Rollback(d) => d.run(ctx, cooper_ops::DeployKind::Rollback),
+            AppCommand::Undeploy(u) => u.run(ctx),
+            AppCommand::Remove(r) => r.run(ctx),
+            AppCommand::Secret(s) => s.run(ctx),
+            AppCommand::Ps(p) => p.run(ctx),
+            AppCommand::Errors(e) => e.run(ctx),
+            AppCommand::Labels(l) => l.run(ctx),
         }
     }
 }

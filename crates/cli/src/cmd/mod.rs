@@ -2,5 +2,8 @@
 
 pub mod app;
 pub mod completion;
+pub mod lifecycle;
+pub mod operate;
 pub mod recipe;
+pub mod secret;
 pub mod server;

@@ -1,0 +1,109 @@
+//! `cooper app deploy|upgrade|rollback|undeploy|remove`.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+
+use cooper_ops::{DeployKind, DeployRequest};
+
+use crate::report::CliReporter;
+use crate::Ctx;
+
+#[derive(Debug, Args)]
+pub struct Deploy {
+    /// The app (its domain).
+    domain: String,
+    /// A recipe version (tag) or commit. Deploy: default the version on the app's TYPE line,
+    /// else the newest release. Upgrade: the newest release. Rollback: the previous release.
+    #[arg(value_name = "VERSION")]
+    recipe_version: Option<String>,
+    /// Deploy again although the app is deployed (deploy), or replace a chaos deploy.
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Deploy the recipe's working tree, uncommitted changes included.
+    #[arg(short = 'C', long)]
+    chaos: bool,
+    /// Leave failed services as they are instead of putting the previous specs back.
+    #[arg(long)]
+    no_rollback: bool,
+    /// Convergence timeout in seconds (default: the recipe's coop-cloud.<stack>.timeout, else 300).
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Failed tasks of the new version that count as a failed deploy.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    max_task_failures: usize,
+    /// Wait up to this many seconds for another operation on the app to finish.
+    #[arg(long, value_name = "SECONDS")]
+    wait: Option<u64>,
+}
+
+impl Deploy {
+    pub fn run(self, ctx: &Ctx, kind: DeployKind) -> anyhow::Result<u8> {
+        let mut req = DeployRequest::new(&self.domain, kind);
+        req.version = self.recipe_version;
+        req.force = self.force;
+        req.chaos = self.chaos;
+        req.no_rollback = self.no_rollback;
+        req.timeout = self.timeout.map(Duration::from_secs);
+        req.max_task_failures = self.max_task_failures;
+        req.wait_lock = self.wait.map(Duration::from_secs);
+        let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
+        let report = ctx.block_on(cooper_ops::deploy(&ctx.abra, &req, &mut reporter))?;
+        for line in &report.summary {
+            println!("{line}");
+        }
+        if ctx.debug {
+            if let Some(p) = &report.record_path {
+                eprintln!("debug: record {}", p.display());
+            }
+        }
+        Ok(0)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Undeploy {
+    domain: String,
+}
+
+impl Undeploy {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
+        ctx.block_on(cooper_ops::undeploy(&ctx.abra, &self.domain, &mut reporter))?;
+        println!("{} undeployed (volumes and secrets kept)", self.domain);
+        Ok(0)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Remove {
+    domain: String,
+    /// Also remove the app's volumes (its data!).
+    #[arg(long)]
+    volumes: bool,
+    /// Also remove the app's secrets.
+    #[arg(long)]
+    secrets: bool,
+}
+
+impl Remove {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        if self.volumes && !ctx.no_input {
+            bail!(
+                "removing {}'s volumes deletes its data; pass -n to confirm you mean it",
+                self.domain
+            );
+        }
+        let removed = ctx.block_on(cooper_ops::deploy::remove_app(
+            &ctx.abra,
+            &self.domain,
+            self.volumes,
+            self.secrets,
+        ))?;
+        for r in removed {
+            println!("removed {r}");
+        }
+        Ok(0)
+    }
+}

@@ -1,0 +1,126 @@
+//! The terminal side of an operation: live progress (a bar per service on a terminal, plain
+//! lines otherwise), the overview, and the confirmation prompt.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+use cooper_engine::converge::ServiceProgress;
+use cooper_ops::{Overview, Reporter};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+pub struct CliReporter {
+    tty: bool,
+    no_input: bool,
+    multi: Option<MultiProgress>,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl CliReporter {
+    pub fn new(tty: bool, no_input: bool) -> Self {
+        CliReporter {
+            tty,
+            no_input,
+            multi: tty.then(MultiProgress::new),
+            bars: HashMap::new(),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+fn describe(p: &ServiceProgress) -> String {
+    let mut s = format!("{}/{} running", p.running, p.desired);
+    if p.starting > 0 {
+        s.push_str(&format!(", {} starting", p.starting));
+    }
+    if p.failed > 0 {
+        s.push_str(&format!(", {} failed", p.failed));
+    }
+    if let Some(u) = &p.update_state {
+        s.push_str(&format!(", update {u}"));
+    }
+    if p.converged {
+        s.push_str(" ✓");
+    } else if let Some(e) = &p.last_error {
+        s.push_str(&format!(" (last error: {e})"));
+    }
+    s
+}
+
+impl Reporter for CliReporter {
+    fn info(&mut self, line: &str) {
+        self.line(line);
+    }
+
+    fn progress(&mut self, services: &[ServiceProgress]) {
+        match &self.multi {
+            Some(m) => {
+                for p in services {
+                    let bar = self.bars.entry(p.service.clone()).or_insert_with(|| {
+                        let b = m.add(ProgressBar::new_spinner());
+                        b.set_style(
+                            ProgressStyle::with_template("{spinner} {prefix:30} {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        b.set_prefix(p.service.clone());
+                        b.enable_steady_tick(std::time::Duration::from_millis(120));
+                        b
+                    });
+                    bar.set_message(describe(p));
+                    if p.converged {
+                        bar.finish();
+                    }
+                }
+            }
+            None => {
+                for p in services {
+                    eprintln!("{}: {}", p.service, describe(p));
+                }
+            }
+        }
+    }
+
+    fn confirm(&mut self, o: &Overview) -> bool {
+        let mut text = format!(
+            "\n  app      {}\n  server   {}\n  recipe   {}\n  version  {} → {}\n  source   {}\n  files    {}\n  services {}\n  timeout  {}s\n",
+            o.app,
+            o.server,
+            o.recipe,
+            o.current_version.as_deref().unwrap_or("(not deployed)"),
+            o.new_version,
+            o.source,
+            o.compose_files.join(":"),
+            o.services.join(", "),
+            o.timeout_secs
+        );
+        if o.chaos {
+            text.push_str("  CHAOS: deploying uncommitted recipe files\n");
+        }
+        for (v, notes) in &o.release_notes {
+            text.push_str(&format!("\n  release notes {v}:\n"));
+            for l in notes.lines() {
+                text.push_str(&format!("    {l}\n"));
+            }
+        }
+        self.line(&text);
+        if self.no_input {
+            return true;
+        }
+        if !self.tty || !std::io::stdin().is_terminal() {
+            self.line("no terminal to ask on: pass -n/--no-input to go ahead without asking");
+            return false;
+        }
+        eprint!("continue? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        matches!(answer.trim(), "y" | "Y" | "yes")
+    }
+}

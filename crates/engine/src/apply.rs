@@ -1,0 +1,499 @@
+//! Putting a `StackPlan` onto a Swarm: checks first (external networks, secrets, configs,
+//! images), then networks, configs, services; and the way back (`restore`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::models::{Service, ServiceSpec};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, InspectServiceOptions, ListConfigsOptionsBuilder,
+    ListNetworksOptionsBuilder, ListSecretsOptionsBuilder, ListServicesOptionsBuilder,
+    UpdateServiceOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use crate::convert::StackPlan;
+use crate::{api_message, Engine, EngineError, Result, STACK_LABEL};
+
+/// Why a stack cannot be applied, found before anything changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreflightError {
+    #[error("external network{} {} not found on the server; create {}: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "), if .0.len() == 1 { "it" } else { "them" }, .0.iter().map(|n| format!("`docker network create -d overlay --attachable {n}`")).collect::<Vec<_>>().join(", "))]
+    MissingNetworks(Vec<String>),
+    #[error("secret{} not on the server: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
+    MissingSecrets(Vec<String>),
+    #[error("external config{} not on the server: {}", if .0.len() == 1 { "" } else { "s" }, .0.join(", "))]
+    MissingConfigs(Vec<String>),
+    #[error("config {name} already exists on the server with different content; configs cannot change in place, so the recipe must bump the config's version (export {key_upper}_VERSION=… in abra.sh)")]
+    ConfigChanged { name: String, key_upper: String },
+    #[error("image {image} is not available: {reason}")]
+    Image { image: String, reason: String },
+}
+
+/// What ran before an apply, for putting it back.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Full service name → spec as it was.
+    pub services: BTreeMap<String, ServiceSpec>,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub previous: Snapshot,
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+    pub created_networks: Vec<String>,
+    pub created_configs: Vec<String>,
+}
+
+impl Applied {
+    /// Every service of the stack after the apply (full names).
+    pub fn services(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.created.iter().chain(&self.updated).cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+fn label_filter(stack: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{STACK_LABEL}={stack}")])])
+}
+
+impl Engine {
+    /// The services of a stack, as they run now.
+    pub async fn stack_services(&self, stack: &str) -> Result<Vec<Service>> {
+        let opts = ListServicesOptionsBuilder::default()
+            .filters(&label_filter(stack))
+            .status(true)
+            .build();
+        let mut services = self
+            .docker
+            .list_services(Some(opts))
+            .await
+            .map_err(EngineError::api(format!("listing services of {stack}")))?;
+        services.sort_by(|a, b| service_name(a).cmp(service_name(b)));
+        Ok(services)
+    }
+
+    /// Secret name → ID, for the given names that exist.
+    pub async fn secret_ids(&self, names: &[String]) -> Result<HashMap<String, String>> {
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let filters = HashMap::from([("name".to_string(), names.to_vec())]);
+        let list = self
+            .docker
+            .list_secrets(Some(
+                ListSecretsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing secrets"))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| Some((s.spec?.name?, s.id?)))
+            .filter(|(n, _)| names.contains(n))
+            .collect())
+    }
+
+    async fn config_ids(
+        &self,
+        names: &[String],
+    ) -> Result<HashMap<String, (String, Option<String>)>> {
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let filters = HashMap::from([("name".to_string(), names.to_vec())]);
+        let list = self
+            .docker
+            .list_configs(Some(
+                ListConfigsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing configs"))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let spec = c.spec?;
+                Some((spec.name?, (c.id?, spec.data)))
+            })
+            .filter(|(n, _)| names.contains(n))
+            .collect())
+    }
+
+    async fn network_exists(&self, name: &str) -> Result<bool> {
+        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+        let list = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing networks"))?;
+        Ok(list.iter().any(|n| n.name.as_deref() == Some(name)))
+    }
+
+    /// Makes sure an image is on the engine, pulling it when it is not.
+    pub async fn ensure_image(
+        &self,
+        image: &str,
+    ) -> Result<std::result::Result<(), PreflightError>> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(Ok(())),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(EngineError::api(format!("inspecting image {image}"))(e)),
+        }
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                        return Ok(Err(PreflightError::Image {
+                            image: image.to_string(),
+                            reason: format!("not on the server and the pull failed: {err}"),
+                        }));
+                    }
+                }
+                Err(e) => {
+                    return Ok(Err(PreflightError::Image {
+                        image: image.to_string(),
+                        reason: format!(
+                            "not on the server and the pull failed: {}",
+                            api_message(&e)
+                        ),
+                    }))
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Checks everything the plan needs that the deploy does not create. Nothing changes.
+    pub async fn preflight(&self, plan: &StackPlan) -> Result<Vec<PreflightError>> {
+        let mut problems = Vec::new();
+        let mut missing = Vec::new();
+        for n in &plan.external_networks {
+            if !self.network_exists(n).await? {
+                missing.push(n.clone());
+            }
+        }
+        if !missing.is_empty() {
+            problems.push(PreflightError::MissingNetworks(missing));
+        }
+        let found = self.secret_ids(&plan.secrets).await?;
+        let missing: Vec<String> = plan
+            .secrets
+            .iter()
+            .filter(|s| !found.contains_key(*s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            problems.push(PreflightError::MissingSecrets(missing));
+        }
+        let found = self.config_ids(&plan.external_configs).await?;
+        let missing: Vec<String> = plan
+            .external_configs
+            .iter()
+            .filter(|c| !found.contains_key(*c))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            problems.push(PreflightError::MissingConfigs(missing));
+        }
+        let names: Vec<String> = plan.configs.iter().map(|c| c.name.clone()).collect();
+        let existing = self.config_ids(&names).await?;
+        for c in &plan.configs {
+            if let Some((_, Some(data))) = existing.get(&c.name) {
+                if Some(data) != c.spec.data.as_ref() {
+                    problems.push(PreflightError::ConfigChanged {
+                        name: c.name.clone(),
+                        key_upper: c.key.to_uppercase(),
+                    });
+                }
+            }
+        }
+        let mut images: Vec<&str> = plan
+            .services
+            .values()
+            .filter_map(|s| {
+                s.task_template
+                    .as_ref()?
+                    .container_spec
+                    .as_ref()?
+                    .image
+                    .as_deref()
+            })
+            .collect();
+        images.sort();
+        images.dedup();
+        for image in images {
+            if let Err(p) = self.ensure_image(image).await? {
+                problems.push(p);
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Applies a plan (after a clean preflight). Returns what it did and what ran before.
+    pub async fn apply(&self, plan: &StackPlan) -> Result<Applied> {
+        let mut applied = Applied::default();
+        let current = self.stack_services(&plan.stack).await?;
+        for svc in &current {
+            if let Some(spec) = &svc.spec {
+                applied
+                    .previous
+                    .services
+                    .insert(service_name(svc).to_string(), spec.clone());
+            }
+        }
+
+        for n in &plan.networks {
+            if !self.network_exists(&n.name).await? {
+                self.docker
+                    .create_network(n.spec.clone())
+                    .await
+                    .map_err(EngineError::api(format!("creating network {}", n.name)))?;
+                applied.created_networks.push(n.name.clone());
+            }
+        }
+
+        let names: Vec<String> = plan.configs.iter().map(|c| c.name.clone()).collect();
+        let mut config_ids: HashMap<String, String> = self
+            .config_ids(&names)
+            .await?
+            .into_iter()
+            .map(|(k, (id, _))| (k, id))
+            .collect();
+        for c in &plan.configs {
+            if !config_ids.contains_key(&c.name) {
+                let id = self
+                    .docker
+                    .create_config(c.spec.clone())
+                    .await
+                    .map_err(EngineError::api(format!("creating config {}", c.name)))?
+                    .id;
+                config_ids.insert(c.name.clone(), id);
+                applied.created_configs.push(c.name.clone());
+            }
+        }
+        config_ids.extend(
+            self.config_ids(&plan.external_configs)
+                .await?
+                .into_iter()
+                .map(|(k, (id, _))| (k, id)),
+        );
+        let secret_ids = self.secret_ids(&plan.secrets).await?;
+
+        for spec in plan.services.values() {
+            let mut spec = spec.clone();
+            resolve_refs(&mut spec, &secret_ids, &config_ids)?;
+            let name = spec.name.clone().unwrap_or_default();
+            if applied.previous.services.contains_key(&name) {
+                self.update_service(&name, spec).await?;
+                applied.updated.push(name);
+            } else {
+                self.docker
+                    .create_service(spec, None)
+                    .await
+                    .map_err(EngineError::api(format!("creating service {name}")))?;
+                applied.created.push(name);
+            }
+        }
+        let wanted: Vec<String> = plan
+            .services
+            .values()
+            .filter_map(|s| s.name.clone())
+            .collect();
+        for name in applied.previous.services.keys() {
+            if !wanted.contains(name) {
+                self.docker
+                    .delete_service(name)
+                    .await
+                    .map_err(EngineError::api(format!("removing service {name}")))?;
+                applied.removed.push(name.clone());
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Updates a service to `spec` at its current version.
+    pub async fn update_service(&self, name: &str, spec: ServiceSpec) -> Result<()> {
+        let current = self
+            .docker
+            .inspect_service(name, None::<InspectServiceOptions>)
+            .await
+            .map_err(EngineError::api(format!("inspecting service {name}")))?;
+        let version = current.version.and_then(|v| v.index).unwrap_or_default();
+        let opts = UpdateServiceOptionsBuilder::default()
+            .version(version as i32)
+            .build();
+        self.docker
+            .update_service(name, spec, opts, None)
+            .await
+            .map_err(EngineError::api(format!("updating service {name}")))?;
+        Ok(())
+    }
+
+    /// Puts back what `applied.previous` held: previous specs for updated and removed services,
+    /// and removes services the apply created. Volumes are never touched.
+    pub async fn restore(&self, applied: &Applied) -> Result<Vec<String>> {
+        let mut restored = Vec::new();
+        for name in &applied.created {
+            match self.docker.delete_service(name).await {
+                Ok(()) => {}
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => return Err(EngineError::api(format!("removing service {name}"))(e)),
+            }
+        }
+        for name in &applied.updated {
+            if let Some(spec) = applied.previous.services.get(name) {
+                self.update_service(name, spec.clone()).await?;
+                restored.push(name.clone());
+            }
+        }
+        for name in &applied.removed {
+            if let Some(spec) = applied.previous.services.get(name) {
+                self.docker
+                    .create_service(spec.clone(), None)
+                    .await
+                    .map_err(EngineError::api(format!("re-creating service {name}")))?;
+                restored.push(name.clone());
+            }
+        }
+        Ok(restored)
+    }
+}
+
+impl Engine {
+    /// Removes a stack's services, then (once their tasks are gone) its networks and configs.
+    /// Volumes and secrets stay. Returns what was removed.
+    pub async fn remove_stack(&self, stack: &str) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        let services = self.stack_services(stack).await?;
+        for s in &services {
+            let name = service_name(s).to_string();
+            self.docker
+                .delete_service(&name)
+                .await
+                .map_err(EngineError::api(format!("removing service {name}")))?;
+            removed.push(format!("service {name}"));
+        }
+        // Wait for the tasks' containers to stop: the stack's networks can only go after.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let container_filter =
+            HashMap::from([("label".to_string(), vec![format!("{STACK_LABEL}={stack}")])]);
+        loop {
+            let containers = self
+                .docker
+                .list_containers(Some(
+                    bollard::query_parameters::ListContainersOptionsBuilder::default()
+                        .all(false)
+                        .filters(&container_filter)
+                        .build(),
+                ))
+                .await
+                .map_err(EngineError::api("listing containers"))?;
+            if containers.is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&label_filter(stack))
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing networks"))?;
+        for n in networks {
+            let name = n.name.unwrap_or_default();
+            loop {
+                match self.docker.remove_network(&name).await {
+                    Ok(()) => {
+                        removed.push(format!("network {name}"));
+                        break;
+                    }
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => break,
+                    Err(e) if std::time::Instant::now() < deadline => {
+                        let _ = e;
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    }
+                    Err(e) => return Err(EngineError::api(format!("removing network {name}"))(e)),
+                }
+            }
+        }
+        let configs = self
+            .docker
+            .list_configs(Some(
+                ListConfigsOptionsBuilder::default()
+                    .filters(&label_filter(stack))
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing configs"))?;
+        for c in configs {
+            let name = c.spec.and_then(|s| s.name).unwrap_or_default();
+            if let Some(id) = c.id {
+                if self.docker.delete_config(&id).await.is_ok() {
+                    removed.push(format!("config {name}"));
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The full name of a service.
+pub fn service_name(s: &Service) -> &str {
+    s.spec
+        .as_ref()
+        .and_then(|sp| sp.name.as_deref())
+        .unwrap_or_default()
+}
+
+fn resolve_refs(
+    spec: &mut ServiceSpec,
+    secret_ids: &HashMap<String, String>,
+    config_ids: &HashMap<String, String>,
+) -> Result<()> {
+    let Some(c) = spec
+        .task_template
+        .as_mut()
+        .and_then(|t| t.container_spec.as_mut())
+    else {
+        return Ok(());
+    };
+    for s in c.secrets.iter_mut().flatten() {
+        let name = s.secret_name.clone().unwrap_or_default();
+        s.secret_id =
+            Some(secret_ids.get(&name).cloned().ok_or_else(|| {
+                EngineError::Invalid(format!("secret {name} is not on the server"))
+            })?);
+    }
+    for cfg in c.configs.iter_mut().flatten() {
+        let name = cfg.config_name.clone().unwrap_or_default();
+        cfg.config_id =
+            Some(config_ids.get(&name).cloned().ok_or_else(|| {
+                EngineError::Invalid(format!("config {name} is not on the server"))
+            })?);
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! Looking at a running stack: tasks, failures, health output, logs, volumes.
+
+use std::collections::HashMap;
+
+use bollard::models::{Task, TaskState};
+use bollard::query_parameters::{
+    InspectContainerOptions, ListTasksOptionsBuilder, LogsOptionsBuilder,
+};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::apply::service_name;
+use crate::{Engine, EngineError, Result, STACK_LABEL};
+
+/// One task, for `app ps` and `app errors`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRow {
+    pub service: String,
+    pub task: String,
+    pub slot: Option<i64>,
+    pub node: String,
+    pub image: String,
+    pub desired: String,
+    pub state: String,
+    pub error: Option<String>,
+    pub exit_code: Option<i64>,
+    pub container: Option<String>,
+    pub updated: Option<String>,
+}
+
+fn row(t: &Task, service: &str) -> TaskRow {
+    let status = t.status.clone().unwrap_or_default();
+    let cs = status.container_status.clone().unwrap_or_default();
+    TaskRow {
+        service: service.to_string(),
+        task: t.id.clone().unwrap_or_default(),
+        slot: t.slot,
+        node: t.node_id.clone().unwrap_or_default(),
+        image: t
+            .spec
+            .as_ref()
+            .and_then(|s| s.container_spec.as_ref())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default(),
+        desired: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
+        state: status.state.map(|s| s.to_string()).unwrap_or_default(),
+        error: status.err.clone().filter(|e| !e.is_empty()),
+        exit_code: cs.exit_code.filter(|c| *c != 0),
+        container: cs.container_id.clone(),
+        updated: t.updated_at.as_ref().map(|d| format!("{d:?}")),
+    }
+}
+
+impl Engine {
+    /// Every task of a stack's services, newest first within each service.
+    pub async fn stack_tasks(&self, stack: &str) -> Result<Vec<TaskRow>> {
+        let services = self.stack_services(stack).await?;
+        let names: HashMap<String, String> = services
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone().unwrap_or_default(),
+                    service_name(s).to_string(),
+                )
+            })
+            .collect();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filters = HashMap::from([(
+            "service".to_string(),
+            names.values().cloned().collect::<Vec<_>>(),
+        )]);
+        let mut tasks = self
+            .docker
+            .list_tasks(Some(
+                ListTasksOptionsBuilder::default().filters(&filters).build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing tasks"))?;
+        tasks.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        let mut rows: Vec<TaskRow> = tasks
+            .iter()
+            .map(|t| {
+                let svc = names
+                    .get(t.service_id.as_deref().unwrap_or_default())
+                    .cloned()
+                    .unwrap_or_default();
+                row(t, &svc)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.service.cmp(&b.service));
+        Ok(rows)
+    }
+
+    /// Tasks that failed or were rejected, with their reasons.
+    pub async fn stack_errors(&self, stack: &str) -> Result<Vec<TaskRow>> {
+        Ok(self
+            .stack_tasks(stack)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.error.is_some()
+                    || r.exit_code.is_some()
+                    || r.state == TaskState::FAILED.to_string()
+                    || r.state == TaskState::REJECTED.to_string()
+            })
+            .collect())
+    }
+
+    /// The last healthcheck output of a container on this engine's node, if it has one.
+    pub async fn last_health_output(&self, container: &str) -> Option<String> {
+        let c = self
+            .docker
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await
+            .ok()?;
+        let log = c.state?.health?.log?;
+        log.last()
+            .and_then(|l| l.output.clone())
+            .map(|o| o.trim().to_string())
+    }
+
+    /// The last `lines` log lines of a container on this engine's node.
+    pub async fn container_logs(&self, container: &str, lines: usize) -> Vec<String> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(container, Some(opts));
+        let mut out = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.extend(chunk.to_string().lines().map(str::to_string));
+        }
+        let skip = out.len().saturating_sub(lines);
+        out.split_off(skip)
+    }
+
+    /// Volumes labelled with the stack, or named `<stack>_*`.
+    pub async fn stack_volumes(&self, stack: &str) -> Result<Vec<String>> {
+        let list = self
+            .docker
+            .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
+            .await
+            .map_err(EngineError::api("listing volumes"))?;
+        let prefix = format!("{stack}_");
+        let mut out: Vec<String> = list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| {
+                v.labels.get(STACK_LABEL).is_some_and(|s| s == stack) || v.name.starts_with(&prefix)
+            })
+            .map(|v| v.name)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl Engine {
+    /// Removes a volume (fails while a container uses it).
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+            .map_err(EngineError::api(format!("removing volume {name}")))
+    }
+}

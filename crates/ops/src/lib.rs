@@ -1,0 +1,88 @@
+//! cooper's operations on apps: deploy, upgrade, rollback, undeploy, remove, secrets. Each is a
+//! plan over the recipe model and the engine, runs under the app's lock, reports progress
+//! through a [`Reporter`], and leaves a [`record::Record`]. The CLI and the future dashboard
+//! both call these functions; nothing here prints.
+
+pub mod deploy;
+pub mod lock;
+pub mod record;
+pub mod secrets;
+
+use std::time::Duration;
+
+use cooper_engine::converge::ServiceProgress;
+use cooper_engine::{Endpoint, Engine};
+use cooper_recipe::abra_dir::{AbraDir, App};
+
+pub use deploy::{deploy, undeploy, DeployKind, DeployRequest, Overview};
+
+/// How an operation talks to the person or program that started it.
+pub trait Reporter {
+    /// A line of information.
+    fn info(&mut self, line: &str);
+    /// A new picture of the services being watched.
+    fn progress(&mut self, services: &[ServiceProgress]);
+    /// Asks to go ahead with what the overview describes (answer `true` without asking when
+    /// running unattended).
+    fn confirm(&mut self, overview: &Overview) -> bool;
+}
+
+/// A reporter that answers yes and keeps the lines (tests, unattended runs).
+#[derive(Debug, Default)]
+pub struct Collect {
+    pub lines: Vec<String>,
+    pub pictures: usize,
+}
+
+impl Reporter for Collect {
+    fn info(&mut self, line: &str) {
+        self.lines.push(line.to_string());
+    }
+    fn progress(&mut self, _services: &[ServiceProgress]) {
+        self.pictures += 1;
+    }
+    fn confirm(&mut self, _overview: &Overview) -> bool {
+        true
+    }
+}
+
+/// Errors of operations. Messages name the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    State(#[from] cooper_recipe::abra_dir::StateError),
+    #[error(transparent)]
+    Repo(#[from] cooper_recipe::repo::RepoError),
+    #[error("{0}")]
+    Stack(#[from] cooper_recipe::stack::StackError),
+    #[error(transparent)]
+    Engine(#[from] cooper_engine::EngineError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T, E = OpsError> = std::result::Result<T, E>;
+
+/// Connects to the engine of an app's server.
+pub async fn connect(abra: &AbraDir, server: &str) -> Result<Engine> {
+    let endpoint = Endpoint::for_server(server, &abra.servers_dir().join(server));
+    Ok(Engine::connect(server, &endpoint).await?)
+}
+
+/// The `coop-cloud.<stack>.<key>` label.
+pub fn label(stack: &str, key: &str) -> String {
+    format!("coop-cloud.{stack}.{key}")
+}
+
+/// The default convergence timeout when the recipe sets none (abra's is 50 s, too short for
+/// migrations).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Loads an app by domain.
+pub fn app(abra: &AbraDir, domain: &str) -> Result<App> {
+    Ok(abra.app(domain)?)
+}

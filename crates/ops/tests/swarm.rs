@@ -1,0 +1,448 @@
+//! Deploys on the real local Swarm: the whole lifecycle, failure injection with automatic
+//! rollback (the data marker in the volume must survive), patience with slow starts, and
+//! preflight refusals that change nothing. Needs `scripts/setup-swarm` (the test command runs it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cooper_ops::{Collect, DeployKind, DeployRequest, OpsError};
+use cooper_recipe::abra_dir::AbraDir;
+
+fn fixture(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/deploy/testapp")
+        .join(version)
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    abra: AbraDir,
+    domain: String,
+    stack: String,
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Removes whatever an earlier run of the same test left (services, volumes, secrets).
+fn scrub(stack: &str) {
+    let services = docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={stack}"),
+    ]);
+    for s in services.lines() {
+        docker(&["service", "rm", s]);
+    }
+    for _ in 0..100 {
+        if docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={stack}"),
+        ])
+        .is_empty()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for kind in ["network", "config", "secret", "volume"] {
+        let list = docker(&[kind, "ls", "-q", "--filter", &format!("name={stack}_")]);
+        for id in list.lines() {
+            docker(&[kind, "rm", id]);
+        }
+    }
+}
+
+async fn world(name: &str) -> World {
+    let docker_api = cooper_testkit::local_docker().await.unwrap();
+    cooper_testkit::ensure_images(&docker_api, &["cooper-test/web:1.0", "cooper-test/web:1.1"])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let abra = AbraDir::new(dir.path());
+    std::fs::create_dir_all(abra.servers_dir().join("default")).unwrap();
+    cooper_testkit::recipe_repo(
+        &abra.recipes_dir().join("testapp"),
+        &[
+            (fixture("1.0.0+1.0"), "1.0.0+1.0"),
+            (fixture("1.1.0+1.1"), "1.1.0+1.1"),
+        ],
+    )
+    .unwrap();
+    let domain = format!("{name}.cooper.test");
+    let stack = domain.replace('.', "_");
+    scrub(&stack);
+    let sample = std::fs::read_to_string(fixture("1.0.0+1.0").join(".env.sample")).unwrap();
+    let env = sample
+        .replace("TYPE=testapp", "TYPE=testapp:1.0.0+1.0")
+        .replace("DOMAIN=testapp.example.com", &format!("DOMAIN={domain}"));
+    std::fs::write(
+        abra.servers_dir()
+            .join("default")
+            .join(format!("{domain}.env")),
+        env,
+    )
+    .unwrap();
+    cooper_ops::secrets::generate(&abra, &domain, &[], None)
+        .await
+        .unwrap();
+    World {
+        _dir: dir,
+        abra,
+        domain,
+        stack,
+    }
+}
+
+impl World {
+    fn set_env(&self, key: &str, value: &str) {
+        let mut app = self.abra.app(&self.domain).unwrap();
+        app.env.set(key, value);
+        app.save().unwrap();
+    }
+
+    fn marker(&self) -> String {
+        docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}_data:/data", self.stack),
+            "cooper-test/web:1.0",
+            "cat",
+            "/data/marker",
+        ])
+    }
+
+    fn write_marker(&self, text: &str) {
+        docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}_data:/data", self.stack),
+            "cooper-test/web:1.0",
+            "sh",
+            "-c",
+            &format!("echo {text} > /data/marker"),
+        ]);
+    }
+
+    fn app_image(&self) -> String {
+        docker(&[
+            "service",
+            "inspect",
+            &format!("{}_app", self.stack),
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        ])
+    }
+
+    fn app_env(&self) -> String {
+        docker(&[
+            "service",
+            "inspect",
+            &format!("{}_app", self.stack),
+            "--format",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+        ])
+    }
+
+    fn running_tasks(&self, service: &str) -> usize {
+        docker(&[
+            "service",
+            "ps",
+            &format!("{}_{service}", self.stack),
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.CurrentState}}",
+        ])
+        .lines()
+        .filter(|l| l.starts_with("Running"))
+        .count()
+    }
+
+    async fn deploy(
+        &self,
+        kind: DeployKind,
+        f: impl FnOnce(&mut DeployRequest),
+    ) -> (Result<String, OpsError>, Collect) {
+        let mut req = DeployRequest::new(&self.domain, kind);
+        f(&mut req);
+        let mut rep = Collect::default();
+        let r = cooper_ops::deploy(&self.abra, &req, &mut rep).await;
+        (r.map(|r| r.version), rep)
+    }
+
+    async fn cleanup(&self) {
+        let mut rep = Collect::default();
+        cooper_ops::undeploy(&self.abra, &self.domain, &mut rep)
+            .await
+            .unwrap();
+        scrub(&self.stack);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_deploy_upgrade_rollback_undeploy() {
+    let w = world("t-lifecycle").await;
+    let (r, rep) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    assert_eq!(r.unwrap(), "1.0.0+1.0");
+    assert!(rep.pictures > 0, "progress was reported");
+    assert_eq!(w.running_tasks("app"), 1);
+    assert_eq!(w.running_tasks("db"), 1);
+    assert_eq!(w.marker(), "first");
+    let app = w.abra.app(&w.domain).unwrap();
+    assert_eq!(app.recipe.version.as_deref(), Some("1.0.0+1.0"));
+
+    // A second plain deploy is refused and names the fix.
+    let (r, _) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    let err = r.unwrap_err().to_string();
+    assert!(
+        err.contains("already deployed") && err.contains("app upgrade"),
+        "{err}"
+    );
+
+    // Upgrade crosses 1.1.0's release notes and records the version.
+    let mut req = DeployRequest::new(&w.domain, DeployKind::Upgrade);
+    req.max_task_failures = 3;
+    let mut rep = Collect::default();
+    let report = cooper_ops::deploy(&w.abra, &req, &mut rep).await.unwrap();
+    assert_eq!(report.version, "1.1.0+1.1");
+    assert!(
+        w.app_image().starts_with("cooper-test/web:1.1"),
+        "{}",
+        w.app_image()
+    );
+    assert_eq!(
+        w.abra.app(&w.domain).unwrap().recipe.version.as_deref(),
+        Some("1.1.0+1.1")
+    );
+    let notes = cooper_ops::deploy::release_notes(
+        &w.abra.recipe("testapp").unwrap(),
+        Some("1.0.0+1.0"),
+        "1.1.0+1.1",
+    );
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].1.contains("Moves the web image to 1.1"));
+
+    // Nothing newer: upgrade says so.
+    let (r, _) = w.deploy(DeployKind::Upgrade, |_| {}).await;
+    assert!(r.unwrap_err().to_string().contains("newest release"));
+
+    // Rollback goes to the previous release.
+    let (r, _) = w.deploy(DeployKind::Rollback, |_| {}).await;
+    assert_eq!(r.unwrap(), "1.0.0+1.0");
+    assert!(w.app_image().starts_with("cooper-test/web:1.0"));
+    assert_eq!(w.marker(), "first", "data survives upgrade and rollback");
+
+    // Undeploy keeps volumes and secrets.
+    let mut rep = Collect::default();
+    cooper_ops::undeploy(&w.abra, &w.domain, &mut rep)
+        .await
+        .unwrap();
+    assert!(docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={}", w.stack)
+    ])
+    .is_empty());
+    assert!(!docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={}_data", w.stack)
+    ])
+    .is_empty());
+    assert!(!docker(&[
+        "secret",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={}_db_password", w.stack)
+    ])
+    .is_empty());
+    assert!(docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={}_internal", w.stack)
+    ])
+    .is_empty());
+    // Records were left for each operation.
+    let records = cooper_ops::record::list(&w.abra.root, &w.domain);
+    let ops: Vec<&str> = records.iter().map(|r| r.operation.as_str()).collect();
+    assert!(
+        ops.contains(&"app deploy")
+            && ops.contains(&"app upgrade")
+            && ops.contains(&"app rollback")
+            && ops.contains(&"app undeploy"),
+        "{ops:?}"
+    );
+    w.cleanup().await;
+}
+
+async fn expect_rolled_back(w: &World, overlay: &str, timeout: Option<u64>, expect: &[&str]) {
+    w.set_env("COMPOSE_FILE", &format!("compose.yml:{overlay}"));
+    let before_env = w.app_env();
+    let (r, _) = w
+        .deploy(DeployKind::Deploy, |req| {
+            req.force = true;
+            req.timeout = timeout.map(Duration::from_secs);
+        })
+        .await;
+    let err = r.expect_err("the broken deploy must fail").to_string();
+    for e in expect {
+        assert!(err.contains(e), "{overlay}: expected {e:?} in:\n{err}");
+    }
+    assert!(
+        err.contains("rolled back: the previous version runs again"),
+        "{overlay}: {err}"
+    );
+    w.set_env("COMPOSE_FILE", "compose.yml");
+    assert_eq!(w.app_env(), before_env, "{overlay}: previous spec restored");
+    assert_eq!(
+        w.running_tasks("app"),
+        1,
+        "{overlay}: previous version runs"
+    );
+    assert_eq!(w.marker(), "precious", "{overlay}: data marker intact");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_named_and_rolled_back_with_data_intact() {
+    let w = world("t-failures").await;
+    let (r, _) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    r.unwrap();
+    w.write_marker("precious");
+    expect_rolled_back(
+        &w,
+        "compose.exit.yml",
+        None,
+        &[
+            "service t-failures_cooper_test_app",
+            "non-zero exit (3)",
+            "cannot start: missing configuration",
+        ],
+    )
+    .await;
+    expect_rolled_back(
+        &w,
+        "compose.unhealthy.yml",
+        None,
+        &[
+            "unhealthy container",
+            "last healthcheck output: wget: server returned error: HTTP/1.1 404",
+        ],
+    )
+    .await;
+    expect_rolled_back(
+        &w,
+        "compose.stuck.yml",
+        Some(8),
+        &["did not converge in time", "0/1 running after 8s"],
+    )
+    .await;
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_start_inside_start_period_converges() {
+    let w = world("t-slow").await;
+    w.set_env("COMPOSE_FILE", "compose.yml:compose.slow.yml");
+    let started = std::time::Instant::now();
+    let (r, _) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    assert_eq!(
+        r.expect("a slow but healthy start must succeed"),
+        "1.0.0+1.0"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(12),
+        "waited for the app"
+    );
+    assert_eq!(w.running_tasks("app"), 1);
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_refuses_and_changes_nothing() {
+    let w = world("t-preflight").await;
+    let (r, _) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    r.unwrap();
+    let before = docker(&[
+        "service",
+        "inspect",
+        &format!("{}_app", w.stack),
+        "--format",
+        "{{.Version.Index}}",
+    ]);
+    for (overlay, expect) in [
+        (
+            "compose.extra-secret.yml",
+            vec![
+                "t-preflight_cooper_test_api_key_v1",
+                "cooper app secret generate t-preflight.cooper.test --all",
+            ],
+        ),
+        (
+            "compose.missing-net.yml",
+            vec![
+                "cooper-test-no-such-network",
+                "docker network create -d overlay --attachable cooper-test-no-such-network",
+            ],
+        ),
+        (
+            "compose.badimage.yml",
+            vec!["image cooper-test/no-such-image:9.9 is not available"],
+        ),
+    ] {
+        w.set_env("COMPOSE_FILE", &format!("compose.yml:{overlay}"));
+        let (r, _) = w.deploy(DeployKind::Deploy, |req| req.force = true).await;
+        let err = r.unwrap_err().to_string();
+        for e in expect {
+            assert!(err.contains(e), "{overlay}: expected {e:?} in {err}");
+        }
+        assert!(err.contains("nothing was changed"), "{err}");
+    }
+    let after = docker(&[
+        "service",
+        "inspect",
+        &format!("{}_app", w.stack),
+        "--format",
+        "{{.Version.Index}}",
+    ]);
+    assert_eq!(before, after, "no service was touched");
+    w.set_env("COMPOSE_FILE", "compose.yml");
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_operation_per_app_at_a_time() {
+    let w = world("t-lock").await;
+    let server_dir = w.abra.servers_dir().join("default");
+    let held =
+        cooper_ops::lock::AppLock::acquire(&server_dir, &w.domain, "app deploy", None).unwrap();
+    let (r, _) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    let err = r.unwrap_err().to_string();
+    assert!(
+        err.contains("is busy") && err.contains("app deploy"),
+        "{err}"
+    );
+    drop(held);
+    let (r, _) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    r.unwrap();
+    w.cleanup().await;
+}

@@ -1,0 +1,224 @@
+//! Test support: container images built locally (no registry is reachable here) from Debian's
+//! static busybox, and git recipe repositories made from fixture folders.
+//!
+//! The image is `FROM scratch` plus `/bin/busybox` and its applets (`sh`, `httpd`, `wget`, …),
+//! `/www/index.html`, `/data` and `/tmp`. Every tag names the same content; recipes give it
+//! its behaviour through `command`, `healthcheck` and configs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use bollard::query_parameters::{BuildImageOptionsBuilder, TagImageOptionsBuilder};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+/// Where Debian's `busybox-static` puts the binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// The applets linked into the image.
+const APPLETS: &[&str] = &[
+    "sh",
+    "httpd",
+    "wget",
+    "echo",
+    "cat",
+    "sleep",
+    "test",
+    "[",
+    "mkdir",
+    "touch",
+    "ls",
+    "env",
+    "true",
+    "false",
+    "date",
+    "rm",
+    "cp",
+    "mv",
+    "grep",
+    "sed",
+    "head",
+    "tail",
+    "wc",
+    "sha256sum",
+    "md5sum",
+    "tar",
+    "gzip",
+    "find",
+    "kill",
+    "ps",
+    "id",
+    "hostname",
+    "nc",
+    "printf",
+    "seq",
+    "stat",
+    "chmod",
+    "chown",
+    "sync",
+    "du",
+    "df",
+    "xargs",
+    "tr",
+    "cut",
+    "sort",
+    "uniq",
+    "expr",
+    "yes",
+    "timeout",
+];
+
+/// The base test image every test tag points at.
+pub const BASE_IMAGE: &str = "cooper-test/busybox:base";
+
+fn rootfs_tar() -> anyhow::Result<Vec<u8>> {
+    let busybox = std::fs::read(BUSYBOX)
+        .with_context(|| format!("{BUSYBOX} is missing: install Debian's busybox-static"))?;
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add_file = |path: &str, data: &[u8], mode: u32| -> anyhow::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, path, data)?;
+        Ok(())
+    };
+    add_file(
+        "Dockerfile",
+        b"FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD [\"sh\"]\n",
+        0o644,
+    )?;
+    add_file("rootfs/bin/busybox", &busybox, 0o755)?;
+    add_file("rootfs/www/index.html", b"cooper test image\n", 0o644)?;
+    add_file("rootfs/etc/passwd", b"root:x:0:0:root:/:/bin/sh\n", 0o644)?;
+    add_file("rootfs/etc/group", b"root:x:0:\n", 0o644)?;
+    for dir in ["rootfs/data/", "rootfs/tmp/"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o1777);
+        h.set_size(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, dir, std::io::empty())?;
+    }
+    for applet in APPLETS {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_mtime(0);
+        tar.append_link(&mut h, format!("rootfs/bin/{applet}"), "busybox")?;
+    }
+    Ok(tar.into_inner()?)
+}
+
+/// Connects to the local engine.
+pub async fn local_docker() -> anyhow::Result<Docker> {
+    let d = Docker::connect_with_unix_defaults().context("connecting to the local engine")?;
+    Ok(d.negotiate_version().await?)
+}
+
+/// Builds the base image once and points every tag at it.
+pub async fn ensure_images(docker: &Docker, tags: &[&str]) -> anyhow::Result<()> {
+    if docker.inspect_image(BASE_IMAGE).await.is_err() {
+        let opts = BuildImageOptionsBuilder::default()
+            .t(BASE_IMAGE)
+            .dockerfile("Dockerfile")
+            .rm(true)
+            .build();
+        let mut stream =
+            docker.build_image(opts, None, Some(bollard::body_full(rootfs_tar()?.into())));
+        while let Some(item) = stream.next().await {
+            let info = item.context("building the test image")?;
+            if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                bail!("building the test image: {e}");
+            }
+        }
+    }
+    for tag in tags {
+        let (repo, t) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
+        docker
+            .tag_image(
+                BASE_IMAGE,
+                Some(TagImageOptionsBuilder::default().repo(repo).tag(t).build()),
+            )
+            .await
+            .with_context(|| format!("tagging {tag}"))?;
+    }
+    Ok(())
+}
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "cooper tests")
+        .env("GIT_AUTHOR_EMAIL", "tests@cooper.invalid")
+        .env("GIT_COMMITTER_NAME", "cooper tests")
+        .env("GIT_COMMITTER_EMAIL", "tests@cooper.invalid")
+        .output()?;
+    if !out.status.success() {
+        bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a git recipe repository at `dir` with one commit and one annotated tag per
+/// `(folder, tag)`, in order; each folder's files replace the previous ones.
+pub fn recipe_repo(dir: &Path, versions: &[(PathBuf, &str)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    git(dir, &["init", "-q", "-b", "main"])?;
+    for (src, tag) in versions {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        copy_dir(src, dir)?;
+        git(dir, &["add", "-A"])?;
+        git(
+            dir,
+            &[
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                &format!("release {tag}"),
+            ],
+        )?;
+        git(
+            dir,
+            &[
+                "tag",
+                "-a",
+                tag,
+                "-m",
+                &format!("chore: publish {tag} release"),
+            ],
+        )?;
+    }
+    Ok(())
+}
