@@ -13,16 +13,34 @@ fn fixture(version: &str) -> PathBuf {
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn scrub(stack: &str) {
-    for s in docker(&["service", "ls", "-q", "--filter", &format!("label=com.docker.stack.namespace={stack}")]).lines() {
+    for s in docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={stack}"),
+    ])
+    .lines()
+    {
         docker(&["service", "rm", s]);
     }
     for _ in 0..100 {
-        if docker(&["ps", "-q", "--filter", &format!("label=com.docker.stack.namespace={stack}")]).is_empty() {
+        if docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={stack}"),
+        ])
+        .is_empty()
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -52,7 +70,10 @@ fn setup(name: &str) -> Setup {
     std::fs::create_dir_all(dir.path().join("servers/default")).unwrap();
     cooper_testkit::recipe_repo(
         &dir.path().join("recipes/testapp"),
-        &[(fixture("1.0.0+1.0"), "1.0.0+1.0"), (fixture("1.1.0+1.1"), "1.1.0+1.1")],
+        &[
+            (fixture("1.0.0+1.0"), "1.0.0+1.0"),
+            (fixture("1.1.0+1.1"), "1.1.0+1.1"),
+        ],
     )
     .unwrap();
     let domain = format!("{name}.cooper.test");
@@ -102,9 +123,16 @@ fn kill_9_mid_deploy_then_rerun_converges_and_recovers_the_lock() {
     s.ok(&["app", "new", "testapp", "-s", "default", "-D", &s.domain]);
     s.ok(&["app", "secret", "generate", &s.domain, "--all"]);
     // A slow start keeps the deploy in its convergence wait.
-    let env_path = s.dir.path().join(format!("servers/default/{}.env", s.domain));
+    let env_path = s
+        .dir
+        .path()
+        .join(format!("servers/default/{}.env", s.domain));
     let env = std::fs::read_to_string(&env_path).unwrap();
-    std::fs::write(&env_path, format!("{env}COMPOSE_FILE=compose.yml:compose.slow.yml\n")).unwrap();
+    std::fs::write(
+        &env_path,
+        format!("{env}COMPOSE_FILE=compose.yml:compose.slow.yml\n"),
+    )
+    .unwrap();
 
     let mut child = s
         .cmd(&["app", "deploy", &s.domain, "-n"])
@@ -118,14 +146,28 @@ fn kill_9_mid_deploy_then_rerun_converges_and_recovers_the_lock() {
         if !tasks.is_empty() {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the deploy never created the service");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the deploy never created the service"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // kill -9: no destructor, no cleanup.
-    Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
     let _ = child.wait();
-    let lock = std::fs::read_to_string(s.dir.path().join(format!("servers/default/.{}.lock", s.domain))).unwrap();
-    assert!(lock.contains("\"finished\":false"), "the killed run left its holder record: {lock}");
+    let lock = std::fs::read_to_string(
+        s.dir
+            .path()
+            .join(format!("servers/default/.{}.lock", s.domain)),
+    )
+    .unwrap();
+    assert!(
+        lock.contains("\"finished\":false"),
+        "the killed run left its holder record: {lock}"
+    );
 
     let out = s.ok(&["app", "deploy", &s.domain, "-n", "-f"]);
     assert!(out.contains("ended without finishing"), "{out}");
@@ -155,7 +197,11 @@ fn generated_secret_values_never_appear_again() {
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
     assert!(!String::from_utf8_lossy(&cmdline).contains(&value));
     let deploy = child.wait_with_output().unwrap();
-    assert!(deploy.status.success(), "{}", String::from_utf8_lossy(&deploy.stderr));
+    assert!(
+        deploy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deploy.stderr)
+    );
 
     let mut seen = String::new();
     seen.push_str(&String::from_utf8_lossy(&deploy.stdout));
@@ -195,7 +241,13 @@ fn generated_secret_values_never_appear_again() {
         &format!("label=com.docker.swarm.service.name={}_db", s.stack),
     ]);
     let container = container.lines().next().expect("the db container runs");
-    assert_eq!(docker(&["exec", container, "cat", "/run/secrets/db_password"]), value);
+    assert_eq!(
+        docker(&["exec", container, "cat", "/run/secrets/db_password"]),
+        value
+    );
     let listed = s.ok(&["app", "secret", "ls", &s.domain]);
-    assert!(listed.contains("db_password") && listed.contains("yes"), "{listed}");
+    assert!(
+        listed.contains("db_password") && listed.contains("yes"),
+        "{listed}"
+    );
 }

@@ -391,7 +391,8 @@ impl Engine {
                 .map_err(EngineError::api(format!("removing service {name}")))?;
             removed.push(format!("service {name}"));
         }
-        // Wait for the tasks' containers to stop: the stack's networks can only go after.
+        // Wait for the tasks' containers to be gone (stopped and removed): the stack's networks
+        // and volumes are in use until then.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         let container_filter =
             HashMap::from([("label".to_string(), vec![format!("{STACK_LABEL}={stack}")])]);
@@ -400,7 +401,7 @@ impl Engine {
                 .docker
                 .list_containers(Some(
                     bollard::query_parameters::ListContainersOptionsBuilder::default()
-                        .all(false)
+                        .all(true)
                         .filters(&container_filter)
                         .build(),
                 ))

@@ -34,10 +34,11 @@ pub enum EngineError {
     },
     #[error("server {server} is not a Swarm manager ({state}); run `docker swarm init` on it (or join it to a Swarm as a manager)")]
     NotSwarmManager { server: String, state: String },
-    #[error("{context}: {source}")]
+    /// An API call failed; the message is the engine's own words (the `source` is kept for
+    /// matching but not repeated in the message).
+    #[error("{context}: {}", api_message(source))]
     Api {
         context: String,
-        #[source]
         source: bollard::errors::Error,
     },
     #[error("{0}")]

@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod lock;
 pub mod record;
 pub mod secrets;
+pub mod server;
 
 use std::time::Duration;
 

@@ -1,0 +1,126 @@
+//! Servers: `server add`, `server ls` (with reachability), `server rm`.
+
+use std::time::Duration;
+
+use cooper_engine::{Endpoint, Engine};
+use cooper_recipe::abra_dir::AbraDir;
+use serde::Serialize;
+
+use crate::{OpsError, Result};
+
+/// One server's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStatus {
+    pub name: String,
+    pub endpoint: String,
+    pub apps: usize,
+    pub reachable: bool,
+    pub engine: Option<String>,
+    pub problem: Option<String>,
+}
+
+async fn check(name: &str, endpoint: &Endpoint) -> std::result::Result<String, String> {
+    let engine = Engine::connect(name, endpoint)
+        .await
+        .map_err(|e| e.to_string())?;
+    engine.require_manager().await.map_err(|e| e.to_string())?;
+    engine.version().await.map_err(|e| e.to_string())
+}
+
+/// Registers a server: the local engine as `default`, or a host reached over SSH. The
+/// connection is tested; nothing is left behind when it fails.
+pub async fn add(
+    abra: &AbraDir,
+    host: Option<&str>,
+    endpoint: Option<Endpoint>,
+) -> Result<ServerStatus> {
+    let name = host.unwrap_or("default").to_string();
+    if name.contains('/') || name.starts_with('.') || name.is_empty() {
+        return Err(OpsError::Refused(format!("{name:?} is not a server name")));
+    }
+    let dir = abra.servers_dir().join(&name);
+    let endpoint = endpoint.unwrap_or_else(|| Endpoint::for_server(&name, &dir));
+    let version = check(&name, &endpoint)
+        .await
+        .map_err(|e| OpsError::Refused(format!("server {name} was not added: {e}")))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| OpsError::Failed(format!("creating {}: {e}", dir.display())))?;
+    let default_endpoint = if name == "default" {
+        Endpoint::local()
+    } else {
+        Endpoint::Ssh(name.clone())
+    };
+    if endpoint != default_endpoint {
+        std::fs::write(
+            dir.join(cooper_engine::connect::ENDPOINT_FILE),
+            format!("{endpoint}\n"),
+        )
+        .map_err(|e| OpsError::Failed(format!("writing the endpoint of {name}: {e}")))?;
+    }
+    Ok(ServerStatus {
+        apps: abra.apps()?.iter().filter(|a| a.server == name).count(),
+        name,
+        endpoint: endpoint.to_string(),
+        reachable: true,
+        engine: Some(version),
+        problem: None,
+    })
+}
+
+/// Every server and whether it answers, all checked at once.
+pub async fn list(abra: &AbraDir, probe: bool) -> Result<Vec<ServerStatus>> {
+    let apps = abra.apps()?;
+    let servers = abra.servers()?;
+    let checks = servers.iter().map(|name| {
+        let endpoint = Endpoint::for_server(name, &abra.servers_dir().join(name));
+        async move {
+            let result = if probe {
+                Some(
+                    tokio::time::timeout(Duration::from_secs(20), check(name, &endpoint))
+                        .await
+                        .unwrap_or_else(|_| Err("no answer within 20 s".into())),
+                )
+            } else {
+                None
+            };
+            (name.clone(), endpoint, result)
+        }
+    });
+    let results = futures_util::future::join_all(checks).await;
+    Ok(results
+        .into_iter()
+        .map(|(name, endpoint, result)| ServerStatus {
+            apps: apps.iter().filter(|a| a.server == name).count(),
+            endpoint: endpoint.to_string(),
+            reachable: matches!(result, Some(Ok(_))),
+            engine: result.as_ref().and_then(|r| r.as_ref().ok().cloned()),
+            problem: result.and_then(|r| r.err()),
+            name,
+        })
+        .collect())
+}
+
+/// Forgets a server (its directory). Refuses while apps are defined on it.
+pub fn remove(abra: &AbraDir, name: &str) -> Result<()> {
+    let dir = abra.servers_dir().join(name);
+    if !dir.is_dir() {
+        return Err(OpsError::Refused(format!(
+            "no server called {name}; servers: {}",
+            abra.servers()?.join(", ")
+        )));
+    }
+    let apps: Vec<String> = abra
+        .apps()?
+        .into_iter()
+        .filter(|a| a.server == name)
+        .map(|a| a.domain)
+        .collect();
+    if !apps.is_empty() {
+        return Err(OpsError::Refused(format!(
+            "server {name} still has apps: {}; remove them first (`cooper app remove <domain>`)",
+            apps.join(", ")
+        )));
+    }
+    std::fs::remove_dir_all(&dir)
+        .map_err(|e| OpsError::Failed(format!("removing {}: {e}", dir.display())))
+}
