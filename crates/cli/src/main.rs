@@ -120,5 +120,27 @@ mod tests {
     #[test]
     fn command_tree_is_consistent() {
         super::Cli::command().debug_assert();
+        // Global flags meet each subcommand's own only when that subcommand is built, so build
+        // every one (clap panics on a clash, e.g. two `-n`).
+        fn paths(cmd: &clap::Command, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+            for sub in cmd.get_subcommands() {
+                let mut p = prefix.clone();
+                p.push(sub.get_name().to_string());
+                out.push(p.clone());
+                paths(sub, p, out);
+            }
+        }
+        let mut all = Vec::new();
+        paths(&super::Cli::command(), Vec::new(), &mut all);
+        assert!(all.len() > 30, "{} commands", all.len());
+        for p in all {
+            let mut args = vec!["cooper".to_string()];
+            args.extend(p.clone());
+            args.push("--help".into());
+            let err = super::Cli::command()
+                .try_get_matches_from(args)
+                .unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{p:?}");
+        }
     }
 }

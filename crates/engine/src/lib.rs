@@ -14,6 +14,7 @@ pub mod apply;
 pub mod connect;
 pub mod converge;
 pub mod convert;
+pub mod exec;
 pub mod inspect;
 pub mod secrets;
 

@@ -124,3 +124,30 @@ pub fn remove(abra: &AbraDir, name: &str) -> Result<()> {
     std::fs::remove_dir_all(&dir)
         .map_err(|e| OpsError::Failed(format!("removing {}: {e}", dir.display())))
 }
+
+/// The stacks on every server that has apps, all servers queried at once, one call each.
+/// A server that cannot be reached maps to its error.
+pub async fn stacks_by_server(
+    abra: &AbraDir,
+    servers: &[String],
+) -> Vec<(
+    String,
+    std::result::Result<
+        std::collections::BTreeMap<String, cooper_engine::exec::StackStatus>,
+        String,
+    >,
+)> {
+    let queries = servers.iter().map(|name| async move {
+        let result = async {
+            let engine = crate::connect(abra, name)
+                .await
+                .map_err(|e| e.to_string())?;
+            engine.all_stacks().await.map_err(|e| e.to_string())
+        };
+        let result = tokio::time::timeout(Duration::from_secs(30), result)
+            .await
+            .unwrap_or_else(|_| Err("no answer within 30 s".into()));
+        (name.clone(), result)
+    });
+    futures_util::future::join_all(queries).await
+}

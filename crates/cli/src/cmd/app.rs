@@ -53,6 +53,19 @@ pub enum AppCommand {
     Errors(super::operate::Errors),
     /// Labels of the deployed services (version, recipe, chaos, timeout).
     Labels(super::operate::Labels),
+    /// Service logs (alias: l).
+    #[command(alias = "l")]
+    Logs(super::operate::Logs),
+    /// Run a command in a running container of a service.
+    Run(super::operate::Run),
+    /// Run a function of the recipe's abra.sh in a service's container, with the app env.
+    Cmd(super::operate::Cmd),
+    /// Restart a service (rolling, as its update config says) and wait for it (alias: re).
+    #[command(alias = "re")]
+    Restart(super::operate::Restart),
+    /// The app's volumes (alias: vl).
+    #[command(alias = "vl", subcommand)]
+    Volume(super::operate::VolumeCommand),
 }
 
 /// Which recipe version to use for an app.
@@ -103,6 +116,9 @@ pub struct Ls {
     /// Only apps of this recipe.
     #[arg(short = 'r', long)]
     recipe: Option<String>,
+    /// Ask every server (all at once) what is deployed: status and deployed version.
+    #[arg(short = 'S', long)]
+    status: bool,
     /// Print JSON.
     #[arg(short = 'm', long)]
     machine: bool,
@@ -125,6 +141,11 @@ impl AppCommand {
             AppCommand::Ps(p) => p.run(ctx),
             AppCommand::Errors(e) => e.run(ctx),
             AppCommand::Labels(l) => l.run(ctx),
+            AppCommand::Logs(l) => l.run(ctx),
+            AppCommand::Run(r) => r.run(ctx),
+            AppCommand::Cmd(c) => c.run(ctx),
+            AppCommand::Restart(r) => r.run(ctx),
+            AppCommand::Volume(v) => v.run(ctx),
         }
     }
 }
@@ -224,6 +245,12 @@ struct AppRow {
     domain: String,
     recipe: String,
     version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployed_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chaos: Option<bool>,
 }
 
 fn ls(ctx: &Ctx, a: Ls) -> anyhow::Result<u8> {
@@ -241,7 +268,38 @@ fn ls(ctx: &Ctx, a: Ls) -> anyhow::Result<u8> {
             domain: app.at.domain,
             recipe: app.recipe.name,
             version: app.recipe.version,
+            status: None,
+            deployed_version: None,
+            chaos: None,
         });
+    }
+    if a.status {
+        let mut servers: Vec<String> = rows.iter().map(|r| r.server.clone()).collect();
+        servers.dedup();
+        let answers = ctx.block_on(cooper_ops::server::stacks_by_server(&ctx.abra, &servers));
+        for r in rows.iter_mut() {
+            let stack_name = stack::stack_name(&r.domain);
+            let Some((_, answer)) = answers.iter().find(|(s, _)| *s == r.server) else {
+                continue;
+            };
+            match answer {
+                Err(e) => {
+                    r.status = Some(format!("unknown: {}", e.lines().next().unwrap_or_default()))
+                }
+                Ok(stacks) => match stacks.get(&stack_name) {
+                    None => r.status = Some("undeployed".into()),
+                    Some(st) => {
+                        r.status = Some(if st.running >= st.desired {
+                            format!("deployed {}/{}", st.running, st.desired)
+                        } else {
+                            format!("degraded {}/{}", st.running, st.desired)
+                        });
+                        r.deployed_version = st.version.clone();
+                        r.chaos = Some(st.chaos);
+                    }
+                },
+            }
+        }
     }
     if a.machine {
         let mut grouped: BTreeMap<&str, Vec<&AppRow>> = BTreeMap::new();
@@ -262,14 +320,28 @@ fn ls(ctx: &Ctx, a: Ls) -> anyhow::Result<u8> {
             .iter()
             .filter(|r| r.server == *server)
             .map(|r| {
-                vec![
+                let mut row = vec![
                     r.domain.clone(),
                     r.recipe.clone(),
                     r.version.clone().unwrap_or_else(|| "unknown".into()),
-                ]
+                ];
+                if a.status {
+                    row.push(r.status.clone().unwrap_or_default());
+                    row.push(match (&r.deployed_version, r.chaos) {
+                        (Some(v), Some(true)) => format!("{v} (chaos)"),
+                        (Some(v), _) => v.clone(),
+                        _ => "-".into(),
+                    });
+                }
+                row
             })
             .collect();
-        output::table(ctx.tty, &["DOMAIN", "RECIPE", "VERSION"], &table);
+        let header: &[&str] = if a.status {
+            &["DOMAIN", "RECIPE", "VERSION", "STATUS", "DEPLOYED"]
+        } else {
+            &["DOMAIN", "RECIPE", "VERSION"]
+        };
+        output::table(ctx.tty, header, &table);
     }
     if rows.is_empty() {
         println!("no apps in {}", ctx.abra.servers_dir().display());

@@ -1,6 +1,11 @@
-//! Looking at deployed apps: `app ps`, `app errors`, `app labels`.
+//! Operating deployed apps: `app ps`, `errors`, `labels`, `logs`, `run`, `cmd`, `restart`,
+//! `volume ls|rm`.
 
-use clap::Args;
+use std::io::IsTerminal;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
 
 use cooper_recipe::stack;
 
@@ -125,5 +130,306 @@ impl Labels {
             }
         }
         Ok(0)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Logs {
+    domain: String,
+    /// A service (default: all of the app's services).
+    service: Option<String>,
+    /// Keep printing new lines.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Only the last N lines per service.
+    #[arg(long = "tail", value_name = "N")]
+    tail: Option<usize>,
+    /// Only lines newer than this many seconds.
+    #[arg(short = 's', long, value_name = "SECONDS")]
+    since: Option<u64>,
+    /// Prefix lines with their timestamp.
+    #[arg(short = 't', long)]
+    timestamps: bool,
+}
+
+impl Logs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        let (server, stack_name) = stack_of(ctx, &self.domain)?;
+        ctx.block_on(async {
+            let engine = cooper_ops::connect(&ctx.abra, &server).await?;
+            let services: Vec<String> = match &self.service {
+                Some(s) => vec![format!("{stack_name}_{s}")],
+                None => engine
+                    .stack_services(&stack_name)
+                    .await?
+                    .iter()
+                    .map(|s| cooper_engine::apply::service_name(s).to_string())
+                    .collect(),
+            };
+            if services.is_empty() {
+                bail!("{} is not deployed", self.domain);
+            }
+            let since = self.since.map(|s| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                now.saturating_sub(s) as i32
+            });
+            let streams = services.iter().map(|name| {
+                let prefix = name
+                    .trim_start_matches(&format!("{stack_name}_"))
+                    .to_string();
+                engine
+                    .service_logs(name, self.follow, self.tail, since, self.timestamps)
+                    .map(move |l| (prefix.clone(), l))
+            });
+            let mut all = futures_util::stream::select_all(streams.map(Box::pin));
+            let many = services.len() > 1;
+            while let Some((svc, line)) = all.next().await {
+                let text = line?;
+                for l in text.lines() {
+                    if many {
+                        println!("{svc} | {l}");
+                    } else {
+                        println!("{l}");
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(0)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Run {
+    domain: String,
+    service: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, required = true)]
+    cmd: Vec<String>,
+    /// No terminal, even when attached to one.
+    #[arg(short = 't', long)]
+    no_tty: bool,
+}
+
+fn raw_mode(on: bool) {
+    let _ = std::process::Command::new("stty")
+        .arg(if on { "raw" } else { "sane" })
+        .arg("-echo")
+        .stdin(std::process::Stdio::inherit())
+        .status();
+    if !on {
+        let _ = std::process::Command::new("stty")
+            .arg("echo")
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    }
+}
+
+impl Run {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        let (server, stack_name) = stack_of(ctx, &self.domain)?;
+        let tty = !self.no_tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+        let code = ctx.block_on(async {
+            let engine = cooper_ops::connect(&ctx.abra, &server).await?;
+            let container = engine.running_container(&stack_name, &self.service).await?;
+            if tty {
+                raw_mode(true);
+            }
+            let r = engine
+                .exec_attached(
+                    &container,
+                    self.cmd.clone(),
+                    Vec::new(),
+                    tty,
+                    tokio::io::stdin(),
+                    tokio::io::stdout(),
+                    tokio::io::stderr(),
+                )
+                .await;
+            if tty {
+                raw_mode(false);
+            }
+            Ok::<_, anyhow::Error>(r?)
+        })?;
+        Ok(u8::try_from(code).unwrap_or(1))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Cmd {
+    domain: String,
+    /// `[service] function`: the service defaults to `app`.
+    #[arg(required = true, num_args = 1..=2)]
+    target: Vec<String>,
+    /// Arguments for the function (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+impl Cmd {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        let (service, function) = match self.target.as_slice() {
+            [f] => ("app".to_string(), f.clone()),
+            [s, f] => (s.clone(), f.clone()),
+            _ => bail!("give [service] function"),
+        };
+        let app = ctx.abra.app(&self.domain)?;
+        let repo = ctx.abra.recipe(&app.recipe.name)?;
+        let files = stack::select_files(
+            &repo,
+            app.recipe.version.as_deref(),
+            &stack::VersionChoice::default(),
+        )?;
+        let script = files.text("abra.sh").with_context(|| {
+            format!(
+                "recipe {} at {} has no abra.sh",
+                app.recipe.name, files.origin
+            )
+        })?;
+        let parsed = cooper_recipe::abrash::AbraSh::parse(&script);
+        if !parsed.functions.contains(&function) {
+            bail!(
+                "abra.sh of {} has no function {function}; it has: {}",
+                app.recipe.name,
+                if parsed.functions.is_empty() {
+                    "none".to_string()
+                } else {
+                    parsed.functions.join(", ")
+                }
+            );
+        }
+        let env: Vec<String> = stack::deploy_env(&app.at.domain, &app.env, Some(&parsed))
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let stack_name = stack::stack_name(&app.at.domain);
+        let mut cmd = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("{script}\n{function} \"$@\""),
+            "abra.sh".to_string(),
+        ];
+        cmd.extend(self.args.clone());
+        let code = ctx.block_on(async {
+            let engine = cooper_ops::connect(&ctx.abra, &app.at.server).await?;
+            let container = engine.running_container(&stack_name, &service).await?;
+            let out = engine.exec_capture(&container, cmd, env, None).await?;
+            use std::io::Write;
+            std::io::stdout().write_all(&out.stdout)?;
+            std::io::stderr().write_all(&out.stderr)?;
+            Ok::<_, anyhow::Error>(out.exit_code)
+        })?;
+        Ok(u8::try_from(code).unwrap_or(1))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Restart {
+    domain: String,
+    /// A service (default: all of the app's services).
+    service: Option<String>,
+}
+
+impl Restart {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        let (server, stack_name) = stack_of(ctx, &self.domain)?;
+        let mut reporter = crate::report::CliReporter::new(ctx.tty, ctx.no_input);
+        ctx.block_on(async {
+            let engine = cooper_ops::connect(&ctx.abra, &server).await?;
+            let names: Vec<String> = match &self.service {
+                Some(s) => vec![format!("{stack_name}_{s}")],
+                None => engine
+                    .stack_services(&stack_name)
+                    .await?
+                    .iter()
+                    .map(|s| cooper_engine::apply::service_name(s).to_string())
+                    .collect(),
+            };
+            for n in &names {
+                engine.force_update(n).await?;
+            }
+            let outcome = engine
+                .watch(
+                    &stack_name,
+                    &names,
+                    &cooper_engine::converge::WatchOptions::default(),
+                    |p| cooper_ops::Reporter::progress(&mut reporter, p),
+                )
+                .await?;
+            match outcome {
+                cooper_engine::converge::Outcome::Converged { .. } => Ok(()),
+                other => bail!("restart did not converge: {other:?}"),
+            }
+        })?;
+        println!(
+            "restarted {}",
+            self.service.as_deref().unwrap_or("all services")
+        );
+        Ok(0)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// List the app's volumes.
+    #[command(alias = "list")]
+    Ls {
+        domain: String,
+        #[arg(short = 'm', long)]
+        machine: bool,
+    },
+    /// Remove the app's volumes (its data!); the app must be undeployed.
+    #[command(alias = "remove")]
+    Rm {
+        domain: String,
+        /// Volume names (default: all of the app's volumes).
+        names: Vec<String>,
+    },
+}
+
+impl VolumeCommand {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        match self {
+            VolumeCommand::Ls { domain, machine } => {
+                let (server, stack_name) = stack_of(ctx, &domain)?;
+                let vols = ctx.block_on(async {
+                    let engine = cooper_ops::connect(&ctx.abra, &server).await?;
+                    Ok::<_, anyhow::Error>(engine.stack_volumes(&stack_name).await?)
+                })?;
+                if machine {
+                    return output::json(&vols).map(|_| 0);
+                }
+                for v in vols {
+                    println!("{v}");
+                }
+                Ok(0)
+            }
+            VolumeCommand::Rm { domain, names } => {
+                if !ctx.no_input {
+                    bail!(
+                        "removing volumes deletes {domain}'s data; pass -n to confirm you mean it"
+                    );
+                }
+                let (server, stack_name) = stack_of(ctx, &domain)?;
+                ctx.block_on(async {
+                    let engine = cooper_ops::connect(&ctx.abra, &server).await?;
+                    if cooper_ops::deploy::deployed_version(&engine, &stack_name).await?.is_some() {
+                        bail!("{domain} is deployed; undeploy it first (`cooper app undeploy {domain}`)");
+                    }
+                    for v in engine.stack_volumes(&stack_name).await? {
+                        let short = v.trim_start_matches(&format!("{stack_name}_")).to_string();
+                        if names.is_empty() || names.contains(&v) || names.contains(&short) {
+                            engine.remove_volume(&v).await?;
+                            println!("removed {v}");
+                        }
+                    }
+                    Ok(())
+                })?;
+                Ok(0)
+            }
+        }
     }
 }

@@ -1,0 +1,292 @@
+//! Running commands in a service's container, service logs, restarts, and the status of every
+//! stack on a server in one call.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{Service, TaskState};
+use bollard::query_parameters::{
+    InspectServiceOptions, ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder,
+};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::apply::service_name;
+use crate::{api_message, Engine, EngineError, Result, STACK_LABEL};
+
+/// Output of a command run without a terminal.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Status of one stack on a server (`app ls -S`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StackStatus {
+    pub services: usize,
+    pub running: u64,
+    pub desired: u64,
+    pub version: Option<String>,
+    pub chaos: bool,
+}
+
+impl Engine {
+    /// The container of a running task of `<stack>_<service>` on this engine's node.
+    pub async fn running_container(&self, stack: &str, service: &str) -> Result<String> {
+        let full = format!("{stack}_{service}");
+        let filters = HashMap::from([
+            ("service".to_string(), vec![full.clone()]),
+            ("desired-state".to_string(), vec!["running".to_string()]),
+        ]);
+        let tasks = self
+            .docker
+            .list_tasks(Some(
+                ListTasksOptionsBuilder::default().filters(&filters).build(),
+            ))
+            .await
+            .map_err(EngineError::api(format!("listing tasks of {full}")))?;
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(EngineError::api("reading engine info"))?;
+        let here = info.swarm.and_then(|s| s.node_id).unwrap_or_default();
+        let mut elsewhere = None;
+        for t in &tasks {
+            let status = t.status.clone().unwrap_or_default();
+            if status.state != Some(TaskState::RUNNING) {
+                continue;
+            }
+            let Some(cid) = status.container_status.and_then(|c| c.container_id) else {
+                continue;
+            };
+            if t.node_id.as_deref() == Some(here.as_str()) {
+                return Ok(cid);
+            }
+            elsewhere = t.node_id.clone();
+        }
+        Err(EngineError::Invalid(match elsewhere {
+            Some(node) => format!(
+                "{full} runs on node {node}, not on {}; commands run on the node cooper connects to",
+                self.server
+            ),
+            None => format!(
+                "{full} has no running task (is the app deployed and converged? see `cooper app ps`)"
+            ),
+        }))
+    }
+
+    /// Runs a command in a container and collects its output and exit code.
+    pub async fn exec_capture(
+        &self,
+        container: &str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+        user: Option<String>,
+    ) -> Result<ExecOutput> {
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd),
+                    env: Some(env),
+                    user,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(EngineError::api("creating exec"))?;
+        let mut out = ExecOutput::default();
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&exec.id, None::<StartExecOptions>)
+            .await
+            .map_err(EngineError::api("starting exec"))?
+        {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(EngineError::api("reading exec output"))? {
+                    bollard::container::LogOutput::StdErr { message } => {
+                        out.stderr.extend_from_slice(&message)
+                    }
+                    other => out.stdout.extend_from_slice(&other.into_bytes()),
+                }
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(EngineError::api("inspecting exec"))?;
+        out.exit_code = inspect.exit_code.unwrap_or(-1);
+        Ok(out)
+    }
+
+    /// Runs a command attached to the caller's streams (with a terminal when `tty`); returns
+    /// the exit code.
+    pub async fn exec_attached(
+        &self,
+        container: &str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+        tty: bool,
+        mut stdin: impl AsyncRead + Unpin + Send + 'static,
+        mut stdout: impl AsyncWrite + Unpin,
+        mut stderr: impl AsyncWrite + Unpin,
+    ) -> Result<i64> {
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(tty),
+                    cmd: Some(cmd),
+                    env: Some(env),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(EngineError::api("creating exec"))?;
+        let started = self
+            .docker
+            .start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty,
+                    output_capacity: None,
+                }),
+            )
+            .await
+            .map_err(EngineError::api("starting exec"))?;
+        if let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        {
+            let pump = tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut stdin, &mut input).await;
+                let _ = input.shutdown().await;
+            });
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(bollard::container::LogOutput::StdErr { message }) => {
+                        let _ = stderr.write_all(&message).await;
+                        let _ = stderr.flush().await;
+                    }
+                    Ok(other) => {
+                        let _ = stdout.write_all(&other.into_bytes()).await;
+                        let _ = stdout.flush().await;
+                    }
+                    Err(e) => {
+                        return Err(EngineError::Invalid(format!(
+                            "exec stream: {}",
+                            api_message(&e)
+                        )))
+                    }
+                }
+            }
+            pump.abort();
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(EngineError::api("inspecting exec"))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
+    /// A service's logs (all its tasks), as a stream of lines.
+    pub fn service_logs(
+        &self,
+        full_name: &str,
+        follow: bool,
+        tail: Option<usize>,
+        since: Option<i32>,
+        timestamps: bool,
+    ) -> impl Stream<Item = Result<String>> + '_ {
+        let mut b = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .timestamps(timestamps);
+        if let Some(t) = tail {
+            b = b.tail(&t.to_string());
+        }
+        if let Some(s) = since {
+            b = b.since(s);
+        }
+        let name = full_name.to_string();
+        self.docker
+            .service_logs(full_name, Some(b.build()))
+            .map(move |r| {
+                r.map(|o| o.to_string())
+                    .map_err(EngineError::api(format!("reading logs of {name}")))
+            })
+    }
+
+    /// Restarts a service's tasks by forcing an update (rolling, as its update config says).
+    pub async fn force_update(&self, full_name: &str) -> Result<()> {
+        let svc = self
+            .docker
+            .inspect_service(full_name, None::<InspectServiceOptions>)
+            .await
+            .map_err(EngineError::api(format!("inspecting service {full_name}")))?;
+        let mut spec = svc.spec.unwrap_or_default();
+        if let Some(t) = spec.task_template.as_mut() {
+            t.force_update = Some(t.force_update.unwrap_or(0) + 1);
+        }
+        self.update_service(full_name, spec).await
+    }
+
+    /// Every stack on the server with its services' state and version: one API call.
+    pub async fn all_stacks(&self) -> Result<BTreeMap<String, StackStatus>> {
+        let filters = HashMap::from([("label".to_string(), vec![STACK_LABEL.to_string()])]);
+        let services: Vec<Service> = self
+            .docker
+            .list_services(Some(
+                ListServicesOptionsBuilder::default()
+                    .filters(&filters)
+                    .status(true)
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing services"))?;
+        let mut out: BTreeMap<String, StackStatus> = BTreeMap::new();
+        for s in &services {
+            let labels = s
+                .spec
+                .as_ref()
+                .and_then(|sp| sp.labels.clone())
+                .unwrap_or_default();
+            let Some(stack) = labels.get(STACK_LABEL) else {
+                continue;
+            };
+            let st = out.entry(stack.clone()).or_default();
+            st.services += 1;
+            if let Some(status) = &s.service_status {
+                st.running += status.running_tasks.unwrap_or(0);
+                st.desired += status.desired_tasks.unwrap_or(0);
+            }
+            let version = labels.get(&format!("coop-cloud.{stack}.version"));
+            let is_app = service_name(s) == format!("{stack}_app");
+            if let Some(v) = version {
+                if st.version.is_none() || is_app {
+                    st.version = Some(v.clone());
+                }
+            }
+            st.chaos |= labels
+                .get(&format!("coop-cloud.{stack}.chaos"))
+                .is_some_and(|c| c == "true");
+        }
+        Ok(out)
+    }
+}
