@@ -23,6 +23,16 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+/// What to run in a container.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    /// `KEY=value` entries (sent in the request body, never on a command line).
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+}
+
 /// Status of one stack on a server (`app ls -S`).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct StackStatus {
@@ -80,13 +90,7 @@ impl Engine {
     }
 
     /// Runs a command in a container and collects its output and exit code.
-    pub async fn exec_capture(
-        &self,
-        container: &str,
-        cmd: Vec<String>,
-        env: Vec<String>,
-        user: Option<String>,
-    ) -> Result<ExecOutput> {
+    pub async fn exec_capture(&self, container: &str, req: ExecRequest) -> Result<ExecOutput> {
         let exec = self
             .docker
             .create_exec(
@@ -94,9 +98,9 @@ impl Engine {
                 CreateExecOptions {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
-                    cmd: Some(cmd),
-                    env: Some(env),
-                    user,
+                    cmd: Some(req.cmd),
+                    env: Some(req.env),
+                    user: req.user,
                     ..Default::default()
                 },
             )
@@ -132,13 +136,12 @@ impl Engine {
     pub async fn exec_attached(
         &self,
         container: &str,
-        cmd: Vec<String>,
-        env: Vec<String>,
-        tty: bool,
+        req: ExecRequest,
         mut stdin: impl AsyncRead + Unpin + Send + 'static,
         mut stdout: impl AsyncWrite + Unpin,
         mut stderr: impl AsyncWrite + Unpin,
     ) -> Result<i64> {
+        let tty = req.tty;
         let exec = self
             .docker
             .create_exec(
@@ -148,8 +151,9 @@ impl Engine {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     tty: Some(tty),
-                    cmd: Some(cmd),
-                    env: Some(env),
+                    cmd: Some(req.cmd),
+                    env: Some(req.env),
+                    user: req.user,
                     ..Default::default()
                 },
             )

@@ -241,9 +241,11 @@ impl Run {
             let r = engine
                 .exec_attached(
                     &container,
-                    self.cmd.clone(),
-                    Vec::new(),
-                    tty,
+                    cooper_engine::exec::ExecRequest {
+                        cmd: self.cmd.clone(),
+                        tty,
+                        ..Default::default()
+                    },
                     tokio::io::stdin(),
                     tokio::io::stdout(),
                     tokio::io::stderr(),
@@ -316,7 +318,16 @@ impl Cmd {
         let code = ctx.block_on(async {
             let engine = cooper_ops::connect(&ctx.abra, &app.at.server).await?;
             let container = engine.running_container(&stack_name, &service).await?;
-            let out = engine.exec_capture(&container, cmd, env, None).await?;
+            let out = engine
+                .exec_capture(
+                    &container,
+                    cooper_engine::exec::ExecRequest {
+                        cmd,
+                        env,
+                        ..Default::default()
+                    },
+                )
+                .await?;
             use std::io::Write;
             std::io::stdout().write_all(&out.stdout)?;
             std::io::stderr().write_all(&out.stderr)?;
