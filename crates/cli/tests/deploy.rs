@@ -251,3 +251,56 @@ fn generated_secret_values_never_appear_again() {
         "{listed}"
     );
 }
+
+#[test]
+fn operating_a_deployed_app() {
+    let s = setup("t-operate");
+    let d = s.domain.clone();
+    s.ok(&["app", "new", "testapp", "1.0.0+1.0", "-s", "default", "-D", &d]);
+    s.ok(&["app", "secret", "generate", &d, "--all"]);
+    s.ok(&["app", "deploy", &d, "-n"]);
+
+    let ps: serde_json::Value = serde_json::from_str(&s.ok(&["app", "ps", &d, "-m"])).unwrap();
+    let running = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "running")
+        .count();
+    assert_eq!(running, 2, "{ps}");
+
+    assert_eq!(s.ok(&["app", "run", &d, "app", "cat", "/data/marker"]).trim(), "first");
+    let out = s.run(&["app", "run", &d, "app", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "the command's exit code is cooper's");
+    let out = s.ok(&["app", "cmd", &d, "hello", "--", "operator"]);
+    assert!(
+        out.contains("hello operator from t-operate_cooper_test (marker first)"),
+        "{out}"
+    );
+    let out = s.run(&["app", "cmd", &d, "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no function nope; it has: hello"));
+
+    let labels = s.ok(&["app", "labels", &d, "-m"]);
+    assert!(labels.contains("\"coop-cloud.t-operate_cooper_test.version\": \"1.0.0+1.0\""), "{labels}");
+    assert!(labels.contains("\"coop-cloud.t-operate_cooper_test.recipe\": \"testapp\""), "{labels}");
+
+    let ls: serde_json::Value = serde_json::from_str(&s.ok(&["app", "ls", "-S", "-m"])).unwrap();
+    assert_eq!(ls["default"][0]["status"], "deployed 2/2", "{ls}");
+    assert_eq!(ls["default"][0]["deployed_version"], "1.0.0+1.0");
+
+    s.ok(&["app", "restart", &d, "app"]);
+    s.ok(&["app", "logs", &d, "app", "--tail", "5"]);
+    assert!(s.ok(&["app", "volume", "ls", &d]).contains("t-operate_cooper_test_data"));
+    let errors = s.ok(&["app", "errors", &d]);
+    assert!(errors.contains("no failed tasks") || !errors.is_empty());
+
+    // Volumes cannot go while deployed.
+    let out = s.run(&["app", "volume", "rm", &d, "-n"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("undeploy it first"));
+    s.ok(&["app", "undeploy", &d]);
+    let ls: serde_json::Value = serde_json::from_str(&s.ok(&["app", "ls", "-S", "-m"])).unwrap();
+    assert_eq!(ls["default"][0]["status"], "undeployed");
+    assert!(s.ok(&["app", "volume", "rm", &d, "-n"]).contains("removed t-operate_cooper_test_data"));
+    s.ok(&["app", "remove", &d, "--secrets", "-n"]);
+    assert!(!s.dir.path().join(format!("servers/default/{d}.env")).exists());
+}
