@@ -103,6 +103,15 @@ impl Reporter for CliReporter {
         if o.chaos {
             text.push_str("  CHAOS: deploying uncommitted recipe files\n");
         }
+        for n in &o.new_services {
+            text.push_str(&format!("  new      {n}\n"));
+        }
+        for n in &o.removed_services {
+            text.push_str(&format!("  removed  {n} (no longer in the stack)\n"));
+        }
+        for (svc, changes) in &o.env_changes {
+            text.push_str(&format!("  env      {svc}: {}\n", changes.join(" ")));
+        }
         for (v, notes) in &o.release_notes {
             text.push_str(&format!("\n  release notes {v}:\n"));
             for l in notes.lines() {

@@ -256,7 +256,16 @@ fn generated_secret_values_never_appear_again() {
 fn operating_a_deployed_app() {
     let s = setup("t-operate");
     let d = s.domain.clone();
-    s.ok(&["app", "new", "testapp", "1.0.0+1.0", "-s", "default", "-D", &d]);
+    s.ok(&[
+        "app",
+        "new",
+        "testapp",
+        "1.0.0+1.0",
+        "-s",
+        "default",
+        "-D",
+        &d,
+    ]);
     s.ok(&["app", "secret", "generate", &d, "--all"]);
     s.ok(&["app", "deploy", &d, "-n"]);
 
@@ -269,9 +278,17 @@ fn operating_a_deployed_app() {
         .count();
     assert_eq!(running, 2, "{ps}");
 
-    assert_eq!(s.ok(&["app", "run", &d, "app", "cat", "/data/marker"]).trim(), "first");
+    assert_eq!(
+        s.ok(&["app", "run", &d, "app", "cat", "/data/marker"])
+            .trim(),
+        "first"
+    );
     let out = s.run(&["app", "run", &d, "app", "sh", "-c", "exit 5"]);
-    assert_eq!(out.status.code(), Some(5), "the command's exit code is cooper's");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "the command's exit code is cooper's"
+    );
     let out = s.ok(&["app", "cmd", &d, "hello", "--", "operator"]);
     assert!(
         out.contains("hello operator from t-operate_cooper_test (marker first)"),
@@ -281,8 +298,14 @@ fn operating_a_deployed_app() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no function nope; it has: hello"));
 
     let labels = s.ok(&["app", "labels", &d, "-m"]);
-    assert!(labels.contains("\"coop-cloud.t-operate_cooper_test.version\": \"1.0.0+1.0\""), "{labels}");
-    assert!(labels.contains("\"coop-cloud.t-operate_cooper_test.recipe\": \"testapp\""), "{labels}");
+    assert!(
+        labels.contains("\"coop-cloud.t-operate_cooper_test.version\": \"1.0.0+1.0\""),
+        "{labels}"
+    );
+    assert!(
+        labels.contains("\"coop-cloud.t-operate_cooper_test.recipe\": \"testapp\""),
+        "{labels}"
+    );
 
     let ls: serde_json::Value = serde_json::from_str(&s.ok(&["app", "ls", "-S", "-m"])).unwrap();
     assert_eq!(ls["default"][0]["status"], "deployed 2/2", "{ls}");
@@ -290,7 +313,9 @@ fn operating_a_deployed_app() {
 
     s.ok(&["app", "restart", &d, "app"]);
     s.ok(&["app", "logs", &d, "app", "--tail", "5"]);
-    assert!(s.ok(&["app", "volume", "ls", &d]).contains("t-operate_cooper_test_data"));
+    assert!(s
+        .ok(&["app", "volume", "ls", &d])
+        .contains("t-operate_cooper_test_data"));
     let errors = s.ok(&["app", "errors", &d]);
     assert!(errors.contains("no failed tasks") || !errors.is_empty());
 
@@ -300,7 +325,13 @@ fn operating_a_deployed_app() {
     s.ok(&["app", "undeploy", &d]);
     let ls: serde_json::Value = serde_json::from_str(&s.ok(&["app", "ls", "-S", "-m"])).unwrap();
     assert_eq!(ls["default"][0]["status"], "undeployed");
-    assert!(s.ok(&["app", "volume", "rm", &d, "-n"]).contains("removed t-operate_cooper_test_data"));
+    assert!(s
+        .ok(&["app", "volume", "rm", &d, "-n"])
+        .contains("removed t-operate_cooper_test_data"));
     s.ok(&["app", "remove", &d, "--secrets", "-n"]);
-    assert!(!s.dir.path().join(format!("servers/default/{d}.env")).exists());
+    assert!(!s
+        .dir
+        .path()
+        .join(format!("servers/default/{d}.env"))
+        .exists());
 }

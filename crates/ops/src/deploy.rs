@@ -91,6 +91,54 @@ pub struct Overview {
     /// `release/<version>` notes of every version crossed, oldest first.
     pub release_notes: Vec<(String, String)>,
     pub timeout_secs: u64,
+    /// Per service, the environment variables whose values change (names only: values may be
+    /// sensitive): `+NEW`, `-GONE`, `~CHANGED`.
+    pub env_changes: Vec<(String, Vec<String>)>,
+    /// Services the deploy creates or removes.
+    pub new_services: Vec<String>,
+    pub removed_services: Vec<String>,
+}
+
+/// `KEY=value` lists → `+KEY`, `-KEY`, `~KEY` for what differs.
+pub fn env_diff(old: &[String], new: &[String]) -> Vec<String> {
+    let split = |list: &[String]| -> BTreeMap<String, Option<String>> {
+        list.iter()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (e.clone(), None),
+            })
+            .collect()
+    };
+    let (a, b) = (split(old), split(new));
+    let mut out = Vec::new();
+    for (k, v) in &b {
+        match a.get(k) {
+            None => out.push(format!("+{k}")),
+            Some(old) if old != v => out.push(format!("~{k}")),
+            _ => {}
+        }
+    }
+    for k in a.keys() {
+        if !b.contains_key(k) {
+            out.push(format!("-{k}"));
+        }
+    }
+    out
+}
+
+/// The releases an upgrade (newer) or rollback (older) could go to from `current`.
+pub fn candidates(repo: &RecipeRepo, kind: DeployKind, current: Option<&str>) -> Vec<String> {
+    let current = current.and_then(|c| RecipeVersion::parse(c).ok());
+    repo.versions()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| match (&current, kind) {
+            (Some(c), DeployKind::Upgrade) => v > c,
+            (Some(c), DeployKind::Rollback) => v < c,
+            _ => true,
+        })
+        .map(|v| v.to_string())
+        .collect()
 }
 
 /// What happened.
@@ -428,7 +476,55 @@ async fn run_deploy(
         t,
     );
 
+    let current_specs: BTreeMap<String, Vec<String>> = engine
+        .stack_services(&stack_name)
+        .await?
+        .iter()
+        .map(|s| {
+            let env = s
+                .spec
+                .as_ref()
+                .and_then(|sp| sp.task_template.as_ref())
+                .and_then(|t| t.container_spec.as_ref())
+                .and_then(|c| c.env.clone())
+                .unwrap_or_default();
+            (cooper_engine::apply::service_name(s).to_string(), env)
+        })
+        .collect();
+    let mut env_changes = Vec::new();
+    let mut new_services = Vec::new();
+    for spec in plan.services.values() {
+        let name = spec.name.clone().unwrap_or_default();
+        let env = spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.container_spec.as_ref())
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default();
+        match current_specs.get(&name) {
+            Some(old) => {
+                let d = env_diff(old, &env);
+                if !d.is_empty() {
+                    env_changes.push((name, d));
+                }
+            }
+            None => new_services.push(name),
+        }
+    }
+    let planned: Vec<String> = plan
+        .services
+        .values()
+        .filter_map(|s| s.name.clone())
+        .collect();
+    let removed_services: Vec<String> = current_specs
+        .keys()
+        .filter(|n| !planned.contains(n))
+        .cloned()
+        .collect();
     let overview = Overview {
+        env_changes,
+        new_services,
+        removed_services,
         app: app.at.domain.clone(),
         server: app.at.server.clone(),
         recipe: app.recipe.name.clone(),
@@ -667,4 +763,28 @@ pub async fn remove_app(
         .map_err(|e| OpsError::Failed(format!("removing {}: {e}", app.at.path.display())))?;
     removed.push(app.at.path.display().to_string());
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_changes_show_names_only() {
+        let old = vec![
+            "A=1".to_string(),
+            "B=2".into(),
+            "GONE=x".into(),
+            "PASS".into(),
+        ];
+        let new = vec![
+            "A=1".to_string(),
+            "B=3".into(),
+            "NEW=secret".into(),
+            "PASS".into(),
+        ];
+        let d = env_diff(&old, &new);
+        assert_eq!(d, vec!["~B", "+NEW", "-GONE"]);
+        assert!(!d.iter().any(|c| c.contains("secret") || c.contains('3')));
+    }
 }

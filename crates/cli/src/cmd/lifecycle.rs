@@ -38,10 +38,55 @@ pub struct Deploy {
     wait: Option<u64>,
 }
 
+/// On a terminal, lets the operator pick the release for an upgrade or rollback.
+fn choose(ctx: &Ctx, domain: &str, kind: DeployKind) -> anyhow::Result<Option<String>> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if ctx.no_input || !ctx.tty || !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let app = ctx.abra.app(domain)?;
+    let repo = ctx.abra.recipe(&app.recipe.name)?;
+    let list = cooper_ops::deploy::candidates(&repo, kind, app.recipe.version.as_deref());
+    if list.len() < 2 {
+        return Ok(None);
+    }
+    eprintln!(
+        "{} {} from {}:",
+        if kind == DeployKind::Upgrade {
+            "upgrade"
+        } else {
+            "roll back"
+        },
+        domain,
+        app.recipe
+            .version
+            .as_deref()
+            .unwrap_or("its current version")
+    );
+    for (i, v) in list.iter().enumerate() {
+        eprintln!("  {}) {v}", i + 1);
+    }
+    eprint!("which? [{}] ", list.len());
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let answer = answer.trim();
+    if answer.is_empty() {
+        return Ok(list.last().cloned());
+    }
+    match answer.parse::<usize>() {
+        Ok(n) if (1..=list.len()).contains(&n) => Ok(Some(list[n - 1].clone())),
+        _ => bail!("{answer:?} is not one of 1–{}", list.len()),
+    }
+}
+
 impl Deploy {
     pub fn run(self, ctx: &Ctx, kind: DeployKind) -> anyhow::Result<u8> {
         let mut req = DeployRequest::new(&self.domain, kind);
-        req.version = self.recipe_version;
+        req.version = match (&self.recipe_version, kind) {
+            (None, DeployKind::Upgrade | DeployKind::Rollback) => choose(ctx, &self.domain, kind)?,
+            (v, _) => v.clone(),
+        };
         req.force = self.force;
         req.chaos = self.chaos;
         req.no_rollback = self.no_rollback;
