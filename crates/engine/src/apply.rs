@@ -254,7 +254,7 @@ impl Engine {
                 applied
                     .previous
                     .services
-                    .insert(service_name(svc).to_string(), spec.clone());
+                    .insert(service_name(svc).to_string(), as_submitted(spec.clone()));
             }
         }
 
@@ -359,10 +359,21 @@ impl Engine {
             }
         }
         for name in &applied.updated {
-            if let Some(spec) = applied.previous.services.get(name) {
-                self.update_service(name, spec.clone()).await?;
-                restored.push(name.clone());
+            let Some(spec) = applied.previous.services.get(name) else {
+                continue;
+            };
+            // A service whose spec the apply did not change keeps running untouched: sending
+            // the read-back spec again would look like a change to Swarm and restart its tasks.
+            let now = self
+                .docker
+                .inspect_service(name, None::<InspectServiceOptions>)
+                .await
+                .map_err(EngineError::api(format!("inspecting service {name}")))?;
+            if now.spec.map(as_submitted).as_ref() == Some(spec) {
+                continue;
             }
+            self.update_service(name, spec.clone()).await?;
+            restored.push(name.clone());
         }
         for name in &applied.removed {
             if let Some(spec) = applied.previous.services.get(name) {
@@ -460,6 +471,18 @@ impl Engine {
         }
         Ok(removed)
     }
+}
+
+/// A spec as read from the engine, in the form it was submitted: the engine reports the
+/// default runtime (`container`) in a service's task template although it stores none, and
+/// sending it back would count as a change and restart every task of the service.
+pub fn as_submitted(mut spec: ServiceSpec) -> ServiceSpec {
+    if let Some(t) = spec.task_template.as_mut() {
+        if t.runtime.as_deref() == Some("container") {
+            t.runtime = None;
+        }
+    }
+    spec
 }
 
 /// The full name of a service.

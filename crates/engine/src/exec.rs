@@ -244,7 +244,7 @@ impl Engine {
             .inspect_service(full_name, None::<InspectServiceOptions>)
             .await
             .map_err(EngineError::api(format!("inspecting service {full_name}")))?;
-        let mut spec = svc.spec.unwrap_or_default();
+        let mut spec = crate::apply::as_submitted(svc.spec.unwrap_or_default());
         if let Some(t) = spec.task_template.as_mut() {
             t.force_update = Some(t.force_update.unwrap_or(0) + 1);
         }

@@ -670,8 +670,14 @@ async fn rollback(
     reporter.info("rolling back to the previous service specs");
     engine.restore(applied).await?;
     let names: Vec<String> = applied.previous.services.keys().cloned().collect();
+    // The way back gets at least the default patience, whatever the failed deploy had: old
+    // tasks may take their whole stop grace period to go.
+    let back = WatchOptions {
+        timeout: opts.timeout.max(DEFAULT_TIMEOUT),
+        ..opts.clone()
+    };
     let outcome = engine
-        .watch(stack_name, &names, opts, |p| reporter.progress(p))
+        .watch(stack_name, &names, &back, |p| reporter.progress(p))
         .await?;
     let ok = matches!(outcome, Outcome::Converged { .. });
     let line = if ok {

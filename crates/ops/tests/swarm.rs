@@ -295,9 +295,21 @@ async fn lifecycle_deploy_upgrade_rollback_undeploy() {
     w.cleanup().await;
 }
 
+fn running_task_ids(w: &World, service: &str) -> String {
+    docker(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        &format!("{}_{service}", w.stack),
+    ])
+}
+
 async fn expect_rolled_back(w: &World, overlay: &str, timeout: Option<u64>, expect: &[&str]) {
     w.set_env("COMPOSE_FILE", &format!("compose.yml:{overlay}"));
     let before_env = w.app_env();
+    let db_before = running_task_ids(w, "db");
     let (r, _) = w
         .deploy(DeployKind::Deploy, |req| {
             req.force = true;
@@ -320,6 +332,11 @@ async fn expect_rolled_back(w: &World, overlay: &str, timeout: Option<u64>, expe
         "{overlay}: previous version runs"
     );
     assert_eq!(w.marker(), "precious", "{overlay}: data marker intact");
+    assert_eq!(
+        running_task_ids(w, "db"),
+        db_before,
+        "{overlay}: a service the deploy did not change is not restarted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
