@@ -12,44 +12,10 @@ fn fixture(version: &str) -> PathBuf {
         .join(version)
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use cooper_testkit::docker;
 
 fn scrub(stack: &str) {
-    for s in docker(&[
-        "service",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.stack.namespace={stack}"),
-    ])
-    .lines()
-    {
-        docker(&["service", "rm", s]);
-    }
-    for _ in 0..100 {
-        if docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=com.docker.stack.namespace={stack}"),
-        ])
-        .is_empty()
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    for kind in ["network", "config", "secret", "volume"] {
-        for id in docker(&[kind, "ls", "-q", "--filter", &format!("name={stack}_")]).lines() {
-            docker(&[kind, "rm", id]);
-        }
-    }
+    cooper_testkit::scrub_stack(stack);
 }
 
 struct Setup {

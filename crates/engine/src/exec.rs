@@ -43,6 +43,33 @@ pub struct StackStatus {
     pub chaos: bool,
 }
 
+/// A stack's state from its services: task counts, the deployed version (the `app` service's
+/// `coop-cloud.<stack>.version` label, else any service's) and whether it is a chaos deploy.
+pub fn stack_status(stack: &str, services: &[Service]) -> StackStatus {
+    let version_label = format!("coop-cloud.{stack}.version");
+    let chaos_label = format!("coop-cloud.{stack}.chaos");
+    let mut st = StackStatus::default();
+    for s in services {
+        st.services += 1;
+        if let Some(status) = &s.service_status {
+            st.running += status.running_tasks.unwrap_or(0);
+            st.desired += status.desired_tasks.unwrap_or(0);
+        }
+        let labels = s
+            .spec
+            .as_ref()
+            .and_then(|sp| sp.labels.clone())
+            .unwrap_or_default();
+        if let Some(v) = labels.get(&version_label) {
+            if st.version.is_none() || service_name(s) == format!("{stack}_app") {
+                st.version = Some(v.clone());
+            }
+        }
+        st.chaos |= labels.get(&chaos_label).is_some_and(|c| c == "true");
+    }
+    st
+}
+
 impl Engine {
     /// The container of a running task of `<stack>_<service>` on this engine's node.
     pub async fn running_container(&self, stack: &str, service: &str) -> Result<String> {
@@ -264,33 +291,25 @@ impl Engine {
             ))
             .await
             .map_err(EngineError::api("listing services"))?;
-        let mut out: BTreeMap<String, StackStatus> = BTreeMap::new();
-        for s in &services {
-            let labels = s
+        let mut by_stack: BTreeMap<String, Vec<Service>> = BTreeMap::new();
+        for s in services {
+            let stack = s
                 .spec
                 .as_ref()
-                .and_then(|sp| sp.labels.clone())
-                .unwrap_or_default();
-            let Some(stack) = labels.get(STACK_LABEL) else {
-                continue;
-            };
-            let st = out.entry(stack.clone()).or_default();
-            st.services += 1;
-            if let Some(status) = &s.service_status {
-                st.running += status.running_tasks.unwrap_or(0);
-                st.desired += status.desired_tasks.unwrap_or(0);
+                .and_then(|sp| sp.labels.as_ref())
+                .and_then(|l| l.get(STACK_LABEL))
+                .cloned();
+            if let Some(stack) = stack {
+                by_stack.entry(stack).or_default().push(s);
             }
-            let version = labels.get(&format!("coop-cloud.{stack}.version"));
-            let is_app = service_name(s) == format!("{stack}_app");
-            if let Some(v) = version {
-                if st.version.is_none() || is_app {
-                    st.version = Some(v.clone());
-                }
-            }
-            st.chaos |= labels
-                .get(&format!("coop-cloud.{stack}.chaos"))
-                .is_some_and(|c| c == "true");
         }
+        let out = by_stack
+            .into_iter()
+            .map(|(stack, services)| {
+                let status = stack_status(&stack, &services);
+                (stack, status)
+            })
+            .collect();
         Ok(out)
     }
 }

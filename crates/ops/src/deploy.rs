@@ -151,31 +151,18 @@ pub struct DeployReport {
     pub summary: Vec<String>,
 }
 
-/// The version the app runs now, from its services' labels.
+/// The version the app runs now (from its services' labels) and whether it is a chaos deploy;
+/// `None` when nothing of the stack is deployed.
 pub async fn deployed_version(engine: &Engine, stack: &str) -> Result<Option<(String, bool)>> {
     let services = engine.stack_services(stack).await?;
     if services.is_empty() {
         return Ok(None);
     }
-    let version_label = label(stack, "version");
-    let chaos_label = label(stack, "chaos");
-    let mut version = None;
-    let mut chaos = false;
-    for s in &services {
-        let labels = s
-            .spec
-            .as_ref()
-            .and_then(|sp| sp.labels.clone())
-            .unwrap_or_default();
-        if let Some(v) = labels.get(&version_label) {
-            let is_app = cooper_engine::apply::service_name(s) == format!("{stack}_app");
-            if version.is_none() || is_app {
-                version = Some(v.clone());
-            }
-        }
-        chaos |= labels.get(&chaos_label).is_some_and(|c| c == "true");
-    }
-    Ok(Some((version.unwrap_or_else(|| "unknown".into()), chaos)))
+    let st = cooper_engine::exec::stack_status(stack, &services);
+    Ok(Some((
+        st.version.unwrap_or_else(|| "unknown".into()),
+        st.chaos,
+    )))
 }
 
 /// Release notes of the versions in `(from, to]` (or `[to, from)` going back), oldest first.

@@ -3,7 +3,6 @@
 //! preflight refusals that change nothing. Needs `scripts/setup-swarm` (the test command runs it).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use cooper_ops::{Collect, DeployKind, DeployRequest, OpsError};
@@ -22,45 +21,11 @@ struct World {
     stack: String,
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use cooper_testkit::docker;
 
 /// Removes whatever an earlier run of the same test left (services, volumes, secrets).
 fn scrub(stack: &str) {
-    let services = docker(&[
-        "service",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.stack.namespace={stack}"),
-    ]);
-    for s in services.lines() {
-        docker(&["service", "rm", s]);
-    }
-    for _ in 0..100 {
-        if docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=com.docker.stack.namespace={stack}"),
-        ])
-        .is_empty()
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    for kind in ["network", "config", "secret", "volume"] {
-        let list = docker(&[kind, "ls", "-q", "--filter", &format!("name={stack}_")]);
-        for id in list.lines() {
-            docker(&[kind, "rm", id]);
-        }
-    }
+    cooper_testkit::scrub_stack(stack);
 }
 
 async fn world(name: &str) -> World {

@@ -222,3 +222,33 @@ pub fn recipe_repo(dir: &Path, versions: &[(PathBuf, &str)]) -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// Runs the docker CLI and returns its trimmed standard output (tests use it to look at the
+/// engine independently of cooper).
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Removes whatever an earlier test run left of a stack: services (waiting for their
+/// containers), networks, configs, secrets and volumes.
+pub fn scrub_stack(stack: &str) {
+    let label = format!("label=com.docker.stack.namespace={stack}");
+    for s in docker(&["service", "ls", "-q", "--filter", &label]).lines() {
+        docker(&["service", "rm", s]);
+    }
+    for _ in 0..150 {
+        if docker(&["ps", "-aq", "--filter", &label]).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for kind in ["network", "config", "secret", "volume"] {
+        for id in docker(&[kind, "ls", "-q", "--filter", &format!("name={stack}_")]).lines() {
+            docker(&[kind, "rm", id]);
+        }
+    }
+}

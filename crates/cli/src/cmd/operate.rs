@@ -21,6 +21,23 @@ fn stack_of(ctx: &Ctx, domain: &str) -> anyhow::Result<(String, String)> {
     Ok((app.at.server, name))
 }
 
+/// Full names of one service (`Some`) or all of a stack's services.
+async fn service_names(
+    engine: &cooper_engine::Engine,
+    stack_name: &str,
+    service: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    Ok(match service {
+        Some(s) => vec![format!("{stack_name}_{s}")],
+        None => engine
+            .stack_services(stack_name)
+            .await?
+            .iter()
+            .map(|s| cooper_engine::apply::service_name(s).to_string())
+            .collect(),
+    })
+}
+
 #[derive(Debug, Args)]
 pub struct Ps {
     domain: String,
@@ -157,15 +174,7 @@ impl Logs {
         let (server, stack_name) = stack_of(ctx, &self.domain)?;
         ctx.block_on(async {
             let engine = cooper_ops::connect(&ctx.abra, &server).await?;
-            let services: Vec<String> = match &self.service {
-                Some(s) => vec![format!("{stack_name}_{s}")],
-                None => engine
-                    .stack_services(&stack_name)
-                    .await?
-                    .iter()
-                    .map(|s| cooper_engine::apply::service_name(s).to_string())
-                    .collect(),
-            };
+            let services = service_names(&engine, &stack_name, self.service.as_deref()).await?;
             if services.is_empty() {
                 bail!("{} is not deployed", self.domain);
             }
@@ -350,15 +359,7 @@ impl Restart {
         let mut reporter = crate::report::CliReporter::new(ctx.tty, ctx.no_input);
         ctx.block_on(async {
             let engine = cooper_ops::connect(&ctx.abra, &server).await?;
-            let names: Vec<String> = match &self.service {
-                Some(s) => vec![format!("{stack_name}_{s}")],
-                None => engine
-                    .stack_services(&stack_name)
-                    .await?
-                    .iter()
-                    .map(|s| cooper_engine::apply::service_name(s).to_string())
-                    .collect(),
-            };
+            let names = service_names(&engine, &stack_name, self.service.as_deref()).await?;
             for n in &names {
                 engine.force_update(n).await?;
             }
