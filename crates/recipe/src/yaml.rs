@@ -215,6 +215,9 @@ enum Frame {
         pos: Pos,
         map: Mapping,
         pending_key: Option<Node>,
+        /// Keys that came from `<<` merges (an explicit key may override those, but not
+        /// another explicit key).
+        merged: Vec<String>,
     },
 }
 
@@ -245,12 +248,15 @@ impl Builder {
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
-                map, pending_key, ..
+                map,
+                pending_key,
+                merged,
+                ..
             }) => match pending_key.take() {
                 None => *pending_key = Some(node),
                 Some(key) => {
                     let pos = key.pos;
-                    let result = insert_entry(map, key, node);
+                    let result = insert_entry(map, merged, key, node);
                     if let Err(msg) = result {
                         self.fail(pos, msg);
                     }
@@ -260,7 +266,12 @@ impl Builder {
     }
 }
 
-fn insert_entry(map: &mut Mapping, key: Node, value: Node) -> Result<(), String> {
+fn insert_entry(
+    map: &mut Mapping,
+    merged: &mut Vec<String>,
+    key: Node,
+    value: Node,
+) -> Result<(), String> {
     let name = match &key.value {
         Value::Str(s) => s.clone(),
         _ => {
@@ -272,7 +283,22 @@ fn insert_entry(map: &mut Mapping, key: Node, value: Node) -> Result<(), String>
         }
     };
     if name == "<<" {
-        return merge_into(map, value);
+        let before: Vec<String> = map.keys().map(str::to_string).collect();
+        merge_into(map, value)?;
+        merged.extend(
+            map.keys()
+                .filter(|k| !before.iter().any(|b| b == k))
+                .map(str::to_string),
+        );
+        return Ok(());
+    }
+    if let Some(i) = merged.iter().position(|m| *m == name) {
+        merged.remove(i);
+    } else if let Some((first, _)) = map.entries.iter().find(|(k, _)| k.name == name) {
+        return Err(format!(
+            "mapping key {name:?} already defined at line {}; remove one of them",
+            first.pos.line
+        ));
     }
     map.insert(Key { name, pos: key.pos }, value);
     Ok(())
@@ -343,6 +369,7 @@ impl MarkedEventReceiver for Builder {
                 pos,
                 map: Mapping::default(),
                 pending_key: None,
+                merged: Vec::new(),
             }),
             Event::SequenceEnd | Event::MappingEnd => {
                 let (anchor, node) = match self.stack.pop() {
@@ -553,6 +580,16 @@ mod tests {
         let err = parse("services:\n  80: x\n").unwrap_err();
         assert!(err.message.contains("not a string"), "{err}");
         assert_eq!(err.pos.line, 2);
+    }
+
+    #[test]
+    fn duplicate_keys_are_an_error_but_merge_overrides_are_not() {
+        let err = parse("app:\n  image: x\n  image: y\n").unwrap_err();
+        assert_eq!(err.pos.line, 3);
+        assert!(err.message.contains("already defined at line 2"), "{err}");
+        let ok = parse("base: &b\n  k: 1\nx:\n  <<: *b\n  k: 2\n").unwrap();
+        let x = ok.as_map().unwrap().get("x").unwrap().as_map().unwrap();
+        assert_eq!(x.get("k").unwrap().value, Value::Int(2));
     }
 
     #[test]

@@ -228,6 +228,8 @@ fn render_equals_docker_on_edge_cases() {
         (&["assorted.yml"], true),
         (&["null-service.yml"], false),
         (&["number-version.yml"], false),
+        (&["duplicate-key.yml"], false),
+        (&["merge-override.yml"], true),
         (&["gated.yml"], false),
         (&["unsupported-version.yml"], false),
     ];
