@@ -521,3 +521,38 @@ fn recipe_versions_new_and_completions() {
     let version = abra.ok(&["--version"]);
     assert!(version.starts_with("cooper "));
 }
+
+#[test]
+fn backup_plan_of_a_real_recipe() {
+    let abra = Abra::new();
+    abra.recipe(
+        "bonfire",
+        &[("recipes/bonfire", "2.0.1+1.0.6-social-amd64")],
+    );
+    abra.ok(&[
+        "app",
+        "new",
+        "bonfire",
+        "-s",
+        "default",
+        "-D",
+        "b.example.org",
+    ]);
+    let plan: serde_json::Value =
+        serde_json::from_str(&abra.ok(&["app", "backup", "plan", "b.example.org", "-m"])).unwrap();
+    let db = plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "db")
+        .unwrap();
+    assert_eq!(db["pre_hook"], "/pg_backup.sh backup");
+    assert_eq!(db["volumes"][0]["paths"][0], "backup.sql");
+    let text = abra.ok(&["app", "backup", "plan", "b.example.org"]);
+    assert!(
+        text.contains(
+            "volume db-data (b_example_org_db-data, at /var/lib/postgresql/data): paths backup.sql"
+        ),
+        "{text}"
+    );
+}

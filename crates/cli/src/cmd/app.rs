@@ -66,6 +66,9 @@ pub enum AppCommand {
     /// The app's volumes (alias: vl).
     #[command(alias = "vl", subcommand)]
     Volume(super::operate::VolumeCommand),
+    /// Backups (alias: b).
+    #[command(alias = "b", subcommand)]
+    Backup(super::backup::BackupCommand),
 }
 
 /// Which recipe version to use for an app.
@@ -146,6 +149,7 @@ impl AppCommand {
             AppCommand::Cmd(c) => c.run(ctx),
             AppCommand::Restart(r) => r.run(ctx),
             AppCommand::Volume(v) => v.run(ctx),
+            AppCommand::Backup(b) => b.run(ctx),
         }
     }
 }
