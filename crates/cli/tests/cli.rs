@@ -34,33 +34,6 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-fn clear_worktree(dir: &Path) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == ".git" {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::remove_dir_all(entry.path()).unwrap();
-        } else {
-            std::fs::remove_file(entry.path()).unwrap();
-        }
-    }
-}
-
 impl Abra {
     fn new() -> Abra {
         let dir = tempfile::tempdir().unwrap();
@@ -76,33 +49,11 @@ impl Abra {
     /// Creates recipe `name` with one commit and annotated tag per (fixture dir, tag).
     fn recipe(&self, name: &str, versions: &[(&str, &str)]) -> PathBuf {
         let dir = self.path().join("recipes").join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        git(&dir, &["init", "-q", "-b", "main"]);
-        for (src, tag) in versions {
-            clear_worktree(&dir);
-            copy_dir(&fixture(src), &dir);
-            git(&dir, &["add", "-A"]);
-            git(
-                &dir,
-                &[
-                    "commit",
-                    "-q",
-                    "--allow-empty",
-                    "-m",
-                    &format!("release {tag}"),
-                ],
-            );
-            git(
-                &dir,
-                &[
-                    "tag",
-                    "-a",
-                    tag,
-                    "-m",
-                    &format!("chore: publish {tag} release"),
-                ],
-            );
-        }
+        let versions: Vec<(PathBuf, &str)> = versions
+            .iter()
+            .map(|(src, tag)| (fixture(src), *tag))
+            .collect();
+        cooper_testkit::recipe_repo(&dir, &versions).expect("fixture recipe repository");
         dir
     }
 

@@ -238,6 +238,24 @@ fn file_ref_name(
     }
 }
 
+/// Where a secret or config lands in the container, with Docker's defaults: the source name,
+/// owner `0:0`, mode `0444`.
+fn file_target(r: &compose::FileRef) -> (String, String, String, u32) {
+    let or = |v: &str, d: &str| {
+        if v.is_empty() {
+            d.to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    (
+        or(&r.target, &r.source),
+        or(&r.uid, "0"),
+        or(&r.gid, "0"),
+        r.mode.unwrap_or(0o444),
+    )
+}
+
 fn service_spec(
     stack: &str,
     name: &str,
@@ -346,55 +364,37 @@ fn service_spec(
     let mut secrets: Vec<TaskSpecContainerSpecSecrets> = svc
         .secrets
         .iter()
-        .map(|r| TaskSpecContainerSpecSecrets {
-            file: Some(TaskSpecContainerSpecFile {
-                name: Some(if r.target.is_empty() {
-                    r.source.clone()
-                } else {
-                    r.target.clone()
+        .map(|r| {
+            let (name, uid, gid, mode) = file_target(r);
+            TaskSpecContainerSpecSecrets {
+                file: Some(TaskSpecContainerSpecFile {
+                    name: Some(name),
+                    uid: Some(uid),
+                    gid: Some(gid),
+                    mode: Some(mode),
                 }),
-                uid: Some(if r.uid.is_empty() {
-                    "0".into()
-                } else {
-                    r.uid.clone()
-                }),
-                gid: Some(if r.gid.is_empty() {
-                    "0".into()
-                } else {
-                    r.gid.clone()
-                }),
-                mode: Some(r.mode.unwrap_or(0o444)),
-            }),
-            secret_id: None,
-            secret_name: Some(file_ref_name(stack, &r.source, &compose.secrets)),
+                secret_id: None,
+                secret_name: Some(file_ref_name(stack, &r.source, &compose.secrets)),
+            }
         })
         .collect();
     secrets.sort_by(|a, b| a.secret_name.cmp(&b.secret_name));
     let mut configs: Vec<TaskSpecContainerSpecConfigs> = svc
         .configs
         .iter()
-        .map(|r| TaskSpecContainerSpecConfigs {
-            file: Some(TaskSpecContainerSpecFile1 {
-                name: Some(if r.target.is_empty() {
-                    r.source.clone()
-                } else {
-                    r.target.clone()
+        .map(|r| {
+            let (name, uid, gid, mode) = file_target(r);
+            TaskSpecContainerSpecConfigs {
+                file: Some(TaskSpecContainerSpecFile1 {
+                    name: Some(name),
+                    uid: Some(uid),
+                    gid: Some(gid),
+                    mode: Some(mode),
                 }),
-                uid: Some(if r.uid.is_empty() {
-                    "0".into()
-                } else {
-                    r.uid.clone()
-                }),
-                gid: Some(if r.gid.is_empty() {
-                    "0".into()
-                } else {
-                    r.gid.clone()
-                }),
-                mode: Some(r.mode.unwrap_or(0o444)),
-            }),
-            runtime: None,
-            config_id: None,
-            config_name: Some(file_ref_name(stack, &r.source, &compose.configs)),
+                runtime: None,
+                config_id: None,
+                config_name: Some(file_ref_name(stack, &r.source, &compose.configs)),
+            }
         })
         .collect();
     configs.sort_by(|a, b| a.config_name.cmp(&b.config_name));

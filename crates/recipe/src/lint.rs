@@ -239,15 +239,23 @@ pub fn lint(input: &Input) -> Report {
         .flat_map(|(_, c)| c.services.clone())
         .collect();
 
+    // Every compose file, parsed once (`None`: not valid YAML, which C006 reports).
+    let trees: Vec<(&str, Option<crate::yaml::Node>)> = files
+        .paths()
+        .filter(|path| {
+            let b = path.rsplit('/').next().unwrap_or(path);
+            b.starts_with("compose") && b.ends_with(".yml")
+        })
+        .map(|path| {
+            let tree = crate::yaml::parse(&files.text(path).unwrap_or_default()).ok();
+            (path, tree)
+        })
+        .collect();
+
     // R001
     let mut problems = Vec::new();
-    for path in files.paths() {
-        let base_name = path.rsplit('/').next().unwrap_or(path);
-        if !(base_name.starts_with("compose") && base_name.ends_with(".yml")) {
-            continue;
-        }
-        let text = files.text(path).unwrap_or_default();
-        let version = crate::yaml::parse(&text).ok().and_then(|n| {
+    for (path, tree) in &trees {
+        let version = tree.as_ref().and_then(|n| {
             n.as_map()
                 .and_then(|m| m.get("version"))
                 .and_then(|v| v.scalar_text())
@@ -443,12 +451,8 @@ pub fn lint(input: &Input) -> Report {
     // R012
     let mut config_vars: BTreeMap<String, String> = BTreeMap::new();
     let mut has_configs = false;
-    for path in files.paths() {
-        let b = path.rsplit('/').next().unwrap_or(path);
-        if !(b.starts_with("compose") && b.ends_with(".yml")) {
-            continue;
-        }
-        let Ok(node) = crate::yaml::parse(&files.text(path).unwrap_or_default()) else {
+    for (path, tree) in &trees {
+        let Some(node) = tree else {
             continue;
         };
         let Some(configs) = node
@@ -568,16 +572,12 @@ pub fn lint(input: &Input) -> Report {
     documented.extend(exports.keys().cloned());
     documented.insert("STACK_NAME".into());
     let mut undocumented = BTreeSet::new();
-    for path in files.paths() {
-        let b = path.rsplit('/').next().unwrap_or(path);
-        if !(b.starts_with("compose") && b.ends_with(".yml")) {
-            continue;
-        }
-        let Ok(tree) = crate::yaml::parse(&files.text(path).unwrap_or_default()) else {
+    for (path, tree) in &trees {
+        let Some(tree) = tree else {
             continue;
         };
         let mut strings = Vec::new();
-        yaml_strings(&tree, &mut strings);
+        yaml_strings(tree, &mut strings);
         for var in strings.into_iter().flat_map(variables_without_default) {
             if !documented.contains(&var) {
                 undocumented.insert(format!("{path}: {var}"));
@@ -704,16 +704,12 @@ pub fn lint(input: &Input) -> Report {
 
     // C007
     let mut ambiguous = BTreeSet::new();
-    for path in files.paths() {
-        let b = path.rsplit('/').next().unwrap_or(path);
-        if !(b.starts_with("compose") && b.ends_with(".yml")) {
-            continue;
-        }
-        let Ok(tree) = crate::yaml::parse(&files.text(path).unwrap_or_default()) else {
+    for (path, tree) in &trees {
+        let Some(tree) = tree else {
             continue;
         };
         let mut strings = Vec::new();
-        yaml_strings(&tree, &mut strings);
+        yaml_strings(tree, &mut strings);
         for expr in strings
             .into_iter()
             .flat_map(crate::interpolate::ambiguous_expressions)
