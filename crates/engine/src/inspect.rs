@@ -93,17 +93,18 @@ impl Engine {
         Ok(rows)
     }
 
-    /// Tasks that failed or were rejected, with their reasons.
+    /// Tasks that failed or were rejected, with their reasons. A task Swarm shut down on purpose
+    /// (an update or restart replaced it) is not a failure, even if it had to be killed.
     pub async fn stack_errors(&self, stack: &str) -> Result<Vec<TaskRow>> {
         Ok(self
             .stack_tasks(stack)
             .await?
             .into_iter()
             .filter(|r| {
-                r.error.is_some()
-                    || r.exit_code.is_some()
-                    || r.state == TaskState::FAILED.to_string()
+                r.state == TaskState::FAILED.to_string()
                     || r.state == TaskState::REJECTED.to_string()
+                    || (r.state != TaskState::SHUTDOWN.to_string()
+                        && (r.error.is_some() || r.exit_code.is_some()))
             })
             .collect())
     }
