@@ -17,21 +17,7 @@ struct Abra {
 }
 
 fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "cooper tests")
-        .env("GIT_AUTHOR_EMAIL", "tests@cooper.invalid")
-        .env("GIT_COMMITTER_NAME", "cooper tests")
-        .env("GIT_COMMITTER_EMAIL", "tests@cooper.invalid")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cooper_testkit::git(dir, args).expect("git runs");
 }
 
 impl Abra {

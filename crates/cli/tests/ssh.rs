@@ -152,9 +152,9 @@ fn a_server_reached_over_ssh() {
     assert!(err.contains("~/.ssh/config"), "{err}");
     assert!(!abra.path().join("servers/cooper-ssh-down").exists());
 
-    // Operations use the SSH endpoint too.
     let out = cooper(abra.path(), &sshd, &["server", "rm", "cooper-ssh-test"]);
     assert!(out.status.success());
+    assert!(!abra.path().join("servers/cooper-ssh-test").exists());
 }
 
 #[test]

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use bollard::models::SecretSpec;
-use bollard::query_parameters::ListSecretsOptionsBuilder;
 
 use cooper_recipe::secrets::SecretValue;
 
@@ -62,28 +61,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes a secret by name.
+    /// Removes a secret by name; `false` when there was none.
     pub async fn remove_secret(&self, name: &str) -> Result<bool> {
-        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
-        let list = self
-            .docker
-            .list_secrets(Some(
-                ListSecretsOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
+        let Some(id) = self.secret_ids(&[name.to_string()]).await?.remove(name) else {
+            return Ok(false);
+        };
+        self.docker
+            .delete_secret(&id)
             .await
-            .map_err(EngineError::api("listing secrets"))?;
-        for s in list {
-            if s.spec.as_ref().and_then(|sp| sp.name.as_deref()) == Some(name) {
-                let id = s.id.unwrap_or_default();
-                self.docker
-                    .delete_secret(&id)
-                    .await
-                    .map_err(EngineError::api(format!("removing secret {name}")))?;
-                return Ok(true);
-            }
-        }
-        Ok(false)
+            .map_err(EngineError::api(format!("removing secret {name}")))?;
+        Ok(true)
     }
 }

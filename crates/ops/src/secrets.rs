@@ -27,10 +27,8 @@ pub struct SecretStatus {
 /// needs.
 pub fn specs(abra: &AbraDir, domain: &str, chaos: bool) -> Result<(String, Vec<SecretSpec>)> {
     let app = abra.app(domain)?;
-    let repo = abra.recipe(&app.recipe.name)?;
-    let files = stack::select_files(
-        &repo,
-        app.recipe.version.as_deref(),
+    let files = abra.app_files(
+        &app,
         &VersionChoice {
             explicit: None,
             chaos,

@@ -242,6 +242,21 @@ impl AbraDir {
         Ok(RecipeRepo::open(name, &path)?)
     }
 
+    /// An app's recipe files: the version on its TYPE line unless `choice` says otherwise (see
+    /// [`crate::stack::select_files`]).
+    pub fn app_files(
+        &self,
+        app: &App,
+        choice: &crate::stack::VersionChoice,
+    ) -> Result<crate::repo::RecipeFiles, StateError> {
+        let repo = self.recipe(&app.recipe.name)?;
+        Ok(crate::stack::select_files(
+            &repo,
+            app.recipe.version.as_deref(),
+            choice,
+        )?)
+    }
+
     /// Where a new app's `.env` goes; the server must exist.
     pub fn new_app_path(&self, server: &str, domain: &str) -> Result<PathBuf, StateError> {
         let servers = self.servers()?;

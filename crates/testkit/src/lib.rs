@@ -150,7 +150,8 @@ pub async fn ensure_images(docker: &Docker, tags: &[&str]) -> anyhow::Result<()>
     Ok(())
 }
 
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+/// Runs git in `dir` as a fixed test author.
+pub fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)

@@ -158,12 +158,13 @@ impl AppCommand {
 /// tree.
 fn app_files(ctx: &Ctx, v: &VersionArgs) -> anyhow::Result<(App, RecipeFiles)> {
     let app = ctx.abra.app(&v.domain)?;
-    let repo = ctx.abra.recipe(&app.recipe.name)?;
-    let choice = VersionChoice {
-        explicit: v.recipe_version.clone(),
-        chaos: v.chaos,
-    };
-    let files = stack::select_files(&repo, app.recipe.version.as_deref(), &choice)?;
+    let files = ctx.abra.app_files(
+        &app,
+        &VersionChoice {
+            explicit: v.recipe_version.clone(),
+            chaos: v.chaos,
+        },
+    )?;
     if ctx.debug {
         eprintln!(
             "debug: app {} on server {} ({}), recipe {} at {}, compose files {}",

@@ -28,10 +28,8 @@ impl BackupCommand {
                 machine,
             } => {
                 let app = ctx.abra.app(&domain)?;
-                let repo = ctx.abra.recipe(&app.recipe.name)?;
-                let files = stack::select_files(
-                    &repo,
-                    app.recipe.version.as_deref(),
+                let files = ctx.abra.app_files(
+                    &app,
                     &VersionChoice {
                         explicit: None,
                         chaos,

@@ -288,12 +288,7 @@ impl Cmd {
             _ => bail!("give [service] function"),
         };
         let app = ctx.abra.app(&self.domain)?;
-        let repo = ctx.abra.recipe(&app.recipe.name)?;
-        let files = stack::select_files(
-            &repo,
-            app.recipe.version.as_deref(),
-            &stack::VersionChoice::default(),
-        )?;
+        let files = ctx.abra.app_files(&app, &stack::VersionChoice::default())?;
         let script = files.text("abra.sh").with_context(|| {
             format!(
                 "recipe {} at {} has no abra.sh",
