@@ -118,7 +118,11 @@ impl Reporter for CliReporter {
                 text.push_str(&format!("    {l}\n"));
             }
         }
-        self.line(&text);
+        self.ask(&text)
+    }
+
+    fn ask(&mut self, question: &str) -> bool {
+        self.line(question);
         if self.no_input {
             return true;
         }

@@ -313,3 +313,67 @@ impl Engine {
         Ok(out)
     }
 }
+
+impl Engine {
+    /// Sets a replicated service's replica count; returns the count it had. Global services
+    /// cannot be scaled (an error says so).
+    pub async fn scale_service(&self, full_name: &str, replicas: u64) -> Result<u64> {
+        let current = self
+            .docker
+            .inspect_service(full_name, None::<InspectServiceOptions>)
+            .await
+            .map_err(EngineError::api(format!("inspecting service {full_name}")))?;
+        let mut spec = current.spec.unwrap_or_default();
+        let Some(mode) = spec.mode.as_mut() else {
+            return Err(EngineError::Invalid(format!(
+                "{full_name} has no mode in its spec"
+            )));
+        };
+        let Some(rep) = mode.replicated.as_mut() else {
+            return Err(EngineError::Invalid(format!(
+                "{full_name} is a global service and cannot be scaled down; stop it another way \
+                 (e.g. `cooper app undeploy`) before restoring"
+            )));
+        };
+        let before = rep.replicas.unwrap_or(1).max(0) as u64;
+        rep.replicas = Some(replicas as i64);
+        self.update_service(full_name, crate::apply::as_submitted(spec))
+            .await?;
+        Ok(before)
+    }
+
+    /// Waits until no task of these services (full names) is running or about to run.
+    pub async fn wait_stopped(
+        &self,
+        stack: &str,
+        services: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            let tasks = self.stack_tasks(stack).await?;
+            let busy: Vec<&str> = tasks
+                .iter()
+                .filter(|t| services.contains(&t.service))
+                .filter(|t| {
+                    !matches!(
+                        t.state.as_str(),
+                        "shutdown" | "complete" | "failed" | "rejected" | "orphaned" | "remove"
+                    )
+                })
+                .map(|t| t.service.as_str())
+                .collect();
+            if busy.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(EngineError::Invalid(format!(
+                    "{} still had running tasks after {}s",
+                    busy.join(", "),
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! - `converge`: watch services until they run the new spec (or fail), from the event stream
 //!   plus inspection.
 //! - `secrets`, `inspect`: secrets by name, tasks, logs, errors.
+//! - `oneshot`: short-lived helper containers (restic) fed secrets on standard input.
 //!
 //! This crate never prints; progress goes through callbacks and results are values.
 
@@ -16,6 +17,7 @@ pub mod converge;
 pub mod convert;
 pub mod exec;
 pub mod inspect;
+pub mod oneshot;
 pub mod secrets;
 
 pub use connect::{Endpoint, Engine};

@@ -58,6 +58,8 @@ pub struct DeployRequest {
     pub max_task_failures: usize,
     /// Wait this long for another operation on the app to finish (default: refuse at once).
     pub wait_lock: Option<Duration>,
+    /// Upgrades take a backup first and refuse to go on when it fails (`--no-backup` clears it).
+    pub safety_backup: bool,
 }
 
 impl DeployRequest {
@@ -72,6 +74,7 @@ impl DeployRequest {
             timeout: None,
             max_task_failures: 3,
             wait_lock: None,
+            safety_backup: true,
         }
     }
 }
@@ -535,6 +538,32 @@ async fn run_deploy(
         ));
     }
 
+    let mut safety_snapshot: Option<String> = None;
+    if req.kind == DeployKind::Upgrade && req.safety_backup {
+        reporter.info("safety backup before the upgrade");
+        match crate::backup::create_with(abra, app, &engine, reporter, record).await {
+            Ok(r) => {
+                safety_snapshot = r.snapshot.clone();
+                if let Some(id) = &r.snapshot {
+                    record
+                        .details
+                        .insert("safety_snapshot".into(), serde_json::json!(id));
+                    reporter.info(&format!("safety backup: snapshot {id}"));
+                }
+            }
+            Err(OpsError::Refused(why)) if why.starts_with("nothing to back up") => {
+                reporter.info(&format!("warning: no safety backup: {why}"));
+            }
+            Err(e) => {
+                return Err(OpsError::Refused(format!(
+                "the safety backup before upgrading {} failed, so nothing was changed:\n  {e}\n  \
+                     fix the backup, or pass --no-backup to upgrade without one",
+                app.at.domain
+            )))
+            }
+        }
+    }
+
     let t = Instant::now();
     let applied = engine.apply(&plan).await?;
     record.step(
@@ -573,11 +602,17 @@ async fn run_deploy(
                 app.set_version(Some(&new_version));
                 app.save()?;
             }
-            Ok(DeployReport {
-                version: new_version.clone(),
-                elapsed: started.elapsed(),
-                record_path: None,
-                summary: vec![format!(
+            let mut summary = Vec::new();
+            if let Some(id) = &safety_snapshot {
+                summary.push(format!(
+                    "the data from before the upgrade is in snapshot {id} (`cooper app restore {} \
+                     --snapshot {id}` puts it back)",
+                    app.at.domain
+                ));
+            }
+            summary.insert(
+                0,
+                format!(
                     "{} runs {} {} ({} service{} converged in {:.1}s)",
                     app.at.domain,
                     app.recipe.name,
@@ -585,7 +620,13 @@ async fn run_deploy(
                     names.len(),
                     if names.len() == 1 { "" } else { "s" },
                     elapsed.as_secs_f64()
-                )],
+                ),
+            );
+            Ok(DeployReport {
+                version: new_version.clone(),
+                elapsed: started.elapsed(),
+                record_path: None,
+                summary,
             })
         }
         failed => {
@@ -623,6 +664,13 @@ async fn run_deploy(
             let rolled_back =
                 rollback(&engine, &stack_name, &applied, req, &opts, reporter, record).await?;
             lines.push(rolled_back);
+            if let Some(id) = &safety_snapshot {
+                lines.push(format!(
+                    "the data from before the upgrade is in snapshot {id}; if the failed version \
+                     changed it, put it back with `cooper app restore {} --snapshot {id}`",
+                    app.at.domain
+                ));
+            }
             Err(OpsError::Failed(format!(
                 "{} of {} {} {what}:\n  {}",
                 req.kind.name().trim_start_matches("app "),

@@ -1,8 +1,9 @@
-//! cooper's operations on apps: deploy, upgrade, rollback, undeploy, remove, secrets. Each is a
+//! cooper's operations on apps: deploy, upgrade, rollback, undeploy, remove, secrets, backups. Each is a
 //! plan over the recipe model and the engine, runs under the app's lock, reports progress
 //! through a [`Reporter`], and leaves a [`record::Record`]. The CLI and the future dashboard
 //! both call these functions; nothing here prints.
 
+pub mod backup;
 pub mod deploy;
 pub mod lock;
 pub mod record;
@@ -26,6 +27,8 @@ pub trait Reporter {
     /// Asks to go ahead with what the overview describes (answer `true` without asking when
     /// running unattended).
     fn confirm(&mut self, overview: &Overview) -> bool;
+    /// Asks a yes/no question (answer `true` without asking when running unattended).
+    fn ask(&mut self, question: &str) -> bool;
 }
 
 /// A reporter that answers yes and keeps the lines (tests, unattended runs).
@@ -43,6 +46,10 @@ impl Reporter for Collect {
         self.pictures += 1;
     }
     fn confirm(&mut self, _overview: &Overview) -> bool {
+        true
+    }
+    fn ask(&mut self, question: &str) -> bool {
+        self.lines.push(question.to_string());
         true
     }
 }

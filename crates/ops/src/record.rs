@@ -31,6 +31,9 @@ pub struct Record {
     pub ok: Option<bool>,
     pub steps: Vec<Step>,
     pub error: Option<String>,
+    /// What else the operation knows (snapshot ids, sizes, …); never secret values.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub details: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 pub(crate) fn now() -> String {
@@ -53,6 +56,7 @@ impl Record {
             ok: None,
             steps: Vec::new(),
             error: None,
+            details: Default::default(),
         }
     }
 

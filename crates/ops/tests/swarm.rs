@@ -33,9 +33,14 @@ async fn world(name: &str) -> World {
     cooper_testkit::ensure_images(&docker_api, &["cooper-test/web:1.0", "cooper-test/web:1.1"])
         .await
         .unwrap();
+    cooper_testkit::ensure_restic_image(&docker_api)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let abra = AbraDir::new(dir.path());
     std::fs::create_dir_all(abra.servers_dir().join("default")).unwrap();
+    cooper_testkit::backup_settings(dir.path(), "default", &dir.path().join("restic-repo"))
+        .unwrap();
     cooper_testkit::recipe_repo(
         &abra.recipes_dir().join("testapp"),
         &[
@@ -183,6 +188,15 @@ async fn lifecycle_deploy_upgrade_rollback_undeploy() {
     let mut rep = Collect::default();
     let report = cooper_ops::deploy(&w.abra, &req, &mut rep).await.unwrap();
     assert_eq!(report.version, "1.1.0+1.1");
+    // The upgrade took a safety backup first and says where the old data is.
+    assert!(
+        report
+            .summary
+            .iter()
+            .any(|l| l.contains("before the upgrade is in snapshot")),
+        "{:?}",
+        report.summary
+    );
     assert!(
         w.app_image().starts_with("cooper-test/web:1.1"),
         "{}",

@@ -72,7 +72,36 @@ const APPLETS: &[&str] = &[
 /// The base test image every test tag points at.
 pub const BASE_IMAGE: &str = "cooper-test/busybox:base";
 
+/// The restic test image: the base image's files plus Debian's `restic` and the libraries it
+/// links (real deployments use the upstream restic image, which is Alpine plus restic).
+pub const RESTIC_IMAGE: &str = "cooper-test/restic:base";
+
+/// Where Debian's `restic` puts the binary.
+pub const RESTIC: &str = "/usr/bin/restic";
+
+/// The shared libraries a host binary needs, from `ldd`.
+fn linked_libraries(binary: &str) -> anyhow::Result<Vec<String>> {
+    let out = Command::new("ldd").arg(binary).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next()?,
+                None => l.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| path.to_string())
+        })
+        .collect())
+}
+
 fn rootfs_tar() -> anyhow::Result<Vec<u8>> {
+    rootfs_tar_with(&[])
+}
+
+/// The base root file system plus `extra` host files (copied to the same paths).
+fn rootfs_tar_with(extra: &[String]) -> anyhow::Result<Vec<u8>> {
     let busybox = std::fs::read(BUSYBOX)
         .with_context(|| format!("{BUSYBOX} is missing: install Debian's busybox-static"))?;
     let mut tar = tar::Builder::new(Vec::new());
@@ -87,10 +116,14 @@ fn rootfs_tar() -> anyhow::Result<Vec<u8>> {
     };
     add_file(
         "Dockerfile",
-        b"FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD [\"sh\"]\n",
+        b"FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin:/bin\nCMD [\"sh\"]\n",
         0o644,
     )?;
     add_file("rootfs/bin/busybox", &busybox, 0o755)?;
+    for path in extra {
+        let data = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+        add_file(&format!("rootfs{path}"), &data, 0o755)?;
+    }
     add_file("rootfs/www/index.html", b"cooper test image\n", 0o644)?;
     add_file("rootfs/etc/passwd", b"root:x:0:0:root:/:/bin/sh\n", 0o644)?;
     add_file("rootfs/etc/group", b"root:x:0:\n", 0o644)?;
@@ -123,19 +156,7 @@ pub async fn local_docker() -> anyhow::Result<Docker> {
 /// Builds the base image once and points every tag at it.
 pub async fn ensure_images(docker: &Docker, tags: &[&str]) -> anyhow::Result<()> {
     if docker.inspect_image(BASE_IMAGE).await.is_err() {
-        let opts = BuildImageOptionsBuilder::default()
-            .t(BASE_IMAGE)
-            .dockerfile("Dockerfile")
-            .rm(true)
-            .build();
-        let mut stream =
-            docker.build_image(opts, None, Some(bollard::body_full(rootfs_tar()?.into())));
-        while let Some(item) = stream.next().await {
-            let info = item.context("building the test image")?;
-            if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                bail!("building the test image: {e}");
-            }
-        }
+        build(docker, BASE_IMAGE, rootfs_tar()?).await?;
     }
     for tag in tags {
         let (repo, t) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
@@ -146,6 +167,35 @@ pub async fn ensure_images(docker: &Docker, tags: &[&str]) -> anyhow::Result<()>
             )
             .await
             .with_context(|| format!("tagging {tag}"))?;
+    }
+    Ok(())
+}
+
+/// Builds the restic test image when it is missing.
+pub async fn ensure_restic_image(docker: &Docker) -> anyhow::Result<()> {
+    if docker.inspect_image(RESTIC_IMAGE).await.is_ok() {
+        return Ok(());
+    }
+    if !Path::new(RESTIC).exists() {
+        bail!("{RESTIC} is missing: install Debian's restic");
+    }
+    let mut files = vec![RESTIC.to_string()];
+    files.extend(linked_libraries(RESTIC)?);
+    build(docker, RESTIC_IMAGE, rootfs_tar_with(&files)?).await
+}
+
+async fn build(docker: &Docker, tag: &str, context: Vec<u8>) -> anyhow::Result<()> {
+    let opts = BuildImageOptionsBuilder::default()
+        .t(tag)
+        .dockerfile("Dockerfile")
+        .rm(true)
+        .build();
+    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+    while let Some(item) = stream.next().await {
+        let info = item.with_context(|| format!("building {tag}"))?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            bail!("building {tag}: {e}");
+        }
     }
     Ok(())
 }
@@ -252,4 +302,19 @@ pub fn scrub_stack(stack: &str) {
             docker(&[kind, "rm", id]);
         }
     }
+}
+
+/// Points an `$ABRA_DIR`'s backups for `server` at the local restic image and a repository
+/// directory (on this machine, which is the server in tests).
+pub fn backup_settings(abra_root: &Path, server: &str, repository: &Path) -> anyhow::Result<()> {
+    let dir = abra_root.join("cooper").join("backup");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join(format!("{server}.env")),
+        format!(
+            "RESTIC_IMAGE={RESTIC_IMAGE}\nRESTIC_REPOSITORY={}\n",
+            repository.display()
+        ),
+    )?;
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! `cooper-testkit images TAG…`: builds the local test image and tags it (used by scripts).
+//! `cooper-testkit images TAG…`: builds the local test image and tags it; `cooper-testkit
+//! restic-image`: builds the local restic image (used by scripts and benchmarks).
 
 use std::process::ExitCode;
 
@@ -14,7 +15,18 @@ async fn main() -> ExitCode {
             }
             .await
         }
-        _ => Err(anyhow::anyhow!("usage: cooper-testkit images TAG...")),
+        Some("restic-image") => {
+            async {
+                let docker = cooper_testkit::local_docker().await?;
+                cooper_testkit::ensure_restic_image(&docker).await?;
+                println!("{}", cooper_testkit::RESTIC_IMAGE);
+                Ok(())
+            }
+            .await
+        }
+        _ => Err(anyhow::anyhow!(
+            "usage: cooper-testkit images TAG... | cooper-testkit restic-image"
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,6 +69,10 @@ pub enum AppCommand {
     /// Backups (alias: b).
     #[command(alias = "b", subcommand)]
     Backup(super::backup::BackupCommand),
+    /// Restore the app's volumes from a snapshot: stops writers, runs restore hooks, replaces
+    /// the volumes' contents and waits for the app (alias: rs).
+    #[command(alias = "rs")]
+    Restore(super::backup::Restore),
 }
 
 /// Which recipe version to use for an app.
@@ -150,6 +154,7 @@ impl AppCommand {
             AppCommand::Restart(r) => r.run(ctx),
             AppCommand::Volume(v) => v.run(ctx),
             AppCommand::Backup(b) => b.run(ctx),
+            AppCommand::Restore(r) => r.run(ctx),
         }
     }
 }

@@ -1,10 +1,29 @@
-//! `cooper app backup …` (so far: `plan`, what a backup of the app would save).
+//! `cooper app backup plan|create|ls|download|verify|prune` and `cooper app restore`.
 
-use clap::Subcommand;
+use std::time::Duration;
 
+use clap::{Args, Subcommand};
+
+use cooper_ops::backup::{self, Keep, RestoreRequest};
 use cooper_recipe::stack::{self, VersionChoice};
 
+use crate::report::CliReporter;
 use crate::{output, Ctx};
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
@@ -17,6 +36,96 @@ pub enum BackupCommand {
         #[arg(short = 'm', long)]
         machine: bool,
     },
+    /// Back the app up now: pre-hooks in the running containers, restic, post-hooks; fails
+    /// when a hook fails, a path is missing or a dump is empty.
+    Create {
+        domain: String,
+        /// Wait up to this many seconds for another operation on the app to finish.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+        #[arg(short = 'm', long)]
+        machine: bool,
+    },
+    /// The app's snapshots, with sizes and when each was last verified (alias: ls).
+    #[command(alias = "ls")]
+    List {
+        domain: String,
+        #[arg(short = 'm', long)]
+        machine: bool,
+    },
+    /// Write a snapshot (or one path of it) as a tar file.
+    Download {
+        domain: String,
+        /// A snapshot id or its prefix (default: the newest).
+        #[arg(short = 's', long)]
+        snapshot: Option<String>,
+        /// An absolute path in the snapshot, e.g. /var/lib/docker/volumes/<stack>_<vol>/_data.
+        #[arg(short = 'p', long)]
+        path: Option<String>,
+        /// Where to write (default: <domain>-<snapshot>.tar here; `-` for standard output).
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+    },
+    /// Prove a snapshot restores: repository check, restore into scratch volumes with content
+    /// verification, file list and sizes compared with the snapshot.
+    Verify {
+        domain: String,
+        #[arg(short = 's', long)]
+        snapshot: Option<String>,
+        #[arg(short = 'm', long)]
+        machine: bool,
+    },
+    /// Forget the app's snapshots outside the retention and prune the repository.
+    Prune {
+        domain: String,
+        #[arg(long, default_value_t = 7)]
+        keep_daily: u32,
+        #[arg(long, default_value_t = 4)]
+        keep_weekly: u32,
+        #[arg(long, default_value_t = 6)]
+        keep_monthly: u32,
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Restore {
+    domain: String,
+    /// A snapshot id or its prefix (default: the newest).
+    #[arg(short = 's', long)]
+    snapshot: Option<String>,
+    /// Only this volume (compose name or full name); repeatable.
+    #[arg(short = 'v', long = "volume")]
+    volumes: Vec<String>,
+    /// Convergence timeout in seconds.
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    #[arg(long, value_name = "SECONDS")]
+    wait: Option<u64>,
+}
+
+impl Restore {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        let req = RestoreRequest {
+            domain: self.domain.clone(),
+            snapshot: self.snapshot,
+            volumes: self.volumes,
+            wait_lock: self.wait.map(Duration::from_secs),
+            timeout: self.timeout.map(Duration::from_secs),
+        };
+        let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
+        let r = ctx.block_on(backup::restore(&ctx.abra, &req, &mut reporter))?;
+        println!(
+            "{} restored from snapshot {} ({} volume{}) in {:.1}s",
+            self.domain,
+            &r.snapshot[..r.snapshot.len().min(8)],
+            r.volumes.len(),
+            if r.volumes.len() == 1 { "" } else { "s" },
+            r.elapsed_ms as f64 / 1000.0
+        );
+        Ok(0)
+    }
 }
 
 impl BackupCommand {
@@ -79,6 +188,162 @@ impl BackupCommand {
                 for w in &plan.warnings {
                     eprintln!("warning: {w}");
                 }
+                Ok(0)
+            }
+            BackupCommand::Create {
+                domain,
+                wait,
+                machine,
+            } => {
+                let mut reporter = CliReporter::new(ctx.tty && !machine, ctx.no_input);
+                let r = ctx.block_on(backup::create(
+                    &ctx.abra,
+                    &domain,
+                    wait.map(Duration::from_secs),
+                    &mut reporter,
+                ))?;
+                if machine {
+                    return output::json(&r).map(|_| 0);
+                }
+                println!(
+                    "backup of {domain}: snapshot {} ({} files, {} processed, {} added) in {:.1}s",
+                    r.snapshot.as_deref().unwrap_or("?"),
+                    r.summary.total_files_processed,
+                    human(r.summary.total_bytes_processed),
+                    human(r.summary.data_added),
+                    r.elapsed_ms as f64 / 1000.0
+                );
+                println!(
+                    "not verified yet: `cooper app backup verify {domain}` proves it restores"
+                );
+                Ok(0)
+            }
+            BackupCommand::List { domain, machine } => {
+                let list = ctx.block_on(backup::list(&ctx.abra, &domain))?;
+                if machine {
+                    return output::json(&list).map(|_| 0);
+                }
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|l| {
+                        vec![
+                            l.snapshot.short_id.clone(),
+                            l.snapshot.time.chars().take(19).collect(),
+                            l.summary
+                                .as_ref()
+                                .map(|s| human(s.total_bytes_processed))
+                                .unwrap_or_else(|| "-".into()),
+                            match (l.last_verify_ok, l.verified.as_deref()) {
+                                (Some(false), _) => "FAILED (newest verify)".to_string(),
+                                (_, Some(v)) => v.chars().take(19).collect(),
+                                _ => "never".into(),
+                            },
+                            if l.by_cooper { "cooper" } else { "other" }.to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    ctx.tty,
+                    &["SNAPSHOT", "TIME", "SIZE", "VERIFIED", "BY"],
+                    &rows,
+                );
+                Ok(0)
+            }
+            BackupCommand::Download {
+                domain,
+                snapshot,
+                path,
+                output,
+            } => ctx.block_on(async {
+                let to_stdout = output.as_deref() == Some("-");
+                let tmp = std::path::PathBuf::from(format!(".{domain}.download.part"));
+                let snap = if to_stdout {
+                    let mut out = tokio::io::stdout();
+                    backup::download(
+                        &ctx.abra,
+                        &domain,
+                        snapshot.as_deref(),
+                        path.as_deref(),
+                        &mut out,
+                    )
+                    .await?
+                } else {
+                    let mut file = tokio::fs::File::create(&tmp).await?;
+                    let r = backup::download(
+                        &ctx.abra,
+                        &domain,
+                        snapshot.as_deref(),
+                        path.as_deref(),
+                        &mut file,
+                    )
+                    .await;
+                    match r {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&tmp);
+                            return Err(e.into());
+                        }
+                    }
+                };
+                if !to_stdout {
+                    let dest = output.unwrap_or_else(|| format!("{domain}-{}.tar", snap.short_id));
+                    std::fs::rename(&tmp, &dest)?;
+                    println!("wrote {dest} (snapshot {}, {})", snap.short_id, snap.time);
+                }
+                Ok(0)
+            }),
+            BackupCommand::Verify {
+                domain,
+                snapshot,
+                machine,
+            } => {
+                let mut reporter = CliReporter::new(ctx.tty && !machine, ctx.no_input);
+                let r = ctx.block_on(backup::verify(
+                    &ctx.abra,
+                    &domain,
+                    snapshot.as_deref(),
+                    &mut reporter,
+                ))?;
+                if machine {
+                    output::json(&r)?;
+                } else if r.problems.is_empty() {
+                    println!(
+                        "snapshot {} of {domain} verified: {} files, {} restored and identical to                          the snapshot (manifest {}) in {:.1}s",
+                        &r.snapshot[..r.snapshot.len().min(8)],
+                        r.files,
+                        human(r.bytes),
+                        &r.manifest_sha256[..r.manifest_sha256.len().min(16)],
+                        r.elapsed_ms as f64 / 1000.0
+                    );
+                } else {
+                    eprintln!(
+                        "snapshot {} of {domain} FAILED verification:",
+                        &r.snapshot[..r.snapshot.len().min(8)]
+                    );
+                    for p in &r.problems {
+                        eprintln!("  {p}");
+                    }
+                }
+                Ok(if r.problems.is_empty() { 0 } else { 1 })
+            }
+            BackupCommand::Prune {
+                domain,
+                keep_daily,
+                keep_weekly,
+                keep_monthly,
+                wait,
+            } => {
+                let out = ctx.block_on(backup::prune(
+                    &ctx.abra,
+                    &domain,
+                    Keep {
+                        daily: keep_daily,
+                        weekly: keep_weekly,
+                        monthly: keep_monthly,
+                    },
+                    wait.map(Duration::from_secs),
+                ))?;
+                print!("{out}");
                 Ok(0)
             }
         }

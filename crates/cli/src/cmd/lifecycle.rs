@@ -36,6 +36,9 @@ pub struct Deploy {
     /// Wait up to this many seconds for another operation on the app to finish.
     #[arg(long, value_name = "SECONDS")]
     wait: Option<u64>,
+    /// Upgrade: skip the safety backup taken before the upgrade.
+    #[arg(long)]
+    no_backup: bool,
 }
 
 /// On a terminal, lets the operator pick the release for an upgrade or rollback.
@@ -93,6 +96,7 @@ impl Deploy {
         req.timeout = self.timeout.map(Duration::from_secs);
         req.max_task_failures = self.max_task_failures;
         req.wait_lock = self.wait.map(Duration::from_secs);
+        req.safety_backup = !self.no_backup;
         let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
         let report = ctx.block_on(cooper_ops::deploy(&ctx.abra, &req, &mut reporter))?;
         for line in &report.summary {
