@@ -12,7 +12,13 @@ use cooper_recipe::abra_dir::AbraDir;
 use cooper_testkit::docker;
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/backup/bkapp/1.0.0+1.0")
+    fixture_at("1.0.0+1.0")
+}
+
+fn fixture_at(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/backup/bkapp")
+        .join(version)
 }
 
 struct World {
@@ -34,7 +40,10 @@ impl World {
         std::fs::create_dir_all(abra.servers_dir().join("default")).unwrap();
         cooper_testkit::recipe_repo(
             &abra.recipes_dir().join("bkapp"),
-            &[(fixture(), "1.0.0+1.0")],
+            &[
+                (fixture(), "1.0.0+1.0"),
+                (fixture_at("1.1.0+1.1"), "1.1.0+1.1"),
+            ],
         )
         .unwrap();
         cooper_testkit::backup_settings(dir.path(), "default", &dir.path().join("repo")).unwrap();
@@ -414,5 +423,62 @@ async fn verify_catches_a_tampered_or_incomplete_repository() {
     let listed = backup::list(&w.abra, &w.domain).await.unwrap();
     assert!(listed[0].verified.is_some());
     assert_eq!(listed[0].last_verify_ok, Some(false));
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrade_refuses_without_a_good_safety_backup_and_names_it_after_a_rollback() {
+    let w = World::new("b-upgrade").await;
+    w.sh("app", "echo precious > /data/p");
+    w.sh(
+        "db",
+        "echo live > /var/lib/db/live.db && echo fail > /var/lib/db/.hookmode",
+    );
+    let version = || {
+        docker(&[
+            "service",
+            "inspect",
+            &format!("{}_app", w.stack),
+            "--format",
+            &format!(
+                "{{{{index .Spec.Labels \"coop-cloud.{}.version\"}}}}",
+                w.stack
+            ),
+        ])
+    };
+    let upgrade = |w: &World| {
+        let mut req = DeployRequest::new(&w.domain, DeployKind::Upgrade);
+        req.max_task_failures = 1;
+        req.timeout = Some(std::time::Duration::from_secs(60));
+        req
+    };
+    let e = cooper_ops::deploy(&w.abra, &upgrade(&w), &mut Collect::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("safety backup")
+            && e.contains("nothing was changed")
+            && e.contains("--no-backup"),
+        "{e}"
+    );
+    assert_eq!(version(), "1.0.0+1.0");
+
+    // With a working hook the backup is taken; 1.1 fails and is rolled back, and the error
+    // names the snapshot that holds the data from before.
+    w.sh("db", "echo ok > /var/lib/db/.hookmode");
+    let e = cooper_ops::deploy(&w.abra, &upgrade(&w), &mut Collect::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    let listed = backup::list(&w.abra, &w.domain).await.unwrap();
+    assert_eq!(listed.len(), 1, "one safety snapshot");
+    let id = &listed[0].snapshot.id;
+    assert!(
+        e.contains("rolled back")
+            && e.contains(&format!("cooper app restore {} --snapshot {id}", w.domain)),
+        "{e}"
+    );
+    assert_eq!(version(), "1.0.0+1.0");
     w.cleanup().await;
 }

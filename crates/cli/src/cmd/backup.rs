@@ -63,7 +63,7 @@ pub enum BackupCommand {
         #[arg(short = 'p', long)]
         path: Option<String>,
         /// Where to write (default: <domain>-<snapshot>.tar here; `-` for standard output).
-        #[arg(short = 'o', long)]
+        #[arg(long)]
         output: Option<String>,
     },
     /// Prove a snapshot restores: repository check, restore into scratch volumes with content

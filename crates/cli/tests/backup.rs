@@ -1,0 +1,264 @@
+//! `cooper app backup …` and `cooper app restore` as a user runs them, on the real Swarm with
+//! real restic: `kill -9` in the middle of a backup (the repository must still pass
+//! `restic check` and the next backup must succeed), and the restic password, which must never
+//! appear in any process's arguments, any container's inspect output, cooper's output or its
+//! records.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cooper_testkit::docker;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/backup/bkapp/1.0.0+1.0")
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    domain: String,
+    stack: String,
+}
+
+fn setup(name: &str) -> Setup {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let d = cooper_testkit::local_docker().await.unwrap();
+        cooper_testkit::ensure_images(&d, &["cooper-test/web:1.0"])
+            .await
+            .unwrap();
+        cooper_testkit::ensure_restic_image(&d).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("servers/default")).unwrap();
+    cooper_testkit::recipe_repo(
+        &dir.path().join("recipes/bkapp"),
+        &[(fixture(), "1.0.0+1.0")],
+    )
+    .unwrap();
+    cooper_testkit::backup_settings(dir.path(), "default", &dir.path().join("repo")).unwrap();
+    let domain = format!("{name}.cooper.test");
+    let stack = domain.replace('.', "_");
+    cooper_testkit::scrub_stack(&stack);
+    let s = Setup { dir, domain, stack };
+    s.ok(&["app", "new", "bkapp", "-s", "default", "-D", &s.domain]);
+    s.ok(&["app", "deploy", &s.domain, "-n"]);
+    s
+}
+
+impl Setup {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cooper"));
+        c.args(args)
+            .env("ABRA_DIR", self.dir.path())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cooper {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    fn sh(&self, service: &str, script: &str) -> String {
+        let id = docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!(
+                "label=com.docker.swarm.service.name={}_{service}",
+                self.stack
+            ),
+        ]);
+        docker(&["exec", id.lines().next().unwrap(), "sh", "-c", script])
+    }
+
+    fn password(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("cooper/backup/default.password"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn restic(&self, args: &[&str]) -> Output {
+        Command::new("restic")
+            .arg("-r")
+            .arg(self.dir.path().join("repo"))
+            .args(args)
+            .env(
+                "RESTIC_PASSWORD_FILE",
+                self.dir.path().join("cooper/backup/default.password"),
+            )
+            .env("RESTIC_CACHE_DIR", self.dir.path().join("cache"))
+            .output()
+            .unwrap()
+    }
+
+    fn records(&self) -> String {
+        let dir = self.dir.path().join("cooper/records").join(&self.domain);
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        cooper_testkit::scrub_stack(&self.stack);
+    }
+}
+
+fn helpers(running_only: bool) -> String {
+    let mut args = vec!["ps", "-q", "--filter", "label=cooper.helper=restic"];
+    if !running_only {
+        args.insert(1, "-a");
+    }
+    docker(&args)
+}
+
+#[test]
+fn kill_9_mid_backup_leaves_a_checkable_repository_and_the_next_backup_succeeds() {
+    let s = setup("c-bkill");
+    // Enough data that restic is still reading when cooper dies.
+    s.sh(
+        "app",
+        "head -c 400000000 /dev/urandom > /data/big && echo small > /data/small",
+    );
+    s.sh("db", "echo live > /var/lib/db/live.db");
+    // The repository exists before the kill, so the check below checks a real repository.
+    s.ok(&["app", "backup", "create", &s.domain]);
+    s.sh("app", "head -c 400000000 /dev/urandom > /data/big2");
+
+    let mut child = s
+        .cmd(&["app", "backup", "create", &s.domain])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while helpers(true).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "restic never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // restic notices cooper is gone (its standard input closes) and stops cleanly.
+    let start = Instant::now();
+    while !helpers(true).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the helper kept running after cooper was killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let check = s.restic(&["check"]);
+    assert!(
+        check.status.success(),
+        "restic check after kill -9: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let snaps: serde_json::Value =
+        serde_json::from_slice(&s.restic(&["snapshots", "--json"]).stdout).unwrap();
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "the interrupted backup left no snapshot"
+    );
+
+    // The next backup succeeds, and the dead run's helper container is cleaned up.
+    let out = s.ok(&["app", "backup", "create", &s.domain]);
+    assert!(out.contains("snapshot"), "{out}");
+    assert!(helpers(false).is_empty(), "helper containers are removed");
+    let listed: serde_json::Value =
+        serde_json::from_str(&s.ok(&["app", "backup", "ls", &s.domain, "-m"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn the_restic_password_never_shows() {
+    let s = setup("c-bpw");
+    s.sh(
+        "app",
+        "echo hello > /data/h && head -c 5000000 /dev/urandom > /data/r",
+    );
+    s.sh("db", "echo live > /var/lib/db/live.db");
+
+    // Watch every process's arguments and every helper container's inspect output while the
+    // commands run.
+    let seen = Arc::new(Mutex::new(String::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let seen = seen.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+                let mut text = String::from_utf8_lossy(&ps.stdout).to_string();
+                for id in helpers(true).lines() {
+                    text.push_str(&docker(&["inspect", id]));
+                }
+                seen.lock().unwrap().push_str(&text);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let mut output = String::new();
+    output.push_str(&s.ok(&["app", "backup", "create", &s.domain]));
+    output.push_str(&s.ok(&["app", "backup", "verify", &s.domain]));
+    output.push_str(&s.ok(&["app", "backup", "ls", &s.domain]));
+    output.push_str(&s.ok(&["app", "backup", "ls", &s.domain, "-m"]));
+    output.push_str(&s.ok(&["app", "backup", "download", &s.domain, "--output", "snap.tar"]));
+    output.push_str(&s.ok(&["app", "restore", &s.domain, "-n"]));
+    output.push_str(&s.ok(&["-d", "app", "backup", "create", &s.domain, "-m"]));
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+
+    let pw = s.password();
+    assert!(pw.len() >= 32);
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.contains("restic backup") && seen.contains("cooper.helper"),
+        "the watcher saw restic run and a helper's inspect output"
+    );
+    assert!(
+        !seen.contains(&pw),
+        "the password showed in argv or docker inspect"
+    );
+    assert!(
+        !output.contains(&pw),
+        "the password showed in cooper's output"
+    );
+    assert!(!s.records().contains(&pw), "the password is in a record");
+    assert!(output.contains("verified"), "{output}");
+    let tar = std::fs::read(s.dir.path().join("snap.tar")).unwrap();
+    assert!(tar.len() > 5_000_000);
+    assert!(!String::from_utf8_lossy(&tar).contains(&pw));
+    // The restore really ran (and said so) without a prompt thanks to -n.
+    assert!(output.contains("restored from snapshot"), "{output}");
+    assert_eq!(s.sh("app", "cat /data/h"), "hello");
+}
