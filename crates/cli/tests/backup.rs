@@ -127,8 +127,14 @@ impl Drop for Setup {
     }
 }
 
-fn helpers(running_only: bool) -> String {
+/// Helper containers (of this test's app when `stack` is given: they mount its data volume).
+fn helpers(running_only: bool, stack: Option<&str>) -> String {
+    let volume = stack.map(|s| format!("volume={s}_data"));
     let mut args = vec!["ps", "-q", "--filter", "label=cooper.helper=restic"];
+    if let Some(v) = &volume {
+        args.push("--filter");
+        args.push(v);
+    }
     if !running_only {
         args.insert(1, "-a");
     }
@@ -155,7 +161,7 @@ fn kill_9_mid_backup_leaves_a_checkable_repository_and_the_next_backup_succeeds(
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while helpers(true).is_empty() {
+    while helpers(true, Some(&s.stack)).is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "restic never started"
@@ -168,7 +174,7 @@ fn kill_9_mid_backup_leaves_a_checkable_repository_and_the_next_backup_succeeds(
 
     // restic notices cooper is gone (its standard input closes) and stops cleanly.
     let start = Instant::now();
-    while !helpers(true).is_empty() {
+    while !helpers(true, Some(&s.stack)).is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the helper kept running after cooper was killed"
@@ -193,7 +199,10 @@ fn kill_9_mid_backup_leaves_a_checkable_repository_and_the_next_backup_succeeds(
     // The next backup succeeds, and the dead run's helper container is cleaned up.
     let out = s.ok(&["app", "backup", "create", &s.domain]);
     assert!(out.contains("snapshot"), "{out}");
-    assert!(helpers(false).is_empty(), "helper containers are removed");
+    assert!(
+        helpers(false, Some(&s.stack)).is_empty(),
+        "helper containers are removed"
+    );
     let listed: serde_json::Value =
         serde_json::from_str(&s.ok(&["app", "backup", "ls", &s.domain, "-m"])).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
@@ -219,7 +228,7 @@ fn the_restic_password_never_shows() {
             while !stop.load(Ordering::Relaxed) {
                 let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
                 let mut text = String::from_utf8_lossy(&ps.stdout).to_string();
-                for id in helpers(true).lines() {
+                for id in helpers(true, None).lines() {
                     text.push_str(&docker(&["inspect", id]));
                 }
                 seen.lock().unwrap().push_str(&text);
@@ -232,7 +241,9 @@ fn the_restic_password_never_shows() {
     output.push_str(&s.ok(&["app", "backup", "verify", &s.domain]));
     output.push_str(&s.ok(&["app", "backup", "ls", &s.domain]));
     output.push_str(&s.ok(&["app", "backup", "ls", &s.domain, "-m"]));
-    output.push_str(&s.ok(&["app", "backup", "download", &s.domain, "--output", "snap.tar"]));
+    output.push_str(&s.ok(&[
+        "app", "backup", "download", &s.domain, "--output", "snap.tar",
+    ]));
     output.push_str(&s.ok(&["app", "restore", &s.domain, "-n"]));
     output.push_str(&s.ok(&["-d", "app", "backup", "create", &s.domain, "-m"]));
     stop.store(true, Ordering::Relaxed);

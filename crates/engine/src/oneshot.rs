@@ -20,6 +20,26 @@ use crate::{api_message, Engine, EngineError, Result};
 
 /// The label every helper container carries (its value says what it is for).
 pub const HELPER_LABEL: &str = "cooper.helper";
+/// The label naming the cooper process that runs a helper (`<host>:<pid>`).
+pub const OWNER_LABEL: &str = "cooper.owner";
+
+/// This process as a helper's owner.
+pub fn owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Whether the owner of a helper is a process of this machine that is gone.
+fn owner_gone(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else {
+        return false;
+    };
+    let me = self::owner();
+    let my_host = me.rsplit_once(':').map(|(h, _)| h).unwrap_or_default();
+    host == my_host && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
 
 /// A named volume mounted into a helper.
 #[derive(Debug, Clone)]
@@ -40,6 +60,9 @@ pub struct OneShot {
     /// What the helper is for (the value of [`HELPER_LABEL`]).
     pub purpose: String,
     pub labels: HashMap<String, String>,
+    /// Keep standard input open after the preamble, until the helper ends (a lifeline the
+    /// helper can watch); otherwise it is closed once the preamble is written.
+    pub keep_stdin_open: bool,
 }
 
 /// How a helper ended.
@@ -93,6 +116,7 @@ impl Engine {
     ) -> Result<OneShotEnd> {
         let mut labels = job.labels.clone();
         labels.insert(HELPER_LABEL.to_string(), job.purpose.clone());
+        labels.insert(OWNER_LABEL.to_string(), owner());
         let mounts: Vec<Mount> = job
             .volumes
             .iter()
@@ -131,7 +155,9 @@ impl Engine {
                 job.image
             )))?;
         let id = created.id;
-        let result = self.drive(&id, stdin_preamble, stdout).await;
+        let result = self
+            .drive(&id, stdin_preamble, job.keep_stdin_open, stdout)
+            .await;
         let _ = self
             .docker
             .remove_container(
@@ -146,6 +172,7 @@ impl Engine {
         &self,
         id: &str,
         stdin_preamble: &[u8],
+        keep_stdin_open: bool,
         stdout: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<OneShotEnd> {
         let attached = self
@@ -177,6 +204,9 @@ impl Engine {
             .flush()
             .await
             .map_err(|e| EngineError::Invalid(format!("writing to the helper container: {e}")))?;
+        if !keep_stdin_open {
+            let _ = input.shutdown().await;
+        }
         let mut end = OneShotEnd::default();
         while let Some(chunk) = output.next().await {
             match chunk {
@@ -218,8 +248,8 @@ impl Engine {
         Ok(end)
     }
 
-    /// Removes helper containers of `purpose` that are no longer running (left by a cooper
-    /// that was killed); returns how many are still running.
+    /// Removes helper containers of `purpose` that ended and whose cooper process is gone
+    /// (left by a cooper that was killed); returns how many of them are still running.
     pub async fn reap_helpers(&self, purpose: &str) -> Result<usize> {
         let filters = HashMap::from([(
             "label".to_string(),
@@ -237,20 +267,43 @@ impl Engine {
             .map_err(EngineError::api("listing helper containers"))?;
         let mut running = 0;
         for c in list {
-            if c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING) {
-                running += 1;
+            let gone = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(OWNER_LABEL))
+                .is_some_and(|o| owner_gone(o));
+            if !gone {
                 continue;
             }
-            if let Some(id) = c.id {
-                let _ = self
-                    .docker
-                    .remove_container(
-                        &id,
-                        Some(RemoveContainerOptionsBuilder::default().force(true).build()),
-                    )
-                    .await;
+            use bollard::models::ContainerSummaryStateEnum as S;
+            match c.state {
+                Some(S::EXITED) | Some(S::DEAD) | Some(S::CREATED) => {
+                    if let Some(id) = c.id {
+                        let _ = self
+                            .docker
+                            .remove_container(
+                                &id,
+                                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                            )
+                            .await;
+                    }
+                }
+                _ => running += 1,
             }
         }
         Ok(running)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_dead_local_owner_is_gone_a_live_or_remote_one_is_not() {
+        let me = super::owner();
+        assert!(!super::owner_gone(&me));
+        let host = me.rsplit_once(':').unwrap().0;
+        assert!(super::owner_gone(&format!("{host}:999999999")));
+        assert!(!super::owner_gone("some-other-host:999999999"));
+        assert!(!super::owner_gone("garbage"));
     }
 }

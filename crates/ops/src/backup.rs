@@ -284,14 +284,23 @@ pub struct Summary {
     pub data_added: u64,
 }
 
-/// What every helper script starts with: read the settings from standard input, then stop
-/// everything if standard input closes (cooper went away), and fail on the first error.
+/// What every helper script starts with: read the settings from standard input; then, as a
+/// lifeline, wait for standard input to close (cooper went away) and interrupt restic with
+/// SIGINT — restic 0.14+ removes its lock and writes no snapshot on SIGINT, while SIGTERM would
+/// leave a stale lock — and let no restic start afterwards; fail on the first error.
 const PRELUDE: &str = r#"while IFS= read -r l; do [ -z "$l" ] && break; export "$l"; done
 exec 3<&0
-( cat <&3 >/dev/null; kill -TERM -1 ) 2>/dev/null &
+( cat <&3 >/dev/null; touch /tmp/.cooper-gone; p=$(cat /tmp/.cooper-restic 2>/dev/null); [ -z "$p" ] || kill -INT "$p" ) 2>/dev/null &
 exec 0</dev/null 3<&-
 set -e
-r() { restic "$@"; }
+r() {
+  [ ! -e /tmp/.cooper-gone ] || exit 130
+  restic "$@" &
+  rp=$!
+  echo "$rp" > /tmp/.cooper-restic
+  [ ! -e /tmp/.cooper-gone ] || kill -INT "$rp"
+  wait "$rp"
+}
 "#;
 
 /// restic on a server, for one app.
@@ -330,6 +339,7 @@ impl Restic<'_> {
             binds,
             purpose: PURPOSE.to_string(),
             labels: Default::default(),
+            keep_stdin_open: true,
         }
     }
 
@@ -753,10 +763,17 @@ pub async fn create_with(
             if volumes.len() == 1 { "" } else { "s" },
             settings.repository
         ));
-        let body = format!(
-            "r cat config >/dev/null 2>&1 || r init >&2\nh=$1; shift\nr backup --json --host \"$h\" --tag {TAG} -- \"$@\""
-        );
-        let (out, err, code) = restic.capture(&body, &args, volumes).await?;
+        let mut all_args = vec![args[0].clone()];
+        all_args.extend(precheck_args(&saved));
+        all_args.push("--".into());
+        all_args.extend(args[1..].iter().cloned());
+        let (out, err, code) = restic.capture(&backup_script(), &all_args, volumes).await?;
+        let (problems, nodata) = precheck_findings(&out, &saved);
+        report.warnings.extend(nodata);
+        if !problems.is_empty() {
+            record.step("check sources", problems.join("; "), false, t);
+            failure = Some(problems.join("; "));
+        }
         let summary: Option<Summary> = out
             .lines()
             .filter(|l| l.contains("\"message_type\":\"summary\""))
@@ -765,7 +782,9 @@ pub async fn create_with(
         let snapshot = summary.as_ref().and_then(|s| s.snapshot_id.clone());
         report.summary = summary.unwrap_or_default();
         report.snapshot = snapshot.clone();
-        if code != 0 {
+        if failure.is_some() {
+            // The sources were refused before restic ran: no snapshot was made.
+        } else if code != 0 {
             let why = if code == 3 {
                 "some files could not be read (restic exit 3: incomplete snapshot)".to_string()
             } else {
@@ -829,25 +848,6 @@ pub async fn create_with(
         }
     }
 
-    // The snapshot must hold every saved path, and dumps must not be empty.
-    if let (None, Some(id)) = (&failure, report.snapshot.clone()) {
-        let t = Instant::now();
-        let (full, nodes) = restic.nodes(&id).await?;
-        report.snapshot = Some(full);
-        let problems = check_contents(&saved, &nodes, &mut report.warnings);
-        if problems.is_empty() {
-            record.step(
-                "check contents",
-                "every saved path is in the snapshot",
-                true,
-                t,
-            );
-        } else {
-            record.step("check contents", problems.join("; "), false, t);
-            failure = Some(problems.join("; "));
-        }
-    }
-
     if let Some(why) = failure {
         if let Some(id) = report.snapshot.take() {
             let t = Instant::now();
@@ -882,47 +882,87 @@ pub async fn create_with(
     Ok(report)
 }
 
-/// Problems with a snapshot's contents against what was to be saved: a path missing, or a
-/// named path (a dump) that is empty. An empty whole volume is only a warning.
-fn check_contents(
-    saved: &[(String, String, Vec<String>)],
-    nodes: &[Node],
-    warnings: &mut Vec<String>,
-) -> Vec<String> {
-    let mut problems = Vec::new();
-    let has_data_under = |root: &str| {
-        let prefix = format!("{root}/");
-        nodes.iter().any(|n| {
-            n.kind == "file" && n.size > 0 && (n.path == root || n.path.starts_with(&prefix))
-        })
-    };
-    for (svc, vol, paths) in saved {
+/// The backup helper's script. Arguments: the host, the source checks (`P:<path>`: must exist
+/// and hold data — a dump; `V:<dir>`: a whole volume, reported when it holds nothing), `--`,
+/// the paths to back up. The checks run after the pre-hooks and before restic, so a missing or
+/// empty dump stops the backup before any snapshot exists.
+fn backup_script() -> String {
+    format!(
+        r#"h=$1; shift
+bad=0
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+  case "$1" in
+    P:*) p=${{1#P:}}
+      if [ ! -e "$p" ]; then echo "@@missing $p"; bad=1
+      elif [ -z "$(find "$p" -type f -size +0 | head -n 1)" ]; then echo "@@empty $p"; bad=1; fi ;;
+    V:*) p=${{1#V:}}
+      if [ -z "$(find "$p" -type f -size +0 | head -n 1)" ]; then echo "@@nodata $p"; fi ;;
+  esac
+  shift
+done
+shift
+[ "$bad" = 0 ] || exit 10
+case "$RESTIC_REPOSITORY" in
+  /*) [ -f "$RESTIC_REPOSITORY/config" ] || r init >&2 ;;
+  *) r cat config >/dev/null 2>&1 || r init >&2 ;;
+esac
+r backup --json --host "$h" --tag {TAG} -- "$@""#
+    )
+}
+
+/// The source checks for [`backup_script`].
+fn precheck_args(saved: &[(String, String, Vec<String>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, vol, paths) in saved {
         let dir = volume_dir(vol);
         if paths.is_empty() {
-            if !nodes.iter().any(|n| n.path == dir) {
-                problems.push(format!(
-                    "volume {vol} of {svc} is missing from the snapshot"
-                ));
-            } else if !has_data_under(&dir) {
-                warnings.push(format!("volume {vol} of {svc} holds no data"));
-            }
-            continue;
+            out.push(format!("V:{dir}"));
         }
         for p in paths {
-            let full = format!("{dir}/{p}");
-            match nodes.iter().find(|n| n.path == full) {
-                None => problems.push(format!(
-                    "{p} in volume {vol} of {svc} is missing from the snapshot (did the pre-hook \
-                     write it?)"
-                )),
-                Some(_) if !has_data_under(&full) => problems.push(format!(
-                    "{p} in volume {vol} of {svc} is empty: an empty dump is not a backup"
-                )),
-                Some(_) => {}
-            }
+            out.push(format!("P:{dir}/{p}"));
         }
     }
-    problems
+    out
+}
+
+/// What the source checks found: problems (a labelled path missing or empty: the backup
+/// fails) and warnings (a whole volume holding no data).
+fn precheck_findings(
+    out: &str,
+    saved: &[(String, String, Vec<String>)],
+) -> (Vec<String>, Vec<String>) {
+    let name = |path: &str| -> String {
+        for (svc, vol, paths) in saved {
+            let dir = volume_dir(vol);
+            if path == dir {
+                return format!("volume {vol} of {svc}");
+            }
+            for p in paths {
+                if path == format!("{dir}/{p}") {
+                    return format!("{p} in volume {vol} of {svc}");
+                }
+            }
+        }
+        path.to_string()
+    };
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    for l in out.lines() {
+        if let Some(p) = l.strip_prefix("@@missing ") {
+            problems.push(format!(
+                "{} does not exist (did the pre-hook write it?)",
+                name(p)
+            ));
+        } else if let Some(p) = l.strip_prefix("@@empty ") {
+            problems.push(format!(
+                "{} is empty: an empty dump is not a backup",
+                name(p)
+            ));
+        } else if let Some(p) = l.strip_prefix("@@nodata ") {
+            warnings.push(format!("{} holds no data", name(p)));
+        }
+    }
+    (problems, warnings)
 }
 
 /// What the app's records say of a snapshot.
@@ -993,7 +1033,15 @@ pub async fn list(abra: &AbraDir, domain: &str) -> Result<Vec<Listed>> {
         .await?
         .into_iter()
         .map(|s| {
-            let m = marks.get(&s.id).cloned().unwrap_or_default();
+            // restic before 0.17 reports the short id of a new snapshot; records may hold either.
+            let m = marks
+                .iter()
+                .filter(|(k, _)| s.id.starts_with(k.as_str()))
+                .fold(Marks::default(), |acc, (_, m)| Marks {
+                    verified: m.verified.clone().or(acc.verified),
+                    last_verify_ok: m.last_verify_ok.or(acc.last_verify_ok),
+                    summary: m.summary.clone().or(acc.summary),
+                });
             Listed {
                 by_cooper: s.tags.iter().any(|t| t == TAG),
                 verified: m.verified,
@@ -1042,6 +1090,43 @@ fn snapshot_volumes(nodes: &[Node]) -> BTreeSet<String> {
             (tail == "_data" || tail.starts_with("_data/")).then(|| name.to_string())
         })
         .collect()
+}
+
+/// What a snapshot holds by its backup paths: volume → paths inside it (empty: the whole
+/// volume). `None` when a path is not inside one volume's `_data` (e.g. a snapshot of all of
+/// `/var/lib/docker/volumes`); callers then list the snapshot.
+fn snapshot_layout(paths: &[String]) -> Option<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in paths {
+        let rest = p.strip_prefix(VOLUME_ROOT)?.strip_prefix('/')?;
+        let (name, tail) = rest.split_once('/')?;
+        let inner = tail.strip_prefix("_data")?;
+        let entry = out.entry(name.to_string()).or_default();
+        match inner.trim_matches('/') {
+            "" => entry.push(String::new()),
+            sub if inner.starts_with('/') => entry.push(sub.to_string()),
+            _ => return None,
+        }
+    }
+    // A volume saved whole wins over any paths inside it.
+    for v in out.values_mut() {
+        if v.iter().any(String::is_empty) {
+            v.clear();
+        }
+    }
+    Some(out)
+}
+
+/// The snapshot's layout, listing it when its paths do not say.
+async fn layout_of(restic: &Restic<'_>, snap: &Snapshot) -> Result<BTreeMap<String, Vec<String>>> {
+    if let Some(l) = snapshot_layout(&snap.paths) {
+        return Ok(l);
+    }
+    let (_, nodes) = restic.nodes(&snap.id).await?;
+    Ok(snapshot_volumes(&nodes)
+        .into_iter()
+        .map(|v| (v, Vec::new()))
+        .collect())
 }
 
 /// `app backup download`: writes the snapshot (or one path of it) as a tar stream to `out`.
@@ -1145,8 +1230,8 @@ async fn run_restore(
     let plan = app_plan(abra, app, &engine).await?;
     let t = Instant::now();
     let snap = pick(&restic, &stack_name, req.snapshot.as_deref()).await?;
-    let (_, nodes) = restic.nodes(&snap.id).await?;
-    let in_snapshot = snapshot_volumes(&nodes);
+    let layout = layout_of(&restic, &snap).await?;
+    let in_snapshot: BTreeSet<String> = layout.keys().cloned().collect();
     record
         .details
         .insert("snapshot".into(), serde_json::json!(snap.id));
@@ -1195,14 +1280,9 @@ async fn run_restore(
     let mut whole: Vec<String> = Vec::new();
     let mut partial: Vec<(String, Vec<String>)> = Vec::new();
     for v in &chosen {
-        let planned = plan
-            .services
-            .iter()
-            .flat_map(|s| s.volumes.iter())
-            .find(|pv| pv.swarm_name == *v && !pv.paths.is_empty());
-        match planned {
-            Some(pv) => partial.push((v.clone(), pv.paths.clone())),
-            None => whole.push(v.clone()),
+        match layout.get(v) {
+            Some(paths) if !paths.is_empty() => partial.push((v.clone(), paths.clone())),
+            _ => whole.push(v.clone()),
         }
     }
     record.step(
@@ -1478,6 +1558,8 @@ pub struct VerifyReport {
     /// SHA-256 over the sorted `sha256  path` lines of every restored file.
     pub manifest_sha256: String,
     pub problems: Vec<String>,
+    /// The recipe's data checks that ran (`cooper.backup.check`), with their outcome.
+    pub checks: Vec<String>,
     pub elapsed_ms: u64,
     pub record_path: Option<PathBuf>,
 }
@@ -1532,20 +1614,12 @@ async fn run_verify(
     record
         .details
         .insert("snapshot".into(), serde_json::json!(snap.id));
-    let t = Instant::now();
-    let (_, nodes) = restic.nodes(&snap.id).await?;
-    let volumes = snapshot_volumes(&nodes);
-    record.step(
-        "list",
-        format!("{} entries, volumes {:?}", nodes.len(), volumes),
-        true,
-        t,
-    );
+    let volumes: Vec<String> = layout_of(&restic, &snap).await?.into_keys().collect();
     let mut report = VerifyReport {
         snapshot: snap.id.clone(),
         ..Default::default()
     };
-    let mut scratch = Vec::new();
+    let mut scratch_of: BTreeMap<String, String> = BTreeMap::new();
     let stamp = format!(
         "{}-{}",
         snap.short_id,
@@ -1560,7 +1634,7 @@ async fn run_verify(
     for (i, v) in volumes.iter().enumerate() {
         let name = format!("cooper-verify-{stamp}-{i}");
         engine.create_volume(&name, labels.clone()).await?;
-        scratch.push(name.clone());
+        scratch_of.insert(v.clone(), name.clone());
         mounts.push(VolumeMount {
             volume: name,
             target: volume_dir(v),
@@ -1576,15 +1650,37 @@ async fn run_verify(
     ));
     let t = Instant::now();
     let body = format!(
-        "r check >&2\nr restore \"$1\" --target / --verify >&2\necho @@sums\nfind {VOLUME_ROOT} -type f -exec sha256sum {{}} +\necho @@sizes\nfind {VOLUME_ROOT} -type f -exec stat -c '%s %n' {{}} +"
+        "r check >&2\nr ls --json \"$1\"\nr restore \"$1\" --target / --verify >&2\necho @@sums\nfind {VOLUME_ROOT} -type f -exec sha256sum {{}} +\necho @@sizes\nfind {VOLUME_ROOT} -type f -exec stat -c '%s %n' {{}} +"
     );
     let ran = restic
         .capture(&body, std::slice::from_ref(&snap.id), mounts)
         .await;
-    for name in &scratch {
+    let compared = match ran {
+        Ok(out) => {
+            compare_and_check(abra, app, &engine, out, &scratch_of, &mut report, record, t).await
+        }
+        Err(e) => Err(e),
+    };
+    for name in scratch_of.values() {
         let _ = engine.remove_volume(name).await;
     }
-    let (out, err, code) = ran?;
+    compared?;
+    Ok(report)
+}
+
+/// Compares what verify restored with the snapshot, then runs the recipe's data checks
+/// against the scratch volumes.
+#[allow(clippy::too_many_arguments)]
+async fn compare_and_check(
+    abra: &AbraDir,
+    app: &App,
+    engine: &Engine,
+    (out, err, code): (String, String, i64),
+    scratch_of: &BTreeMap<String, String>,
+    report: &mut VerifyReport,
+    record: &mut Record,
+    t: Instant,
+) -> Result<()> {
     if code != 0 {
         let why = format!(
             "restic check or restore failed (exit {code}): {}",
@@ -1592,7 +1688,7 @@ async fn run_verify(
         );
         record.step("restore into scratch", why.clone(), false, t);
         report.problems.push(why);
-        return Ok(report);
+        return Ok(());
     }
     record.step(
         "restore into scratch",
@@ -1600,6 +1696,14 @@ async fn run_verify(
         true,
         t,
     );
+    let nodes: Vec<Node> = out
+        .split("@@sums\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"struct_type\":\"node\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     let sums_part = out
         .split("@@sums\n")
         .nth(1)
@@ -1670,7 +1774,66 @@ async fn run_verify(
     record
         .details
         .insert("bytes".into(), serde_json::json!(report.bytes));
-    Ok(report)
+
+    // The recipe's own data checks, in its images, against the restored data.
+    let plan = app_plan(abra, app, engine).await?;
+    let secrets = app_secret_values(app);
+    for s in &plan.services {
+        let Some(check) = &s.check else { continue };
+        let volumes: Vec<VolumeMount> = s
+            .volumes
+            .iter()
+            .filter_map(|v| {
+                scratch_of.get(&v.swarm_name).map(|scratch| VolumeMount {
+                    volume: scratch.clone(),
+                    target: v.mounted_at.clone(),
+                    read_only: true,
+                })
+            })
+            .collect();
+        if volumes.is_empty() {
+            continue;
+        }
+        let t = Instant::now();
+        let job = OneShot {
+            image: s.image.clone(),
+            cmd: vec!["sh".into(), "-c".into(), check.clone()],
+            volumes,
+            purpose: "verify-check".into(),
+            ..Default::default()
+        };
+        let mut out: Vec<u8> = Vec::new();
+        let end = engine.run_oneshot(&job, b"", &mut out).await?;
+        let text = scrub(
+            &format!(
+                "{}{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&end.stderr)
+            ),
+            &secrets,
+        );
+        let ok = end.exit_code == 0;
+        record.step(
+            &format!("data check {}", s.service),
+            format!("exit {}: {}", end.exit_code, tail(&text, 10)),
+            ok,
+            t,
+        );
+        report.checks.push(format!(
+            "{}: {} ({check})",
+            s.service,
+            if ok { "passed" } else { "FAILED" }
+        ));
+        if !ok {
+            report.problems.push(format!(
+                "the data check of {} failed (exit {}): {}",
+                s.service,
+                end.exit_code,
+                tail(text.trim(), 5)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Retention for `app backup prune`.
@@ -1762,7 +1925,7 @@ mod tests {
     }
 
     #[test]
-    fn contents_check_fails_missing_and_empty_dumps() {
+    fn source_checks_name_missing_and_empty_dumps() {
         let saved = vec![
             (
                 "db".to_string(),
@@ -1771,39 +1934,47 @@ mod tests {
             ),
             ("app".to_string(), "s_data".to_string(), vec![]),
         ];
-        let base = vec![
-            node("/var/lib/docker/volumes/s_data/_data", "dir", 0),
-            node("/var/lib/docker/volumes/s_data/_data/a", "file", 3),
-        ];
-        let mut w = Vec::new();
-        let p = check_contents(&saved, &base, &mut w);
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert!(
-            p[0].contains("dump.sql") && p[0].contains("missing"),
-            "{p:?}"
+        assert_eq!(
+            precheck_args(&saved),
+            vec![
+                "P:/var/lib/docker/volumes/s_db/_data/dump.sql",
+                "V:/var/lib/docker/volumes/s_data/_data"
+            ]
         );
+        let (p, w) = precheck_findings(
+            "@@empty /var/lib/docker/volumes/s_db/_data/dump.sql\n@@nodata /var/lib/docker/volumes/s_data/_data\n",
+            &saved,
+        );
+        assert_eq!(
+            p,
+            vec!["dump.sql in volume s_db of db is empty: an empty dump is not a backup"]
+        );
+        assert_eq!(w, vec!["volume s_data of app holds no data"]);
+        let (p, _) = precheck_findings(
+            "@@missing /var/lib/docker/volumes/s_db/_data/dump.sql\n",
+            &saved,
+        );
+        assert!(p[0].contains("does not exist"), "{p:?}");
+        assert!(
+            precheck_findings("{\"message_type\":\"summary\"}\n", &saved)
+                .0
+                .is_empty()
+        );
+    }
 
-        let mut empty = base.clone();
-        empty.push(node(
-            "/var/lib/docker/volumes/s_db/_data/dump.sql",
-            "file",
-            0,
-        ));
-        let p = check_contents(&saved, &empty, &mut w);
-        assert!(p.len() == 1 && p[0].contains("empty dump"), "{p:?}");
-
-        let mut good = base.clone();
-        good.push(node(
-            "/var/lib/docker/volumes/s_db/_data/dump.sql",
-            "file",
-            10,
-        ));
-        assert!(check_contents(&saved, &good, &mut w).is_empty());
-
-        let no_data = vec![node("/var/lib/docker/volumes/s_data/_data", "dir", 0)];
-        let mut w = Vec::new();
-        let p = check_contents(&saved[1..], &no_data, &mut w);
-        assert!(p.is_empty() && w.len() == 1, "{p:?} {w:?}");
+    #[test]
+    fn snapshot_layout_from_backup_paths() {
+        let l = snapshot_layout(&[
+            "/var/lib/docker/volumes/s_db/_data/dump.sql".to_string(),
+            "/var/lib/docker/volumes/s_data/_data".to_string(),
+            "/var/lib/docker/volumes/s_data/_data/sub".to_string(),
+        ])
+        .unwrap();
+        assert_eq!(l["s_db"], vec!["dump.sql"]);
+        assert!(l["s_data"].is_empty(), "saved whole");
+        assert!(snapshot_layout(&["/var/lib/docker/volumes".to_string()]).is_none());
+        assert!(snapshot_layout(&["/var/lib/docker/volumes/x/_database".to_string()]).is_none());
+        assert!(snapshot_layout(&["/srv/data".to_string()]).is_none());
     }
 
     #[test]

@@ -225,6 +225,11 @@ async fn backup_wipe_restore_gives_identical_data_and_no_live_state() {
         .unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     assert!(v.files >= 3, "{v:?}");
+    assert!(
+        v.checks.iter().any(|c| c.starts_with("db: passed")),
+        "the recipe's data check ran: {:?}",
+        v.checks
+    );
     let listed = backup::list(&w.abra, &w.domain).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].verified.is_some() && listed[0].by_cooper);
@@ -359,6 +364,25 @@ async fn hooks_that_fail_or_dump_nothing_fail_the_backup() {
         "restore can never pick a failed backup"
     );
 
+    // A backup of bad data succeeds, but the recipe's data check fails its verification.
+    w.sh(
+        "db",
+        "echo ok > /var/lib/db/.hookmode && echo 'CORRUPT rows' > /var/lib/db/live.db",
+    );
+    backup::create(&w.abra, &w.domain, None, &mut Collect::default())
+        .await
+        .unwrap();
+    let v = backup::verify(&w.abra, &w.domain, None, &mut Collect::default())
+        .await
+        .unwrap();
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.contains("data check of db failed")),
+        "{:?}",
+        v.problems
+    );
+
     // A service that is not running: a clear error, not the engine's 409.
     w.sh("db", "echo ok > /var/lib/db/.hookmode");
     docker(&["service", "scale", "-d", &format!("{}_db=0", w.stack)]);
@@ -473,7 +497,7 @@ async fn upgrade_refuses_without_a_good_safety_backup_and_names_it_after_a_rollb
         .to_string();
     let listed = backup::list(&w.abra, &w.domain).await.unwrap();
     assert_eq!(listed.len(), 1, "one safety snapshot");
-    let id = &listed[0].snapshot.id;
+    let id = &listed[0].snapshot.short_id;
     assert!(
         e.contains("rolled back")
             && e.contains(&format!("cooper app restore {} --snapshot {id}", w.domain)),

@@ -9,7 +9,10 @@
 //! - `backupbot.backup.path` — the older form: absolute paths in the container, mapped onto the
 //!   volumes mounted there;
 //! - `backupbot.backup.pre-hook|post-hook`, `backupbot.restore.pre-hook|post-hook` — commands
-//!   run in the service's running container.
+//!   run in the service's running container;
+//! - `cooper.backup.check` (cooper's own) — a command that checks restored data: `backup
+//!   verify` runs it in a throwaway container of the service's image with the restored scratch
+//!   volumes mounted where the service mounts its volumes; exit 0 means the data is good.
 //!
 //! Volumes that no label covers are reported, so a backup that silently skips a database cannot
 //! happen unnoticed.
@@ -44,6 +47,10 @@ pub struct ServicePlan {
     pub post_hook: Option<String>,
     pub restore_pre_hook: Option<String>,
     pub restore_post_hook: Option<String>,
+    /// `cooper.backup.check`: the recipe's data check for restored volumes.
+    pub check: Option<String>,
+    /// The service's image (the data check runs in it).
+    pub image: String,
 }
 
 /// The backup plan of a stack.
@@ -187,6 +194,8 @@ pub fn plan(stack: &str, compose: &Compose) -> BackupPlan {
             post_hook: hook("backupbot.backup.post-hook"),
             restore_pre_hook: hook("backupbot.restore.pre-hook"),
             restore_post_hook: hook("backupbot.restore.post-hook"),
+            check: hook("cooper.backup.check"),
+            image: svc.image.clone(),
         });
     }
     out

@@ -304,6 +304,11 @@ impl BackupCommand {
                     snapshot.as_deref(),
                     &mut reporter,
                 ))?;
+                if !machine {
+                    for c in &r.checks {
+                        println!("data check {c}");
+                    }
+                }
                 if machine {
                     output::json(&r)?;
                 } else if r.problems.is_empty() {
