@@ -313,11 +313,10 @@ impl BackupCommand {
                     output::json(&r)?;
                 } else if r.problems.is_empty() {
                     println!(
-                        "snapshot {} of {domain} verified: {} files, {} restored and identical to                          the snapshot (manifest {}) in {:.1}s",
+                        "snapshot {} of {domain} verified: {} files, {} restored and identical to the snapshot in {:.1}s",
                         &r.snapshot[..r.snapshot.len().min(8)],
                         r.files,
                         human(r.bytes),
-                        &r.manifest_sha256[..r.manifest_sha256.len().min(16)],
                         r.elapsed_ms as f64 / 1000.0
                     );
                 } else {
