@@ -377,3 +377,47 @@ impl Engine {
         }
     }
 }
+
+impl Engine {
+    /// The deployed backup-bot-two on this server, as `(stack, service)` (its `app` service,
+    /// found by its recipe label or its image).
+    pub async fn find_backupbot(&self) -> Result<Option<(String, String)>> {
+        let filters = HashMap::from([("label".to_string(), vec![STACK_LABEL.to_string()])]);
+        let services: Vec<Service> = self
+            .docker
+            .list_services(Some(
+                ListServicesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing services"))?;
+        for s in &services {
+            let spec = s.spec.clone().unwrap_or_default();
+            let labels = spec.labels.clone().unwrap_or_default();
+            let Some(stack) = labels.get(STACK_LABEL) else {
+                continue;
+            };
+            let name = service_name(s);
+            let Some(short) = name.strip_prefix(&format!("{stack}_")) else {
+                continue;
+            };
+            let image = spec
+                .task_template
+                .and_then(|t| t.container_spec)
+                .and_then(|c| c.image)
+                .unwrap_or_default();
+            let by_label = labels
+                .get(&format!("coop-cloud.{stack}.recipe"))
+                .is_some_and(|r| r == "backup-bot-two");
+            let by_image = image
+                .rsplit('/')
+                .next()
+                .is_some_and(|i| i.starts_with("backup-bot-two"));
+            if short == "app" && (by_label || by_image) {
+                return Ok(Some((stack.clone(), short.to_string())));
+            }
+        }
+        Ok(None)
+    }
+}

@@ -638,6 +638,70 @@ pub async fn create(
     })
 }
 
+/// `app backup create --via-backupbot`: runs the deployed backup-bot-two's own CLI
+/// (`backup --host <stack> create`) in its running container instead of cooper's path; its
+/// exit code decides. Returns the bot's output (secrets scrubbed).
+pub async fn create_via_backupbot(
+    abra: &AbraDir,
+    domain: &str,
+    wait_lock: Option<Duration>,
+    reporter: &mut dyn Reporter,
+) -> Result<String> {
+    let app = abra.app(domain)?;
+    let server_dir = abra.servers_dir().join(&app.at.server);
+    let lock = AppLock::acquire(&server_dir, &app.at.domain, "app backup create", wait_lock)?;
+    let mut record = Record::new(
+        "backup create (backup-bot-two)",
+        &app.at.domain,
+        &app.at.server,
+        &app.recipe.name,
+    );
+    let result = async {
+        let engine = connect(abra, &app.at.server).await?;
+        let Some((bot_stack, bot_service)) = engine.find_backupbot().await? else {
+            return Err(OpsError::Refused(format!(
+                "no backup-bot-two is deployed on {}; deploy it (`cooper app new backup-bot-two`) \
+                 or back up without --via-backupbot",
+                app.at.server
+            )));
+        };
+        let stack_name = stack_of(&app);
+        let command = format!("backup --host {stack_name} create");
+        reporter.info(&format!("running `{command}` in {bot_stack}_{bot_service}"));
+        let t = Instant::now();
+        let run = run_hook(
+            &engine,
+            &bot_stack,
+            &bot_service,
+            "backup-bot-two",
+            &command,
+            &app_secret_values(&app),
+        )
+        .await?;
+        let ok = run.exit_code == 0;
+        record.step(
+            "backup-bot-two",
+            format!("{command}: exit {}: {}", run.exit_code, run.output),
+            ok,
+            t,
+        );
+        if ok {
+            Ok(run.output)
+        } else {
+            Err(OpsError::Failed(format!(
+                "backup-bot-two's `{command}` FAILED (exit {}): {}",
+                run.exit_code,
+                tail(&run.output, 8)
+            )))
+        }
+    }
+    .await;
+    record.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+    let _ = record.save(&abra.root);
+    drop(lock);
+    result
+}
+
 /// A backup of an app whose lock the caller holds (also the upgrade's safety backup).
 pub async fn create_with(
     abra: &AbraDir,

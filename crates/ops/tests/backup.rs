@@ -506,3 +506,85 @@ async fn upgrade_refuses_without_a_good_safety_backup_and_names_it_after_a_rollb
     assert_eq!(version(), "1.0.0+1.0");
     w.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn via_backupbot_runs_the_bots_cli_and_its_failure_fails() {
+    let w = World::new("b-viabot").await;
+    // Without a bot: a clear refusal.
+    let e = backup::create_via_backupbot(&w.abra, &w.domain, None, &mut Collect::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no backup-bot-two is deployed"), "{e}");
+
+    // A stand-in for backup-bot-two's container: its `backup` command records its arguments
+    // (cooper's side of the protocol is what is under test here, not the bot).
+    let d = cooper_testkit::local_docker().await.unwrap();
+    cooper_testkit::ensure_images(&d, &["cooper-test/backup-bot-two:2.0"])
+        .await
+        .unwrap();
+    let bot = "botx_cooper_test";
+    docker(&["service", "rm", &format!("{bot}_app")]);
+    docker(&["config", "rm", "botx_backup_cli"]);
+    let script = w.dir.path().join("backup");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"$@\" >> /tmp/args\nif [ -e /tmp/fail ]; then echo 'restic: repository is already locked' >&2; exit 1; fi\necho 'backup finished'\n",
+    )
+    .unwrap();
+    docker(&[
+        "config",
+        "create",
+        "botx_backup_cli",
+        script.to_str().unwrap(),
+    ]);
+    docker(&[
+        "service",
+        "create",
+        "--name",
+        &format!("{bot}_app"),
+        "--label",
+        &format!("com.docker.stack.namespace={bot}"),
+        "--config",
+        "source=botx_backup_cli,target=/usr/bin/backup,mode=0555",
+        "cooper-test/backup-bot-two:2.0",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 1 & wait; done",
+    ]);
+    let out = backup::create_via_backupbot(&w.abra, &w.domain, None, &mut Collect::default())
+        .await
+        .unwrap();
+    assert!(out.contains("backup finished"), "{out}");
+    let bot_container = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={bot}_app"),
+    ]);
+    let args = docker(&["exec", &bot_container, "cat", "/tmp/args"]);
+    assert_eq!(args, format!("--host {} create", w.stack));
+
+    docker(&["exec", &bot_container, "touch", "/tmp/fail"]);
+    let e = backup::create_via_backupbot(&w.abra, &w.domain, None, &mut Collect::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("FAILED") && e.contains("already locked"), "{e}");
+    docker(&["service", "rm", &format!("{bot}_app")]);
+    w.cleanup().await;
+    for _ in 0..100 {
+        if docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={bot}_app"),
+        ])
+        .is_empty()
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    docker(&["config", "rm", "botx_backup_cli"]);
+}

@@ -40,6 +40,9 @@ pub enum BackupCommand {
     /// when a hook fails, a path is missing or a dump is empty.
     Create {
         domain: String,
+        /// Run the deployed backup-bot-two's `backup --host <stack> create` instead.
+        #[arg(long)]
+        via_backupbot: bool,
         /// Wait up to this many seconds for another operation on the app to finish.
         #[arg(long, value_name = "SECONDS")]
         wait: Option<u64>,
@@ -192,8 +195,25 @@ impl BackupCommand {
             }
             BackupCommand::Create {
                 domain,
+                via_backupbot: true,
+                wait,
+                ..
+            } => {
+                let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
+                let out = ctx.block_on(backup::create_via_backupbot(
+                    &ctx.abra,
+                    &domain,
+                    wait.map(Duration::from_secs),
+                    &mut reporter,
+                ))?;
+                println!("{}", out.trim_end());
+                Ok(0)
+            }
+            BackupCommand::Create {
+                domain,
                 wait,
                 machine,
+                ..
             } => {
                 let mut reporter = CliReporter::new(ctx.tty && !machine, ctx.no_input);
                 let r = ctx.block_on(backup::create(
