@@ -1,0 +1,388 @@
+//! `app restore`: stop the writers, restore hooks, replace the volumes, start, converge.
+
+use super::*;
+
+/// What to restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreRequest {
+    pub domain: String,
+    pub snapshot: Option<String>,
+    /// Compose volume keys or swarm names; empty means every volume in the snapshot.
+    pub volumes: Vec<String>,
+    pub wait_lock: Option<Duration>,
+    pub timeout: Option<Duration>,
+}
+
+/// The result of a restore.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreReport {
+    pub snapshot: String,
+    pub volumes: Vec<String>,
+    pub scaled_down: Vec<String>,
+    pub hooks: Vec<HookRun>,
+    pub elapsed_ms: u64,
+    pub record_path: Option<PathBuf>,
+}
+
+/// `app restore`: stops the writers of the volumes, runs restore pre-hooks, replaces the
+/// volumes' contents with the snapshot's (nothing of the live state is kept), brings the
+/// services back, waits for convergence and runs restore post-hooks.
+pub async fn restore(
+    abra: &AbraDir,
+    req: &RestoreRequest,
+    reporter: &mut dyn Reporter,
+) -> Result<RestoreReport> {
+    let app = abra.app(&req.domain)?;
+    let server_dir = abra.servers_dir().join(&app.at.server);
+    let lock = AppLock::acquire(&server_dir, &app.at.domain, "app restore", req.wait_lock)?;
+    let mut record = Record::new("restore", &app.at.domain, &app.at.server, &app.recipe.name);
+    let started = Instant::now();
+    let result = run_restore(abra, &app, req, reporter, &mut record).await;
+    record.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+    let saved = record.save(&abra.root).ok();
+    drop(lock);
+    result.map(|mut r| {
+        r.elapsed_ms = started.elapsed().as_millis() as u64;
+        r.record_path = saved;
+        r
+    })
+}
+
+async fn run_restore(
+    abra: &AbraDir,
+    app: &App,
+    req: &RestoreRequest,
+    reporter: &mut dyn Reporter,
+    record: &mut Record,
+) -> Result<RestoreReport> {
+    let stack_name = stack_of(app);
+    let engine = connect(abra, &app.at.server).await?;
+    engine.require_manager().await?;
+    let settings = settings(abra, &app.at.server, &app.at.domain, false)?;
+    let restic = Restic {
+        engine: &engine,
+        settings: &settings,
+    };
+    let mut secrets = settings.secret_values();
+    secrets.extend(app_secret_values(app));
+    let plan = app_plan(abra, app, &engine).await?;
+    let t = Instant::now();
+    let snap = pick(&restic, &stack_name, req.snapshot.as_deref()).await?;
+    let layout = layout_of(&restic, &snap).await?;
+    let in_snapshot: BTreeSet<String> = layout.keys().cloned().collect();
+    record
+        .details
+        .insert("snapshot".into(), serde_json::json!(snap.id));
+    // Volumes to restore, with the paths to clear: everything in the snapshot (or the chosen
+    // ones), whole or by the paths the snapshot holds.
+    let key_of = |swarm: &str| -> String {
+        plan.services
+            .iter()
+            .flat_map(|s| s.volumes.iter())
+            .find(|v| v.swarm_name == swarm)
+            .map(|v| v.volume.clone())
+            .unwrap_or_else(|| {
+                swarm
+                    .strip_prefix(&format!("{stack_name}_"))
+                    .unwrap_or(swarm)
+                    .to_string()
+            })
+    };
+    for want in &req.volumes {
+        if !in_snapshot.iter().any(|v| v == want || key_of(v) == *want) {
+            return Err(OpsError::Refused(format!(
+                "snapshot {} holds no volume {want}; it holds: {}",
+                snap.short_id,
+                in_snapshot
+                    .iter()
+                    .map(|v| key_of(v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let chosen: Vec<String> = in_snapshot
+        .iter()
+        .filter(|v| {
+            req.volumes.is_empty() || req.volumes.iter().any(|w| *w == **v || *w == key_of(v))
+        })
+        .cloned()
+        .collect();
+    if chosen.is_empty() {
+        return Err(OpsError::Refused(format!(
+            "snapshot {} holds no volume of {}",
+            snap.short_id, app.at.domain
+        )));
+    }
+    // Whole volumes (the snapshot holds the volume root's own files) or named paths.
+    let mut whole: Vec<String> = Vec::new();
+    let mut partial: Vec<(String, Vec<String>)> = Vec::new();
+    for v in &chosen {
+        match layout.get(v) {
+            Some(paths) if !paths.is_empty() => partial.push((v.clone(), paths.clone())),
+            _ => whole.push(v.clone()),
+        }
+    }
+    record.step(
+        "plan",
+        format!(
+            "snapshot {} ({}): whole {:?}, paths {:?}",
+            snap.short_id, snap.time, whole, partial
+        ),
+        true,
+        t,
+    );
+
+    // Writers: every service that mounts a volume restored whole.
+    let services = engine.stack_services(&stack_name).await?;
+    let mut writers: Vec<String> = Vec::new();
+    for s in &services {
+        let mounts = s
+            .spec
+            .as_ref()
+            .and_then(|sp| sp.task_template.as_ref())
+            .and_then(|t| t.container_spec.as_ref())
+            .and_then(|c| c.mounts.clone())
+            .unwrap_or_default();
+        if mounts
+            .iter()
+            .any(|m| m.source.as_ref().is_some_and(|src| whole.contains(src)))
+        {
+            writers.push(cooper_engine::apply::service_name(s).to_string());
+        }
+    }
+    let question = format!(
+        "restore {} from snapshot {} ({})?\n  volumes replaced: {}\n  services stopped meanwhile: {}\n  the current contents of these volumes are deleted",
+        app.at.domain,
+        snap.short_id,
+        snap.time,
+        chosen
+            .iter()
+            .map(|v| key_of(v))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if writers.is_empty() {
+            "none".to_string()
+        } else {
+            writers.join(", ")
+        }
+    );
+    if !reporter.ask(&question) {
+        return Err(OpsError::Refused(
+            "not confirmed; nothing was changed".into(),
+        ));
+    }
+
+    let mut report = RestoreReport {
+        snapshot: snap.id.clone(),
+        volumes: chosen.clone(),
+        scaled_down: writers.clone(),
+        ..Default::default()
+    };
+    let restored_services: BTreeSet<String> = plan
+        .services
+        .iter()
+        .filter(|s| s.volumes.iter().any(|v| chosen.contains(&v.swarm_name)))
+        .map(|s| s.service.clone())
+        .collect();
+    let deployed = !services.is_empty();
+    // Restore pre-hooks run while the services still run; a failure changes nothing.
+    if deployed {
+        for s in plan
+            .services
+            .iter()
+            .filter(|s| restored_services.contains(&s.service))
+        {
+            let Some(hook) = &s.restore_pre_hook else {
+                continue;
+            };
+            let t = Instant::now();
+            let run = run_hook(
+                &engine,
+                &stack_name,
+                &s.service,
+                "restore pre-hook",
+                hook,
+                &secrets,
+            )
+            .await?;
+            let ok = run.exit_code == 0;
+            record.step(
+                &format!("restore pre-hook {}", s.service),
+                format!("exit {}: {}", run.exit_code, run.output),
+                ok,
+                t,
+            );
+            if !ok {
+                return Err(OpsError::Failed(format!(
+                    "the restore pre-hook of {} exited with {}; nothing was restored: {}",
+                    s.service,
+                    run.exit_code,
+                    tail(&run.output, 5)
+                )));
+            }
+            report.hooks.push(run);
+        }
+    }
+
+    // Stop the writers.
+    let t = Instant::now();
+    let mut replicas: Vec<(String, u64)> = Vec::new();
+    for w in &writers {
+        reporter.info(&format!("stopping {w}"));
+        let before = engine.scale_service(w, 0).await?;
+        replicas.push((w.clone(), before));
+    }
+    let stop_wait = req.timeout.unwrap_or(crate::DEFAULT_TIMEOUT);
+    let stopped = engine.wait_stopped(&stack_name, &writers, stop_wait).await;
+    record.step("stop writers", format!("{writers:?}"), stopped.is_ok(), t);
+    let restored = match stopped {
+        Err(e) => Err(OpsError::Failed(format!(
+            "the services writing to the volumes did not stop: {e}; nothing was restored"
+        ))),
+        Ok(()) => {
+            let t = Instant::now();
+            let mut args = vec![snap.id.clone()];
+            let mut includes = Vec::new();
+            let mut volumes = Vec::new();
+            for v in &whole {
+                args.push(format!("C:{}", volume_dir(v)));
+                includes.push(volume_dir(v));
+            }
+            for (v, paths) in &partial {
+                for p in paths {
+                    args.push(format!("R:{}/{p}", volume_dir(v)));
+                    includes.push(format!("{}/{p}", volume_dir(v)));
+                }
+            }
+            for v in &chosen {
+                volumes.push(VolumeMount {
+                    volume: v.clone(),
+                    target: volume_dir(v),
+                    read_only: false,
+                });
+            }
+            args.push("--".into());
+            for i in includes {
+                args.push("--include".into());
+                args.push(i);
+            }
+            reporter.info(&format!(
+                "restoring {} volume{} from {}",
+                chosen.len(),
+                if chosen.len() == 1 { "" } else { "s" },
+                snap.short_id
+            ));
+            let body = r#"snap=$1; shift
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+  case "$1" in
+    C:*) find "${1#C:}" -mindepth 1 -maxdepth 1 -exec rm -rf {} + ;;
+    R:*) rm -rf "${1#R:}" ;;
+  esac
+  shift
+done
+shift
+r restore "$snap" --target / --verify "$@" >&2"#;
+            let (_, err, code) = restic.capture(body, &args, volumes).await?;
+            let ok = code == 0;
+            record.step(
+                "restic restore",
+                if ok {
+                    format!("{} volumes replaced and verified", chosen.len())
+                } else {
+                    format!("restic exit {code}: {}", tail(err.trim(), 8))
+                },
+                ok,
+                t,
+            );
+            if ok {
+                Ok(())
+            } else {
+                Err(OpsError::Failed(format!(
+                    "restic restore failed (exit {code}): {}",
+                    tail(err.trim(), 8)
+                )))
+            }
+        }
+    };
+
+    // Bring the writers back whatever happened, and wait for the app.
+    let t = Instant::now();
+    for (w, n) in &replicas {
+        engine.scale_service(w, *n).await?;
+    }
+    let mut converged = Ok(());
+    if deployed {
+        let names: Vec<String> = services
+            .iter()
+            .map(|s| cooper_engine::apply::service_name(s).to_string())
+            .collect();
+        let opts = cooper_engine::converge::WatchOptions {
+            timeout: req.timeout.unwrap_or(crate::DEFAULT_TIMEOUT),
+            ..Default::default()
+        };
+        let outcome = engine
+            .watch(&stack_name, &names, &opts, |p| reporter.progress(p))
+            .await?;
+        if !matches!(outcome, cooper_engine::converge::Outcome::Converged { .. }) {
+            converged = Err(OpsError::Failed(format!(
+                "{} did not converge after the restore; see `cooper app ps {}` and `cooper app \
+                 errors {}`",
+                app.at.domain, app.at.domain, app.at.domain
+            )));
+        }
+        record.step(
+            "start writers",
+            format!("{replicas:?}"),
+            converged.is_ok(),
+            t,
+        );
+    }
+    restored?;
+    converged?;
+
+    if deployed {
+        for s in plan
+            .services
+            .iter()
+            .filter(|s| restored_services.contains(&s.service))
+        {
+            let Some(hook) = &s.restore_post_hook else {
+                continue;
+            };
+            let t = Instant::now();
+            reporter.info(&format!("restore post-hook of {}: {hook}", s.service));
+            let run = run_hook(
+                &engine,
+                &stack_name,
+                &s.service,
+                "restore post-hook",
+                hook,
+                &secrets,
+            )
+            .await?;
+            let ok = run.exit_code == 0;
+            record.step(
+                &format!("restore post-hook {}", s.service),
+                format!("exit {}: {}", run.exit_code, run.output),
+                ok,
+                t,
+            );
+            if !ok {
+                return Err(OpsError::Failed(format!(
+                    "the files were restored but the restore post-hook of {} exited with {}: {}",
+                    s.service,
+                    run.exit_code,
+                    tail(&run.output, 5)
+                )));
+            }
+            report.hooks.push(run);
+        }
+    } else {
+        reporter.info(&format!(
+            "{} is not deployed: the volumes were restored; restore hooks did not run",
+            app.at.domain
+        ));
+    }
+    Ok(report)
+}
