@@ -60,6 +60,8 @@ pub struct OneShot {
     /// What the helper is for (the value of [`HELPER_LABEL`]).
     pub purpose: String,
     pub labels: HashMap<String, String>,
+    /// A network to join (e.g. the attachable `proxy` overlay), instead of the default bridge.
+    pub network: Option<String>,
     /// Keep standard input open after the preamble, until the helper ends (a lifeline the
     /// helper can watch); otherwise it is closed once the preamble is written.
     pub keep_stdin_open: bool,
@@ -142,6 +144,7 @@ impl Engine {
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
                 binds: Some(job.binds.clone()),
+                network_mode: job.network.clone(),
                 ..Default::default()
             }),
             ..Default::default()

@@ -1,4 +1,5 @@
-//! cooper's operations on apps: deploy, upgrade, rollback, undeploy, remove, secrets, backups. Each is a
+//! cooper's operations on apps: deploy, upgrade, rollback, undeploy, remove, secrets, backups,
+//! deployment tests. Each is a
 //! plan over the recipe model and the engine, runs under the app's lock, reports progress
 //! through a [`Reporter`], and leaves a [`record::Record`]. The CLI and the future dashboard
 //! both call these functions; nothing here prints.
@@ -9,6 +10,7 @@ pub mod lock;
 pub mod record;
 pub mod secrets;
 pub mod server;
+pub mod test;
 
 use std::time::Duration;
 

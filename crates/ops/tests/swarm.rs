@@ -442,3 +442,100 @@ async fn one_operation_per_app_at_a_time() {
     r.unwrap();
     w.cleanup().await;
 }
+
+/// `cooper app test`: the deployed version's suites run against the app (HTTP through the
+/// proxy network, exec, health, an external command), the JUnit report validates against the
+/// schema, `--prod` runs only suites marked safe, and cleanup runs and removes exactly what
+/// the run marked — also after a failure, whose evidence lands in the results folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn app_tests_run_report_and_clean_up_after_themselves() {
+    use cooper_ops::test::{run, TestRequest};
+    let w = world("t-apptest").await;
+    let (r, _) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    r.unwrap();
+    let data_files = || {
+        docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}_data:/data", w.stack),
+            "cooper-test/web:1.0",
+            "ls",
+            "/data",
+        ])
+    };
+    let request = |suites: &[&str], results: &Path| {
+        let mut req = TestRequest::new(&w.domain);
+        req.suites = suites.iter().map(|s| s.to_string()).collect();
+        req.results = Some(results.to_path_buf());
+        req.probe_image = "cooper-test/web:1.0".into();
+        req
+    };
+
+    let green = w._dir.path().join("results-green");
+    let out = run(
+        &w.abra,
+        &request(&["smoke", "data"], &green),
+        &mut Collect::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.report.failed(), 0, "{:#?}", out.report.results);
+    assert_eq!(out.report.passed(), 8, "{:#?}", out.report.results);
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/junit/junit.xsd");
+    let lint = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(green.join("junit.xml"))
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(green.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["results"].as_array().unwrap().len(), 8);
+    assert!(!data_files().contains("cooper-test-"), "{}", data_files());
+    assert_eq!(w.marker(), "first", "the app's own data is untouched");
+
+    // Production: only suites marked prod = true run; the rest are reported skipped.
+    let mut req = request(&[], &w._dir.path().join("results-prod"));
+    req.prod = true;
+    let out = run(&w.abra, &req, &mut Collect::default()).await.unwrap();
+    assert_eq!(out.report.failed(), 0);
+    assert_eq!(out.report.passed(), 5);
+    assert_eq!(out.report.skipped(), 6, "data and broken: 3 steps each");
+
+    // A failing test: reported, with its evidence, and cleanup still removes the marked file.
+    let red = w._dir.path().join("results-red");
+    let out = run(
+        &w.abra,
+        &request(&["broken"], &red),
+        &mut Collect::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.report.failed(), 1, "{:#?}", out.report.results);
+    let cleanup = out
+        .report
+        .results
+        .iter()
+        .find(|r| r.phase == "cleanup")
+        .unwrap();
+    assert_eq!(cleanup.outcome, cooper_checks::Outcome::Passed);
+    assert!(!data_files().contains("cooper-test-"), "{}", data_files());
+    let junit = std::fs::read_to_string(red.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<failure") && junit.contains("answered 404"),
+        "{junit}"
+    );
+    let logs: Vec<String> = std::fs::read_dir(&red)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    w.cleanup().await;
+}

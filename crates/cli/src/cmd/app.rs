@@ -73,6 +73,10 @@ pub enum AppCommand {
     /// the volumes' contents and waits for the app (alias: rs).
     #[command(alias = "rs")]
     Restore(super::backup::Restore),
+    /// Run the deployed version's tests (the recipe's tests/*.toml) against the app; writes
+    /// JUnit XML and JSON (alias: t).
+    #[command(alias = "t")]
+    Test(super::apptest::AppTest),
 }
 
 /// Which recipe version to use for an app.
@@ -155,6 +159,7 @@ impl AppCommand {
             AppCommand::Volume(v) => v.run(ctx),
             AppCommand::Backup(b) => b.run(ctx),
             AppCommand::Restore(r) => r.run(ctx),
+            AppCommand::Test(t) => t.run(ctx),
         }
     }
 }

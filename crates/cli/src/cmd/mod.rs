@@ -1,6 +1,7 @@
 //! One module per command group; each owns its clap types and `run`.
 
 pub mod app;
+pub mod apptest;
 pub mod backup;
 pub mod completion;
 pub mod lifecycle;

@@ -422,7 +422,7 @@ async fn run_hook(
 }
 
 /// Values from the app's env file that look secret (scrubbed from hook output).
-fn app_secret_values(app: &App) -> Vec<String> {
+pub(crate) fn app_secret_values(app: &App) -> Vec<String> {
     app.env
         .values()
         .into_iter()

@@ -59,6 +59,7 @@ impl Restic<'_> {
             purpose: PURPOSE.to_string(),
             labels: Default::default(),
             keep_stdin_open: true,
+            network: None,
         }
     }
 
