@@ -249,6 +249,34 @@ fn operating_a_deployed_app() {
             .trim(),
         "first"
     );
+    // The recipe's own tests at the deployed version: green exits 0, a failing suite exits 1
+    // and says where its reports are.
+    let green = s.ok(&[
+        "app",
+        "test",
+        &d,
+        "-s",
+        "smoke",
+        "--probe-image",
+        "cooper-test/web:1.0",
+    ]);
+    assert!(green.contains("5 passed, 0 failed"), "{green}");
+    let out = s.run(&[
+        "app",
+        "test",
+        &d,
+        "-s",
+        "broken",
+        "--probe-image",
+        "cooper-test/web:1.0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 failed") && text.contains("junit.xml"),
+        "{text}"
+    );
+
     let out = s.run(&["app", "run", &d, "app", "sh", "-c", "exit 5"]);
     assert_eq!(
         out.status.code(),
