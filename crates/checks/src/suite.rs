@@ -18,7 +18,7 @@
 //! exec = { service = "app", cmd = ["sh", "-c", "deluser cooper-test-$COOPER_TEST_RUN"] }
 //! ```
 //!
-//! Every step has exactly one action: `http`, `exec`, `health` or `command`. Phases: `setup`,
+//! Every step has exactly one action: `http`, `exec`, `health`, `command` or `browser`. Phases: `setup`,
 //! `test`, `cleanup` (always runs), and `seed`/`check` (write recognisable data, later assert
 //! it is there; the lifecycle tiers use them across backup/restore and upgrades).
 
@@ -71,6 +71,82 @@ pub enum Action {
     Exec(Exec),
     Health(Health),
     Command(Command),
+    Browser(Browser),
+}
+
+/// A real browser (Chromium through WebDriver) on a page of the app: `open` (a path under the
+/// app's URL, or an absolute URL), then steps in order. A failed step leaves a screenshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Browser {
+    #[serde(default = "slash")]
+    pub open: String,
+    #[serde(default)]
+    pub steps: Vec<BrowserStep>,
+}
+
+/// One browser step: exactly one of `open`, `fill` (+ `value`), `click`, `wait_for`,
+/// `expect_text`, `screenshot`. Selectors are CSS.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub click: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<String>,
+}
+
+impl BrowserStep {
+    /// What the step does, for messages (`click #submit`).
+    pub fn describe(&self) -> String {
+        match self {
+            BrowserStep { open: Some(u), .. } => format!("open {u}"),
+            BrowserStep {
+                fill: Some(f),
+                value,
+                ..
+            } => {
+                format!("fill {f} with {:?}", value.as_deref().unwrap_or_default())
+            }
+            BrowserStep { click: Some(c), .. } => format!("click {c}"),
+            BrowserStep {
+                wait_for: Some(w), ..
+            } => format!("wait for {w}"),
+            BrowserStep {
+                expect_text: Some(t),
+                ..
+            } => format!("expect text {t:?}"),
+            BrowserStep {
+                screenshot: Some(n),
+                ..
+            } => format!("screenshot {n}"),
+            _ => "nothing".into(),
+        }
+    }
+
+    fn verbs(&self) -> usize {
+        [
+            self.open.is_some(),
+            self.fill.is_some(),
+            self.click.is_some(),
+            self.wait_for.is_some(),
+            self.expect_text.is_some(),
+            self.screenshot.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
 }
 
 /// An HTTP request to a service (over the network it shares with the `proxy` network) or to
@@ -164,6 +240,7 @@ struct RawStep {
     exec: Option<Exec>,
     health: Option<Health>,
     command: Option<Command>,
+    browser: Option<Browser>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -274,11 +351,39 @@ pub fn parse(file: &str, text: &str) -> Result<Suite, SuiteError> {
                 }
                 actions.push(Action::Command(c));
             }
+            if let Some(b) = r.browser {
+                for (n, st) in b.steps.iter().enumerate() {
+                    if st.verbs() != 1 {
+                        return Err(err(
+                            line,
+                            format!(
+                                "[[{phase}]] #{}: browser step {} has {} verbs; give exactly one of \
+                                 open, fill (with value), click, wait_for, expect_text, screenshot",
+                                i + 1,
+                                n + 1,
+                                st.verbs()
+                            ),
+                        ));
+                    }
+                    if st.fill.is_some() != st.value.is_some() {
+                        return Err(err(
+                            line,
+                            format!(
+                                "[[{phase}]] #{}: browser step {}: fill needs value (and value \
+                                 belongs to fill), e.g. {{ fill = \"#user\", value = \"alice\" }}",
+                                i + 1,
+                                n + 1
+                            ),
+                        ));
+                    }
+                }
+                actions.push(Action::Browser(b));
+            }
             if actions.len() != 1 {
                 return Err(err(
                     line,
                     format!(
-                        "[[{phase}]] #{} has {} actions; give exactly one of http, exec, health, command",
+                        "[[{phase}]] #{} has {} actions; give exactly one of http, exec, health, command, browser",
                         i + 1,
                         actions.len()
                     ),
@@ -312,6 +417,7 @@ pub fn describe(a: &Action) -> String {
         Action::Exec(x) => format!("{}: {}", x.service, x.cmd.join(" ")),
         Action::Health(h) => format!("{} healthy", h.service),
         Action::Command(c) => c.run.join(" "),
+        Action::Browser(b) => format!("browser {}", b.open),
     }
 }
 
@@ -380,6 +486,19 @@ health = { service = "app" }
         assert_eq!(e.line, Some(4), "{e}");
         assert!(e.to_string().starts_with("tests/a.toml:4: "), "{e}");
         assert!(e.to_string().contains("service and port"), "{e}");
+
+        let e = parse(
+            "tests/a.toml",
+            "[[test]]\nbrowser = { steps = [{ click = \"#a\", fill = \"#b\" }] }\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("browser step 1 has 2 verbs"), "{e}");
+        let e = parse(
+            "tests/a.toml",
+            "[[test]]\nbrowser = { steps = [{ fill = \"#b\" }] }\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("fill needs value"), "{e}");
 
         let e = parse("tests/a.toml", "[[test]]\nname = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("has 0 actions"), "{e}");

@@ -5,6 +5,7 @@
 //! both call these functions; nothing here prints.
 
 pub mod backup;
+mod browser;
 pub mod deploy;
 pub mod lock;
 pub mod record;

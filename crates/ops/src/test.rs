@@ -11,6 +11,8 @@
 //! - `http`: from a short-lived probe container joined to the `proxy` network (every Co-op Cloud
 //!   web app is on it), `http://tasks.<stack>_<service>:<port><path>`, or an absolute `url`;
 //! - `health`: the service runs all its replicas (Swarm counts a task only once healthy);
+//! - `browser`: headless Chromium over WebDriver on this machine, at the app's URL
+//!   (`https://<domain>`, or `base_url`); a failed step leaves a screenshot;
 //! - `command`: on this machine, in a copy of the recipe's `tests/` folder at the version, with
 //!   `COOPER_APP_URL`, `COOPER_APP_DOMAIN`, `COOPER_STACK`, `COOPER_TEST_RUN` and the app's env.
 
@@ -77,6 +79,8 @@ pub struct TestRequest {
     /// Where reports go (default `$ABRA_DIR/cooper/test-results/<domain>/<run>`).
     pub results: Option<PathBuf>,
     pub probe_image: String,
+    /// The app's address for browser steps and external commands (default `https://<domain>`).
+    pub base_url: Option<String>,
 }
 
 impl TestRequest {
@@ -88,6 +92,7 @@ impl TestRequest {
             phases: vec![Phase::Test],
             results: None,
             probe_image: DEFAULT_PROBE_IMAGE.to_string(),
+            base_url: None,
         }
     }
 }
@@ -197,6 +202,12 @@ pub async fn run(
         files: &files,
         work: results_dir.join(".work"),
         secrets: crate::backup::app_secret_values(&app),
+        base_url: req
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", app.at.domain)),
+        driver: tokio::sync::OnceCell::new(),
+        results: results_dir.clone(),
     };
     reporter.info(&format!(
         "testing {} ({} {version}), run {run}",
@@ -313,13 +324,27 @@ struct Ctx<'a> {
     files: &'a RecipeFiles,
     work: PathBuf,
     secrets: Vec<String>,
+    base_url: String,
+    /// chromedriver, started at the first browser step.
+    driver: tokio::sync::OnceCell<crate::browser::Driver>,
+    results: PathBuf,
 }
 
 impl Ctx<'_> {
     async fn step(&self, suite: &Suite, phase: Phase, step: &Step, results: &Path) -> StepResult {
         let t = Instant::now();
         let limit = Duration::from_secs(step.timeout_secs.unwrap_or(suite.timeout_secs));
-        let outcome = match tokio::time::timeout(limit, self.act(&step.action)).await {
+        let safe: String = format!("{}-{}-{}", suite.name, phase.name(), step.name)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let outcome = match tokio::time::timeout(limit, self.act(&step.action, &safe)).await {
             Ok(Ok((outcome, output))) => (outcome, output),
             Ok(Err(e)) => (Outcome::Failed(e.to_string()), String::new()),
             Err(_) => (
@@ -368,7 +393,7 @@ impl Ctx<'_> {
         r
     }
 
-    async fn act(&self, action: &Action) -> Result<(Outcome, String)> {
+    async fn act(&self, action: &Action, name: &str) -> Result<(Outcome, String)> {
         match action {
             Action::Exec(x) => {
                 let c = self.container(&x.service).await?;
@@ -435,6 +460,14 @@ impl Ctx<'_> {
             }
             Action::Http(h) => self.http(h).await,
             Action::Command(c) => self.command(c).await,
+            Action::Browser(b) => {
+                let driver = self
+                    .driver
+                    .get_or_try_init(crate::browser::Driver::start)
+                    .await?;
+                let shot = self.results.join(format!("{name}.png"));
+                crate::browser::run(driver, &self.base_url, b, &self.run, &shot).await
+            }
         }
     }
 
@@ -541,7 +574,7 @@ impl Ctx<'_> {
             cmd.env(k, v);
         }
         cmd.env("COOPER_APP_DOMAIN", &self.app.at.domain)
-            .env("COOPER_APP_URL", format!("https://{}", self.app.at.domain))
+            .env("COOPER_APP_URL", &self.base_url)
             .env("COOPER_STACK", &self.stack)
             .env("COOPER_TEST_RUN", &self.run);
         for (k, v) in &c.env {
@@ -576,6 +609,6 @@ fn target_service(a: &Action) -> Option<&str> {
         Action::Exec(x) => Some(&x.service),
         Action::Health(h) => Some(&h.service),
         Action::Http(h) => h.service.as_deref(),
-        Action::Command(_) => None,
+        Action::Command(_) | Action::Browser(_) => None,
     }
 }

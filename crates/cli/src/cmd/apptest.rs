@@ -31,6 +31,9 @@ pub struct AppTest {
     /// The image HTTP probes run in (needs busybox `wget`).
     #[arg(long, env = "COOPER_PROBE_IMAGE", default_value = DEFAULT_PROBE_IMAGE)]
     probe_image: String,
+    /// The app's address for browser steps and external commands (default https://<domain>).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
     #[arg(short = 'm', long)]
     machine: bool,
 }
@@ -42,6 +45,7 @@ impl AppTest {
         req.suites = self.suites;
         req.results = self.results;
         req.probe_image = self.probe_image;
+        req.base_url = self.url;
         req.phases = Vec::new();
         if self.seed {
             req.phases.push(Phase::Seed);
