@@ -169,3 +169,43 @@ impl Engine {
             .map_err(EngineError::api(format!("removing volume {name}")))
     }
 }
+
+impl Engine {
+    /// Networks and configs that still carry the stack's label (`network X`, `config Y`).
+    pub async fn stack_leftovers(&self, stack: &str) -> Result<Vec<String>> {
+        let filters =
+            HashMap::from([("label".to_string(), vec![format!("{STACK_LABEL}={stack}")])]);
+        let mut out = Vec::new();
+        let networks = self
+            .docker
+            .list_networks(Some(
+                bollard::query_parameters::ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing networks"))?;
+        out.extend(
+            networks
+                .into_iter()
+                .filter_map(|n| n.name)
+                .map(|n| format!("network {n}")),
+        );
+        let configs = self
+            .docker
+            .list_configs(Some(
+                bollard::query_parameters::ListConfigsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing configs"))?;
+        out.extend(
+            configs
+                .into_iter()
+                .filter_map(|c| c.spec.and_then(|s| s.name))
+                .map(|n| format!("config {n}")),
+        );
+        Ok(out)
+    }
+}

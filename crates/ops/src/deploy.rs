@@ -759,6 +759,35 @@ pub async fn undeploy(abra: &AbraDir, domain: &str, reporter: &mut dyn Reporter)
 }
 
 /// Deletes an app's `.env` (and optionally its volumes and secrets). The app must be undeployed.
+/// Removes the volumes of an app that is not deployed (its containers must be gone; retried
+/// while the engine still says a volume is in use, for up to 30 s).
+pub async fn remove_volumes(abra: &AbraDir, domain: &str) -> Result<Vec<String>> {
+    let app = abra.app(domain)?;
+    let engine = connect(abra, &app.at.server).await?;
+    let stack_name = crate::backup::stack_of(&app);
+    if deployed_version(&engine, &stack_name).await?.is_some() {
+        return Err(OpsError::Refused(format!(
+            "{domain} is deployed; undeploy it first with `cooper app undeploy {domain}`"
+        )));
+    }
+    let mut removed = Vec::new();
+    for v in engine.stack_volumes(&stack_name).await? {
+        let start = Instant::now();
+        loop {
+            match engine.remove_volume(&v).await {
+                Ok(()) => break,
+                Err(e) if start.elapsed() < Duration::from_secs(30) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        removed.push(format!("volume {v}"));
+    }
+    Ok(removed)
+}
+
 pub async fn remove_app(
     abra: &AbraDir,
     domain: &str,

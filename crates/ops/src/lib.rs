@@ -7,6 +7,7 @@
 pub mod backup;
 mod browser;
 pub mod deploy;
+pub mod lifecycle;
 pub mod lock;
 pub mod record;
 pub mod secrets;

@@ -81,6 +81,12 @@ pub struct TestRequest {
     pub probe_image: String,
     /// The app's address for browser steps and external commands (default `https://<domain>`).
     pub base_url: Option<String>,
+    /// The run's mark (default: a fresh one); lifecycle tiers share one across runs so `check`
+    /// finds what `seed` wrote.
+    pub run_id: Option<String>,
+    /// Run each suite's setup before and cleanup after the phases (default); lifecycle tiers
+    /// run `seed` and `check` bare.
+    pub setup_and_cleanup: bool,
 }
 
 impl TestRequest {
@@ -93,6 +99,8 @@ impl TestRequest {
             results: None,
             probe_image: DEFAULT_PROBE_IMAGE.to_string(),
             base_url: None,
+            run_id: None,
+            setup_and_cleanup: true,
         }
     }
 }
@@ -104,7 +112,8 @@ pub struct TestRun {
     pub results: PathBuf,
 }
 
-fn run_id() -> String {
+/// A fresh run mark: 8 hex digits.
+pub fn run_id() -> String {
     let mut b = [0u8; 4];
     let _ = getrandom(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -168,7 +177,7 @@ pub async fn run(
             suite::TESTS_DIR
         )));
     }
-    let run = run_id();
+    let run = req.run_id.clone().unwrap_or_else(run_id);
     let results_dir = req.results.clone().unwrap_or_else(|| {
         abra.root
             .join("cooper")
@@ -215,10 +224,10 @@ pub async fn run(
     ));
     for s in &suites {
         if req.prod && !s.prod {
-            for phase in [Phase::Setup]
+            for phase in wrap(req, &[Phase::Setup])
                 .iter()
                 .chain(req.phases.iter())
-                .chain([Phase::Cleanup].iter())
+                .chain(wrap(req, &[Phase::Cleanup]).iter())
             {
                 for step in phase.steps(s) {
                     report.results.push(StepResult {
@@ -241,7 +250,7 @@ pub async fn run(
         }
         reporter.info(&format!("suite {} ({})", s.name, s.file));
         let mut blocked: Option<String> = None;
-        for phase in [Phase::Setup].iter().chain(req.phases.iter()) {
+        for phase in wrap(req, &[Phase::Setup]).iter().chain(req.phases.iter()) {
             for step in phase.steps(s) {
                 let r = match &blocked {
                     Some(why) => StepResult {
@@ -262,7 +271,7 @@ pub async fn run(
             }
         }
         // Cleanup always runs, whatever happened before.
-        for step in &s.cleanup {
+        for step in wrap(req, &s.cleanup) {
             let r = ctx.step(s, Phase::Cleanup, step, &results_dir).await;
             show(reporter, &r);
             report.results.push(r);
@@ -304,6 +313,15 @@ pub async fn run(
         report,
         results: results_dir,
     })
+}
+
+/// `items` when the request runs setup and cleanup, else nothing.
+fn wrap<'a, T>(req: &TestRequest, items: &'a [T]) -> &'a [T] {
+    if req.setup_and_cleanup {
+        items
+    } else {
+        &[]
+    }
 }
 
 fn show(reporter: &mut dyn Reporter, r: &StepResult) {

@@ -1,4 +1,5 @@
-//! `cooper app test`: the deployed version's test suites against the running app.
+//! `cooper app test`: the deployed version's test suites against the running app;
+//! `cooper recipe test`: the lifecycle tiers of a release on a throwaway app.
 
 use std::path::PathBuf;
 
@@ -71,5 +72,106 @@ impl AppTest {
             );
         }
         Ok(if r.failed() == 0 { 0 } else { 1 })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RecipeTest {
+    /// The recipe (required unless --cleanup).
+    #[arg(required_unless_present = "cleanup")]
+    recipe: Option<String>,
+    /// The release to test (default: the newest).
+    #[arg(value_name = "VERSION")]
+    recipe_version: Option<String>,
+    /// The server the throwaway app runs on.
+    #[arg(short = 's', long, default_value = "default")]
+    server: String,
+    /// Extra .env settings for the throwaway app (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    #[arg(long, value_name = "DIR")]
+    results: Option<PathBuf>,
+    #[arg(long, env = "COOPER_PROBE_IMAGE", default_value = DEFAULT_PROBE_IMAGE)]
+    probe_image: String,
+    /// The throwaway app's address for browser steps and external commands.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Convergence timeout per deploy, in seconds.
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Remove what interrupted recipe tests left behind (throwaway apps cooper-test-*.test).
+    #[arg(long)]
+    cleanup: bool,
+    #[arg(short = 'm', long)]
+    machine: bool,
+}
+
+impl RecipeTest {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        if self.cleanup {
+            let done = ctx.block_on(cooper_ops::lifecycle::cleanup_leftovers(&ctx.abra))?;
+            if done.is_empty() {
+                println!("no leftovers of recipe tests");
+            }
+            let mut code = 0;
+            for (domain, r) in done {
+                match r {
+                    Ok(left) if left.is_empty() => println!("{domain}: removed"),
+                    Ok(left) => {
+                        code = 1;
+                        println!("{domain}: still there: {}", left.join(", "))
+                    }
+                    Err(e) => {
+                        code = 1;
+                        println!("{domain}: {e}")
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        let mut env = Vec::new();
+        for kv in &self.env {
+            let Some((k, v)) = kv.split_once('=') else {
+                anyhow::bail!("--env {kv:?}: write it as KEY=VALUE");
+            };
+            env.push((k.to_string(), v.to_string()));
+        }
+        let req = cooper_ops::lifecycle::RecipeTestRequest {
+            recipe: self.recipe.unwrap_or_default(),
+            version: self.recipe_version,
+            server: self.server,
+            env,
+            results: self.results,
+            probe_image: self.probe_image,
+            base_url: self.url,
+            timeout: self.timeout.map(std::time::Duration::from_secs),
+        };
+        let mut reporter = CliReporter::new(ctx.tty && !self.machine, ctx.no_input);
+        let r = ctx.block_on(cooper_ops::lifecycle::recipe_test(
+            &ctx.abra,
+            &req,
+            &mut reporter,
+        ))?;
+        if self.machine {
+            output::json(&r)?;
+        } else {
+            println!(
+                "{} {}: level {} ({} of {} tiers passed); reports in {}",
+                r.recipe,
+                r.version,
+                r.level,
+                r.tiers
+                    .iter()
+                    .filter(|t| t.outcome == cooper_checks::Outcome::Passed)
+                    .count(),
+                r.tiers.len(),
+                r.results.display()
+            );
+        }
+        let failed = r
+            .tiers
+            .iter()
+            .any(|t| matches!(t.outcome, cooper_checks::Outcome::Failed(_)));
+        Ok(if failed { 1 } else { 0 })
     }
 }

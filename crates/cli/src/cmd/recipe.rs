@@ -35,6 +35,10 @@ pub enum RecipeCommand {
     /// Check a recipe against rules R001–R016 and C001–C007 (alias: l).
     #[command(alias = "l")]
     Lint(Lint),
+    /// Run the lifecycle tiers of a release on a throwaway app: install, seed, upgrade, backup,
+    /// wipe + restore, custom tests, teardown; gives the version a level (alias: t).
+    #[command(alias = "t")]
+    Test(super::apptest::RecipeTest),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +63,7 @@ impl RecipeCommand {
             RecipeCommand::Versions { recipe, machine } => versions(ctx, &recipe, machine),
             RecipeCommand::New { name } => new(ctx, &name),
             RecipeCommand::Lint(l) => run_lint(ctx, l),
+            RecipeCommand::Test(t) => t.run(ctx),
         }
     }
 }

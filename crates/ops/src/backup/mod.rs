@@ -48,7 +48,7 @@ mod verify;
 pub use create::{create, create_via_backupbot, create_with, BackupReport};
 use restic::Restic;
 pub use restore::{restore, RestoreReport, RestoreRequest};
-pub use snapshots::{download, list, prune, Keep, Listed};
+pub use snapshots::{download, forget_all, list, prune, Keep, Listed};
 use snapshots::{layout_of, pick};
 pub use verify::{verify, VerifyReport};
 

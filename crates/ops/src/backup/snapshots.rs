@@ -275,3 +275,33 @@ pub async fn prune(
     drop(lock);
     result
 }
+
+/// Forgets every snapshot of the app's stack and prunes (a throwaway test app's teardown);
+/// returns how many there were. Nothing to do when the app never had backup settings.
+pub async fn forget_all(abra: &AbraDir, domain: &str) -> Result<usize> {
+    let app = abra.app(domain)?;
+    let Ok(settings) = settings(abra, &app.at.server, &app.at.domain, false) else {
+        return Ok(0);
+    };
+    let engine = connect(abra, &app.at.server).await?;
+    let restic = Restic {
+        engine: &engine,
+        settings: &settings,
+    };
+    let ids: Vec<String> = restic
+        .snapshots(&stack_of(&app))
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    if !ids.is_empty() {
+        restic
+            .ok(
+                "forgetting the snapshots",
+                "r forget --prune \"$@\" >&2",
+                &ids,
+            )
+            .await?;
+    }
+    Ok(ids.len())
+}
