@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod lifecycle;
 pub mod lock;
 pub mod record;
+pub mod rehearse;
 pub mod secrets;
 pub mod server;
 pub mod test;

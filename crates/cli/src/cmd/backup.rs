@@ -116,6 +116,7 @@ impl Restore {
             volumes: self.volumes,
             wait_lock: self.wait.map(Duration::from_secs),
             timeout: self.timeout.map(Duration::from_secs),
+            from: None,
         };
         let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
         let r = ctx.block_on(backup::restore(&ctx.abra, &req, &mut reporter))?;

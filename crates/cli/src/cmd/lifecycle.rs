@@ -39,6 +39,13 @@ pub struct Deploy {
     /// Upgrade: skip the safety backup taken before the upgrade.
     #[arg(long)]
     no_backup: bool,
+    /// Upgrade: rehearse it first on a staging copy restored from a verified backup, and
+    /// upgrade production only when the recipe's tests pass there.
+    #[arg(long)]
+    rehearse: bool,
+    /// The image HTTP probes run in (rehearsal tests).
+    #[arg(long, env = "COOPER_PROBE_IMAGE", default_value = cooper_ops::test::DEFAULT_PROBE_IMAGE)]
+    probe_image: String,
 }
 
 /// On a terminal, lets the operator pick the release for an upgrade or rollback.
@@ -85,6 +92,12 @@ fn choose(ctx: &Ctx, domain: &str, kind: DeployKind) -> anyhow::Result<Option<St
 
 impl Deploy {
     pub fn run(self, ctx: &Ctx, kind: DeployKind) -> anyhow::Result<u8> {
+        if self.rehearse {
+            if kind != DeployKind::Upgrade {
+                bail!("--rehearse goes with `cooper app upgrade`");
+            }
+            return self.rehearse(ctx);
+        }
         let mut req = DeployRequest::new(&self.domain, kind);
         req.version = match (&self.recipe_version, kind) {
             (None, DeployKind::Upgrade | DeployKind::Rollback) => choose(ctx, &self.domain, kind)?,
@@ -108,6 +121,58 @@ impl Deploy {
             }
         }
         Ok(0)
+    }
+}
+
+impl Deploy {
+    fn rehearse(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        let req = cooper_ops::rehearse::RehearseRequest {
+            domain: self.domain.clone(),
+            version: self.recipe_version.clone(),
+            probe_image: self.probe_image.clone(),
+            timeout: self.timeout.map(Duration::from_secs),
+        };
+        let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
+        let r = ctx.block_on(cooper_ops::rehearse::rehearse(
+            &ctx.abra,
+            &req,
+            &mut reporter,
+        ))?;
+        let failed: Vec<String> = r
+            .steps
+            .iter()
+            .filter_map(|s| match &s.outcome {
+                cooper_checks::Outcome::Failed(w) => Some(format!("{}: {w}", s.tier)),
+                _ => None,
+            })
+            .collect();
+        if r.upgraded && failed.is_empty() {
+            println!(
+                "{} upgraded from {} to {} after a green rehearsal on staging",
+                r.domain, r.from, r.to
+            );
+            return Ok(0);
+        }
+        eprintln!(
+            "the rehearsed upgrade of {} to {} did not go through{}:",
+            r.domain,
+            r.to,
+            if r.upgraded {
+                ""
+            } else {
+                "; production runs the version it ran before"
+            }
+        );
+        for f in failed {
+            eprintln!("  {f}");
+        }
+        if let (Some(id), false) = (&r.snapshot, r.upgraded) {
+            eprintln!(
+                "  the data from before is in snapshot {id} (`cooper app restore {} --snapshot {id}`)",
+                r.domain
+            );
+        }
+        Ok(1)
     }
 }
 

@@ -11,6 +11,10 @@ pub struct RestoreRequest {
     pub volumes: Vec<String>,
     pub wait_lock: Option<Duration>,
     pub timeout: Option<Duration>,
+    /// Restore another app's snapshot (its repository settings and stack) into this app's
+    /// volumes: `<source stack>_<vol>` goes into `<this stack>_<vol>` (a rehearsal's staging
+    /// copy of production).
+    pub from: Option<String>,
 }
 
 /// The result of a restore.
@@ -58,7 +62,23 @@ async fn run_restore(
     let stack_name = stack_of(app);
     let engine = connect(abra, &app.at.server).await?;
     engine.require_manager().await?;
-    let settings = settings(abra, &app.at.server, &app.at.domain, false)?;
+    let source_app;
+    let source: &App = match &req.from {
+        Some(d) => {
+            source_app = abra.app(d)?;
+            &source_app
+        }
+        None => app,
+    };
+    let source_stack = stack_of(source);
+    // A volume named in the snapshot → the volume of this app it goes into.
+    let local = |v: &str| -> String {
+        match v.strip_prefix(&format!("{source_stack}_")) {
+            Some(key) if source_stack != stack_name => format!("{stack_name}_{key}"),
+            _ => v.to_string(),
+        }
+    };
+    let settings = settings(abra, &source.at.server, &source.at.domain, false)?;
     let restic = Restic {
         engine: &engine,
         settings: &settings,
@@ -67,7 +87,7 @@ async fn run_restore(
     secrets.extend(app_secret_values(app));
     let plan = app_plan(abra, app, &engine).await?;
     let t = Instant::now();
-    let snap = pick(&restic, &stack_name, req.snapshot.as_deref()).await?;
+    let snap = pick(&restic, &source_stack, req.snapshot.as_deref()).await?;
     let layout = layout_of(&restic, &snap).await?;
     let in_snapshot: BTreeSet<String> = layout.keys().cloned().collect();
     record
@@ -76,6 +96,8 @@ async fn run_restore(
     // Volumes to restore, with the paths to clear: everything in the snapshot (or the chosen
     // ones), whole or by the paths the snapshot holds.
     let key_of = |swarm: &str| -> String {
+        let swarm = local(swarm);
+        let swarm = swarm.as_str();
         plan.services
             .iter()
             .flat_map(|s| s.volumes.iter())
@@ -144,10 +166,11 @@ async fn run_restore(
             .and_then(|t| t.container_spec.as_ref())
             .and_then(|c| c.mounts.clone())
             .unwrap_or_default();
-        if mounts
-            .iter()
-            .any(|m| m.source.as_ref().is_some_and(|src| whole.contains(src)))
-        {
+        if mounts.iter().any(|m| {
+            m.source
+                .as_ref()
+                .is_some_and(|src| whole.iter().any(|w| local(w) == *src))
+        }) {
             writers.push(cooper_engine::apply::service_name(s).to_string());
         }
     }
@@ -182,7 +205,11 @@ async fn run_restore(
     let restored_services: BTreeSet<String> = plan
         .services
         .iter()
-        .filter(|s| s.volumes.iter().any(|v| chosen.contains(&v.swarm_name)))
+        .filter(|s| {
+            s.volumes
+                .iter()
+                .any(|v| chosen.iter().any(|c| local(c) == v.swarm_name))
+        })
         .map(|s| s.service.clone())
         .collect();
     let deployed = !services.is_empty();
@@ -257,7 +284,7 @@ async fn run_restore(
             }
             for v in &chosen {
                 volumes.push(VolumeMount {
-                    volume: v.clone(),
+                    volume: local(v),
                     target: volume_dir(v),
                     read_only: false,
                 });
