@@ -108,8 +108,7 @@ pub async fn rehearse(
         None => repo
             .versions()?
             .into_iter()
-            .filter(|v| *v > current_v)
-            .next_back()
+            .rfind(|v| *v > current_v)
             .map(|v| v.to_string())
             .ok_or_else(|| {
                 OpsError::Refused(format!(
