@@ -2,7 +2,7 @@
 //! real restic: `kill -9` in the middle of a backup (the repository must still pass
 //! `restic check` and the next backup must succeed), and the restic password, which must never
 //! appear in any process's arguments, any container's inspect output, cooper's output or its
-//! records.
+//! records; and `kill -9` of `cooper recipe test` followed by its cleanup.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -272,4 +272,139 @@ fn the_restic_password_never_shows() {
     // The restore really ran (and said so) without a prompt thanks to -n.
     assert!(output.contains("restored from snapshot"), "{output}");
     assert_eq!(s.sh("app", "cat /data/h"), "hello");
+}
+
+/// `kill -9` of `cooper recipe test` in the middle of its tiers leaves a throwaway app
+/// behind; `cooper recipe test --cleanup` finds it by its mark and removes all of it.
+#[test]
+fn kill_9_mid_recipe_test_then_cleanup_leaves_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let d = cooper_testkit::local_docker().await.unwrap();
+        cooper_testkit::ensure_images(&d, &["cooper-test/web:1.0"])
+            .await
+            .unwrap();
+        cooper_testkit::ensure_restic_image(&d).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("servers/default")).unwrap();
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/apptest/lifeapp");
+    cooper_testkit::recipe_repo(
+        &dir.path().join("recipes/lifeapp"),
+        &[
+            (fx.join("1.0.0+1.0"), "1.0.0+1.0"),
+            (fx.join("1.1.0+1.1"), "1.1.0+1.1"),
+        ],
+    )
+    .unwrap();
+    cooper_testkit::backup_settings(dir.path(), "default", &dir.path().join("repo")).unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cooper"));
+        c.args(args)
+            .env("ABRA_DIR", dir.path())
+            .env("COOPER_PROBE_IMAGE", "cooper-test/web:1.0")
+            .stdin(Stdio::null());
+        c
+    };
+    let mut child = cmd(&["recipe", "test", "lifeapp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the throwaway app has data and a backup exists (the restore tier's wipe is
+    // next), so services, volumes and snapshots are all there to leave behind.
+    let start = Instant::now();
+    let stack = loop {
+        // This run's throwaway app, from this test's own $ABRA_DIR.
+        let domain = std::fs::read_dir(dir.path().join("servers/default"))
+            .unwrap()
+            .filter_map(|e| {
+                let n = e.unwrap().file_name().to_string_lossy().to_string();
+                n.strip_suffix(".env").map(str::to_string)
+            })
+            .find(|n| n.starts_with("cooper-test-"));
+        let snaps = Command::new("restic")
+            .arg("-r")
+            .arg(dir.path().join("repo"))
+            .args(["snapshots", "--json"])
+            .env(
+                "RESTIC_PASSWORD_FILE",
+                dir.path().join("cooper/backup/default.password"),
+            )
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        if let Some(d) = domain {
+            let stack = d.replace('.', "_");
+            let services = docker(&[
+                "service",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.stack.namespace={stack}"),
+            ]);
+            if !services.is_empty() && snaps.contains(&stack) {
+                break stack;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "recipe test never got to its backup"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let envs = || {
+        std::fs::read_dir(dir.path().join("servers/default"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        envs()
+            .iter()
+            .any(|n| n.starts_with("cooper-test-") && n.ends_with(".env")),
+        "the throwaway .env is there after the kill: {:?}",
+        envs()
+    );
+
+    let out = cmd(&["recipe", "test", "--cleanup"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("removed"), "{text}");
+    let label = format!("label=com.docker.stack.namespace={stack}");
+    for kind in ["service", "network", "config", "secret"] {
+        assert_eq!(
+            docker(&[kind, "ls", "-q", "--filter", &label]),
+            "",
+            "{kind}s"
+        );
+    }
+    assert_eq!(
+        docker(&["volume", "ls", "-q", "--filter", &format!("name={stack}")]),
+        ""
+    );
+    assert!(
+        envs().is_empty(),
+        "nothing left in the server folder: {:?}",
+        envs()
+    );
+    let snaps = Command::new("restic")
+        .arg("-r")
+        .arg(dir.path().join("repo"))
+        .args(["snapshots", "--json"])
+        .env(
+            "RESTIC_PASSWORD_FILE",
+            dir.path().join("cooper/backup/default.password"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&snaps.stdout).trim(), "[]");
+    let again = cmd(&["recipe", "test", "--cleanup"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("no leftovers"));
 }

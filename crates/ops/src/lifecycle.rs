@@ -420,14 +420,30 @@ pub async fn teardown(abra: &AbraDir, domain: &str) -> Result<Vec<String>> {
     let app = abra.app(domain)?;
     let engine = crate::connect(abra, &app.at.server).await?;
     let stack = crate::backup::stack_of(&app);
-    if crate::deploy::deployed_version(&engine, &stack)
-        .await?
-        .is_some()
-    {
-        crate::undeploy(abra, domain, &mut Collect::default()).await?;
+    // Always: an interrupted run may have left networks and configs without services.
+    crate::undeploy(abra, domain, &mut Collect::default()).await?;
+    // Helpers of a killed cooper still hold the volumes (even exited containers do): they stop
+    // by themselves (their lifeline closed); remove them, then the volumes.
+    let start = Instant::now();
+    loop {
+        let mut running = 0;
+        for purpose in ["restic", "probe", "verify-check"] {
+            running += engine.reap_helpers(purpose).await.unwrap_or(0);
+        }
+        if running == 0 || start.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let _ = crate::backup::forget_all(abra, domain).await;
+    crate::deploy::remove_volumes(abra, domain).await?;
     crate::deploy::remove_app(abra, domain, true, true).await?;
+    // The app's lock file goes too (nobody else may hold a throwaway app's lock).
+    let _ = std::fs::remove_file(
+        abra.servers_dir()
+            .join(&app.at.server)
+            .join(format!(".{domain}.lock")),
+    );
     let mut left = Vec::new();
     left.extend(
         engine
