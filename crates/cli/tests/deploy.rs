@@ -277,6 +277,47 @@ fn operating_a_deployed_app() {
         "{text}"
     );
 
+    // kill -9 in the middle of a test run leaves its marked file; --cleanup removes exactly it.
+    let mut child = s
+        .cmd(&[
+            "app",
+            "test",
+            &d,
+            "-s",
+            "slow",
+            "--probe-image",
+            "cooper-test/web:1.0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ls = || s.ok(&["app", "run", &d, "app", "ls", "/data"]);
+    let start = Instant::now();
+    while !ls().contains("cooper-test-") {
+        assert!(start.elapsed() < Duration::from_secs(60), "setup never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        ls().contains("cooper-test-"),
+        "the killed run left its data"
+    );
+    let out = s.ok(&[
+        "app",
+        "test",
+        &d,
+        "--cleanup",
+        "--probe-image",
+        "cooper-test/web:1.0",
+    ]);
+    assert!(out.contains("1 cleanup step(s) passed, 0 failed"), "{out}");
+    assert!(!ls().contains("cooper-test-"), "{}", ls());
+    assert!(ls().contains("marker"), "the app's own data stays");
+    let again = s.ok(&["app", "test", &d, "--cleanup"]);
+    assert!(again.contains("no interrupted test runs"), "{again}");
+
     let out = s.run(&["app", "run", &d, "app", "sh", "-c", "exit 5"]);
     assert_eq!(
         out.status.code(),

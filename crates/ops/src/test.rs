@@ -87,6 +87,8 @@ pub struct TestRequest {
     /// Run each suite's setup before and cleanup after the phases (default); lifecycle tiers
     /// run `seed` and `check` bare.
     pub setup_and_cleanup: bool,
+    /// Only the cleanup steps (of an interrupted run, given by `run_id`).
+    pub cleanup_only: bool,
 }
 
 impl TestRequest {
@@ -101,6 +103,7 @@ impl TestRequest {
             base_url: None,
             run_id: None,
             setup_and_cleanup: true,
+            cleanup_only: false,
         }
     }
 }
@@ -218,6 +221,24 @@ pub async fn run(
         driver: tokio::sync::OnceCell::new(),
         results: results_dir.clone(),
     };
+    // A mark of the run in progress: if cooper dies before cleanup, `app test --cleanup`
+    // finds it and runs the cleanup steps with the same run id.
+    let marker = runs_dir(abra, &app.at.domain).join(&run);
+    if req.setup_and_cleanup && !req.cleanup_only {
+        let _ = std::fs::create_dir_all(runs_dir(abra, &app.at.domain));
+        let _ = std::fs::write(
+            &marker,
+            serde_json::json!({
+                "run": run,
+                "pid": std::process::id(),
+                "host": cooper_engine::oneshot::owner(),
+                "version": version,
+                "suites": suites.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+                "started": crate::record::now(),
+            })
+            .to_string(),
+        );
+    }
     reporter.info(&format!(
         "testing {} ({} {version}), run {run}",
         app.at.domain, app.recipe.name
@@ -250,7 +271,13 @@ pub async fn run(
         }
         reporter.info(&format!("suite {} ({})", s.name, s.file));
         let mut blocked: Option<String> = None;
-        for phase in wrap(req, &[Phase::Setup]).iter().chain(req.phases.iter()) {
+        let main: &[Phase] = if req.cleanup_only { &[] } else { &req.phases };
+        let before: &[Phase] = if req.cleanup_only {
+            &[]
+        } else {
+            wrap(req, &[Phase::Setup])
+        };
+        for phase in before.iter().chain(main.iter()) {
             for step in phase.steps(s) {
                 let r = match &blocked {
                     Some(why) => StepResult {
@@ -278,6 +305,9 @@ pub async fn run(
         }
     }
     report.millis = started.elapsed().as_millis() as u64;
+    if req.setup_and_cleanup && !req.cleanup_only {
+        let _ = std::fs::remove_file(&marker);
+    }
     let _ = std::fs::remove_dir_all(&ctx.work);
     std::fs::write(results_dir.join("junit.xml"), report.junit())
         .map_err(|e| OpsError::Failed(format!("writing junit.xml: {e}")))?;
@@ -313,6 +343,66 @@ pub async fn run(
         report,
         results: results_dir,
     })
+}
+
+fn runs_dir(abra: &AbraDir, domain: &str) -> PathBuf {
+    abra.root.join("cooper").join("test-runs").join(domain)
+}
+
+/// `app test --cleanup`: runs the cleanup steps of every interrupted run of the app's tests
+/// (runs whose cooper died: their mark is still there and their process is gone), with the
+/// run's own id, so exactly what that run created goes. Returns the reports.
+pub async fn cleanup_interrupted(
+    abra: &AbraDir,
+    domain: &str,
+    probe_image: &str,
+    reporter: &mut dyn Reporter,
+) -> Result<Vec<TestRun>> {
+    let dir = runs_dir(abra, domain);
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let run_mark = v["run"].as_str().unwrap_or_default().to_string();
+        let host = v["host"].as_str().unwrap_or_default();
+        let pid = v["pid"].as_u64().unwrap_or(0);
+        let me = cooper_engine::oneshot::owner();
+        let same_host =
+            host.rsplit_once(':').map(|(h, _)| h) == me.rsplit_once(':').map(|(h, _)| h);
+        if same_host && std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            reporter.info(&format!(
+                "run {run_mark} is still going (pid {pid}); left alone"
+            ));
+            continue;
+        }
+        reporter.info(&format!("cleaning up after interrupted run {run_mark}"));
+        let mut req = TestRequest::new(domain);
+        req.run_id = Some(run_mark);
+        req.cleanup_only = true;
+        req.probe_image = probe_image.to_string();
+        req.suites = v["suites"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let done = run(abra, &req, reporter).await?;
+        if done.report.failed() == 0 {
+            let _ = std::fs::remove_file(&path);
+        }
+        out.push(done);
+    }
+    Ok(out)
 }
 
 /// `items` when the request runs setup and cleanup, else nothing.

@@ -35,12 +35,43 @@ pub struct AppTest {
     /// The app's address for browser steps and external commands (default https://<domain>).
     #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// Run the cleanup steps of interrupted runs (cooper killed mid-test) with their own run
+    /// marks, removing what they created.
+    #[arg(long)]
+    cleanup: bool,
     #[arg(short = 'm', long)]
     machine: bool,
 }
 
 impl AppTest {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        if self.cleanup {
+            let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
+            let done = ctx.block_on(cooper_ops::test::cleanup_interrupted(
+                &ctx.abra,
+                &self.domain,
+                &self.probe_image,
+                &mut reporter,
+            ))?;
+            if done.is_empty() {
+                println!("{}: no interrupted test runs", self.domain);
+                return Ok(0);
+            }
+            let mut code = 0;
+            for d in done {
+                let r = &d.report;
+                println!(
+                    "run {}: {} cleanup step(s) passed, {} failed",
+                    r.run,
+                    r.passed(),
+                    r.failed()
+                );
+                if r.failed() > 0 {
+                    code = 1;
+                }
+            }
+            return Ok(code);
+        }
         let mut req = TestRequest::new(&self.domain);
         req.prod = self.prod;
         req.suites = self.suites;
