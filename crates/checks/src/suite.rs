@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! name = "smoke"          # default: the file name
+//! requires = [{ recipe = "keycloak", suite = "users" }]   # another app's suite around this one
 //! prod = true             # safe against production (`app test --prod` runs only these)
 //! timeout = 60            # seconds per step (default 60)
 //!
@@ -47,11 +48,25 @@ pub struct Suite {
     pub file: String,
     pub prod: bool,
     pub timeout_secs: u64,
+    /// Suites of other apps this one needs (e.g. the SSO provider's users): their setup runs
+    /// before this suite's setup and their cleanup after this suite's cleanup.
+    pub requires: Vec<Requirement>,
     pub setup: Vec<Step>,
     pub tests: Vec<Step>,
     pub seed: Vec<Step>,
     pub check: Vec<Step>,
     pub cleanup: Vec<Step>,
+}
+
+/// A suite of another app: the app deployed from `recipe` on the same server (or the app
+/// `domain`, when given), and its suite `suite`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    pub recipe: String,
+    pub suite: String,
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// One step.
@@ -220,6 +235,8 @@ struct RawSuite {
     prod: bool,
     timeout: Option<u64>,
     #[serde(default)]
+    requires: Vec<Requirement>,
+    #[serde(default)]
     setup: Vec<RawStep>,
     #[serde(default)]
     test: Vec<RawStep>,
@@ -269,6 +286,7 @@ pub fn parse(file: &str, text: &str) -> Result<Suite, SuiteError> {
         file: file.to_string(),
         prod: raw.prod,
         timeout_secs: raw.timeout.unwrap_or(60),
+        requires: raw.requires,
         setup: Vec::new(),
         tests: Vec::new(),
         seed: Vec::new(),

@@ -271,6 +271,60 @@ pub async fn run(
         }
         reporter.info(&format!("suite {} ({})", s.name, s.file));
         let mut blocked: Option<String> = None;
+        // Other apps' suites this one requires: their setup first.
+        let mut deps = Vec::new();
+        for need in &s.requires {
+            match resolve(abra, &app, need).await {
+                Ok(d) => deps.push(d),
+                Err(e) => {
+                    let r = StepResult {
+                        suite: s.name.clone(),
+                        phase: "setup".into(),
+                        name: format!("requires {}/{}", need.recipe, need.suite),
+                        outcome: Outcome::Failed(e.to_string()),
+                        millis: 0,
+                        output: String::new(),
+                    };
+                    show(reporter, &r);
+                    report.results.push(r);
+                    blocked = Some(format!("requirement {}/{} unmet", need.recipe, need.suite));
+                }
+            }
+        }
+        let dep_ctxs: Vec<Ctx> = deps
+            .iter()
+            .map(|d| Ctx {
+                engine: &d.engine,
+                app: &d.app,
+                stack: crate::backup::stack_of(&d.app),
+                run: run.clone(),
+                probe_image: req.probe_image.clone(),
+                files: &d.files,
+                work: results_dir.join(".work-deps"),
+                secrets: crate::backup::app_secret_values(&d.app),
+                base_url: format!("https://{}", d.app.at.domain),
+                driver: tokio::sync::OnceCell::new(),
+                results: results_dir.clone(),
+            })
+            .collect();
+        if !req.cleanup_only && req.setup_and_cleanup {
+            for (d, dctx) in deps.iter().zip(&dep_ctxs) {
+                for step in &d.suite.setup {
+                    let r = match &blocked {
+                        Some(why) => skipped(&d.suite, Phase::Setup, step, why),
+                        None => dctx.step(&d.suite, Phase::Setup, step, &results_dir).await,
+                    };
+                    show(reporter, &r);
+                    if matches!(r.outcome, Outcome::Failed(_)) {
+                        blocked = Some(format!(
+                            "setup step \"{}\" of {} failed",
+                            step.name, d.suite.name
+                        ));
+                    }
+                    report.results.push(r);
+                }
+            }
+        }
         let main: &[Phase] = if req.cleanup_only { &[] } else { &req.phases };
         let before: &[Phase] = if req.cleanup_only {
             &[]
@@ -302,6 +356,16 @@ pub async fn run(
             let r = ctx.step(s, Phase::Cleanup, step, &results_dir).await;
             show(reporter, &r);
             report.results.push(r);
+        }
+        // Then the required suites' cleanup, in reverse order.
+        for (d, dctx) in deps.iter().zip(&dep_ctxs).rev() {
+            for step in wrap(req, &d.suite.cleanup) {
+                let r = dctx
+                    .step(&d.suite, Phase::Cleanup, step, &results_dir)
+                    .await;
+                show(reporter, &r);
+                report.results.push(r);
+            }
         }
     }
     report.millis = started.elapsed().as_millis() as u64;
@@ -343,6 +407,77 @@ pub async fn run(
         report,
         results: results_dir,
     })
+}
+
+/// Another app's suite, resolved: the app (by domain, or the one deployed from the recipe on
+/// the same server), its engine, its files at its deployed version, and the suite.
+struct Dep {
+    app: App,
+    engine: Engine,
+    files: RecipeFiles,
+    suite: Suite,
+}
+
+async fn resolve(abra: &AbraDir, me: &App, need: &suite::Requirement) -> Result<Dep> {
+    let app = match &need.domain {
+        Some(d) => abra.app(d)?,
+        None => {
+            let found = abra
+                .apps()?
+                .into_iter()
+                .filter(|a| a.server == me.at.server && a.domain != me.at.domain)
+                .filter_map(|a| abra.load_app(a).ok())
+                .find(|a| a.recipe.name == need.recipe);
+            found.ok_or_else(|| {
+                OpsError::Refused(format!(
+                    "suite requires an app of recipe {} on server {}; there is none (deploy one, \
+                     or name it with domain = \"…\" in requires)",
+                    need.recipe, me.at.server
+                ))
+            })?
+        }
+    };
+    let engine = connect(abra, &app.at.server).await?;
+    let (version, chaos) = crate::deploy::deployed_version(&engine, &crate::backup::stack_of(&app))
+        .await?
+        .ok_or_else(|| {
+            OpsError::Refused(format!("{} (required) is not deployed", app.at.domain))
+        })?;
+    let files = abra.app_files(
+        &app,
+        &VersionChoice {
+            explicit: (!chaos && version != "unknown").then_some(version),
+            chaos,
+        },
+    )?;
+    let mut found = suite::load(&files)
+        .map_err(|e| OpsError::Refused(e.to_string()))?
+        .into_iter()
+        .find(|s| s.name == need.suite)
+        .ok_or_else(|| {
+            OpsError::Refused(format!(
+                "{} ({}) has no suite {}",
+                app.at.domain, need.recipe, need.suite
+            ))
+        })?;
+    found.name = format!("{}/{}", need.recipe, found.name);
+    Ok(Dep {
+        app,
+        engine,
+        files,
+        suite: found,
+    })
+}
+
+fn skipped(suite: &Suite, phase: Phase, step: &Step, why: &str) -> StepResult {
+    StepResult {
+        suite: suite.name.clone(),
+        phase: phase.name().into(),
+        name: step.name.clone(),
+        outcome: Outcome::Skipped(why.to_string()),
+        millis: 0,
+        output: String::new(),
+    }
 }
 
 fn runs_dir(abra: &AbraDir, domain: &str) -> PathBuf {

@@ -1,7 +1,8 @@
 //! Browser steps of `cooper app test` against a real Chromium (Debian's chromium +
 //! chromedriver, headless) and a small HTML form app on the local Swarm: a login through the
 //! form passes; a wrong password fails the step that expects a welcome, with a screenshot in
-//! the results folder. Needs `scripts/setup-swarm` (the test command runs it).
+//! the results folder; a suite that requires another app's suite gets that suite's setup
+//! before and its cleanup after. Needs `scripts/setup-swarm` (the test command runs it).
 
 use std::path::Path;
 
@@ -81,8 +82,76 @@ async fn a_real_browser_logs_in_and_a_failure_leaves_a_screenshot() {
         .collect();
     assert_eq!(shots.len(), 1, "a screenshot of the failure: {shots:?}");
 
-    cooper_ops::undeploy(&abra, domain, &mut Collect::default())
-        .await
-        .unwrap();
+    // Dependencies between apps: the consumer suite requires another formapp's provider suite;
+    // its setup runs first (same run mark), its cleanup last.
+    let other = "t-browser2.cooper.test";
+    let other_stack = "t-browser2_cooper_test";
+    cooper_testkit::scrub_stack(other_stack);
+    let unmet = run(
+        &abra,
+        &request("consumer", &dir.path().join("unmet")),
+        &mut Collect::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unmet.report.failed(), 1, "{:#?}", unmet.report.results);
+    assert!(format!("{:?}", unmet.report.results[0].outcome).contains("there is none"));
+    std::fs::write(
+        abra.servers_dir()
+            .join("default")
+            .join(format!("{other}.env")),
+        format!(
+            "TYPE=formapp:1.0.0+1.0\nDOMAIN={other}\nFORM_PORT={}\n",
+            port + 1
+        ),
+    )
+    .unwrap();
+    cooper_ops::deploy(
+        &abra,
+        &DeployRequest::new(other, DeployKind::Deploy),
+        &mut Collect::default(),
+    )
+    .await
+    .unwrap();
+    let out = run(
+        &abra,
+        &request("consumer", &dir.path().join("deps")),
+        &mut Collect::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.report.failed(), 0, "{:#?}", out.report.results);
+    let order: Vec<String> = out
+        .report
+        .results
+        .iter()
+        .map(|r| format!("{} {}", r.suite, r.phase))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "formapp/provider setup",
+            "consumer test",
+            "formapp/provider cleanup"
+        ]
+    );
+    let container = cooper_testkit::docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={other_stack}_app"),
+    ]);
+    let tmp = cooper_testkit::docker(&["exec", &container, "ls", "/tmp"]);
+    assert!(
+        !tmp.contains("cooper-test-"),
+        "the provider's cleanup ran: {tmp}"
+    );
+
+    for d in [domain, other] {
+        cooper_ops::undeploy(&abra, d, &mut Collect::default())
+            .await
+            .unwrap();
+    }
     cooper_testkit::scrub_stack(stack);
+    cooper_testkit::scrub_stack(other_stack);
 }

@@ -506,7 +506,11 @@ async fn app_tests_run_report_and_clean_up_after_themselves() {
     let out = run(&w.abra, &req, &mut Collect::default()).await.unwrap();
     assert_eq!(out.report.failed(), 0);
     assert_eq!(out.report.passed(), 5);
-    assert_eq!(out.report.skipped(), 9, "data, broken and slow: 3 steps each");
+    assert_eq!(
+        out.report.skipped(),
+        9,
+        "data, broken and slow: 3 steps each"
+    );
 
     // A failing test: reported, with its evidence, and cleanup still removes the marked file.
     let red = w._dir.path().join("results-red");
