@@ -59,6 +59,22 @@ impl RunReport {
         self.results.len() - self.failed() - self.skipped()
     }
 
+    /// The failed steps, one line each (`name: first line of the reason`).
+    pub fn failures(&self) -> String {
+        self.results
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                Outcome::Failed(w) => Some(format!(
+                    "{}: {}",
+                    r.name,
+                    w.lines().next().unwrap_or_default()
+                )),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The suites in first-seen order.
     fn suites(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();

@@ -98,17 +98,12 @@ impl Setup {
     }
 
     fn restic(&self, args: &[&str]) -> Output {
-        Command::new("restic")
-            .arg("-r")
-            .arg(self.dir.path().join("repo"))
-            .args(args)
-            .env(
-                "RESTIC_PASSWORD_FILE",
-                self.dir.path().join("cooper/backup/default.password"),
-            )
-            .env("RESTIC_CACHE_DIR", self.dir.path().join("cache"))
-            .output()
-            .unwrap()
+        cooper_testkit::restic(
+            self.dir.path(),
+            "default",
+            &self.dir.path().join("repo"),
+            args,
+        )
     }
 
     fn records(&self) -> String {
@@ -323,17 +318,16 @@ fn kill_9_mid_recipe_test_then_cleanup_leaves_nothing() {
                 n.strip_suffix(".env").map(str::to_string)
             })
             .find(|n| n.starts_with("cooper-test-"));
-        let snaps = Command::new("restic")
-            .arg("-r")
-            .arg(dir.path().join("repo"))
-            .args(["snapshots", "--json"])
-            .env(
-                "RESTIC_PASSWORD_FILE",
-                dir.path().join("cooper/backup/default.password"),
+        let snaps = String::from_utf8_lossy(
+            &cooper_testkit::restic(
+                dir.path(),
+                "default",
+                &dir.path().join("repo"),
+                &["snapshots", "--json"],
             )
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
+            .stdout,
+        )
+        .to_string();
         if let Some(d) = domain {
             let stack = d.replace('.', "_");
             let services = docker(&[
@@ -394,16 +388,12 @@ fn kill_9_mid_recipe_test_then_cleanup_leaves_nothing() {
         "nothing left in the server folder: {:?}",
         envs()
     );
-    let snaps = Command::new("restic")
-        .arg("-r")
-        .arg(dir.path().join("repo"))
-        .args(["snapshots", "--json"])
-        .env(
-            "RESTIC_PASSWORD_FILE",
-            dir.path().join("cooper/backup/default.password"),
-        )
-        .output()
-        .unwrap();
+    let snaps = cooper_testkit::restic(
+        dir.path(),
+        "default",
+        &dir.path().join("repo"),
+        &["snapshots", "--json"],
+    );
     assert_eq!(String::from_utf8_lossy(&snaps.stdout).trim(), "[]");
     let again = cmd(&["recipe", "test", "--cleanup"]).output().unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("no leftovers"));

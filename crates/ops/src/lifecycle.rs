@@ -135,19 +135,7 @@ impl Run<'_> {
                 "{} of {} steps failed: {} (reports in {})",
                 out.report.failed(),
                 out.report.results.len(),
-                out.report
-                    .results
-                    .iter()
-                    .filter_map(|r| match &r.outcome {
-                        Outcome::Failed(w) => Some(format!(
-                            "{}: {}",
-                            r.name,
-                            w.lines().next().unwrap_or_default()
-                        )),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                out.report.failures(),
                 out.results.display()
             ))
         }))

@@ -387,19 +387,7 @@ async fn staging_rehearsal(
         Ok(o) => Outcome::Failed(format!(
             "{} staging test step(s) failed: {} (reports in {})",
             o.report.failed(),
-            o.report
-                .results
-                .iter()
-                .filter_map(|r| match &r.outcome {
-                    Outcome::Failed(w) => Some(format!(
-                        "{}: {}",
-                        r.name,
-                        w.lines().next().unwrap_or_default()
-                    )),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
+            o.report.failures(),
             o.results.display()
         )),
         Err(OpsError::Refused(why)) if why.contains("ships no tests") => {

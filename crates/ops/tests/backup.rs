@@ -4,7 +4,6 @@
 //! retention. Needs `scripts/setup-swarm` (the test command runs it).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use cooper_ops::backup::{self, Keep, RestoreRequest};
 use cooper_ops::{Collect, DeployKind, DeployRequest};
@@ -113,15 +112,7 @@ impl World {
 
     /// Raw restic against the test repository (the server is this machine).
     fn restic(&self, args: &[&str]) -> std::process::Output {
-        let pw = self.dir.path().join("cooper/backup/default.password");
-        Command::new("restic")
-            .arg("-r")
-            .arg(self.repo())
-            .args(args)
-            .env("RESTIC_PASSWORD_FILE", pw)
-            .env("RESTIC_CACHE_DIR", self.dir.path().join("cache"))
-            .output()
-            .unwrap()
+        cooper_testkit::restic(self.dir.path(), "default", &self.repo(), args)
     }
 
     /// A pack file of the repository that holds only file data (no trees), from restic's index.

@@ -100,16 +100,12 @@ async fn every_tier_passes_and_teardown_leaves_nothing() {
         abra.apps().unwrap().is_empty(),
         "the throwaway .env is gone"
     );
-    let snaps = std::process::Command::new("restic")
-        .arg("-r")
-        .arg(dir.path().join("repo"))
-        .args(["snapshots", "--json"])
-        .env(
-            "RESTIC_PASSWORD_FILE",
-            dir.path().join("cooper/backup/default.password"),
-        )
-        .output()
-        .unwrap();
+    let snaps = cooper_testkit::restic(
+        dir.path(),
+        "default",
+        &dir.path().join("repo"),
+        &["snapshots", "--json"],
+    );
     assert_eq!(
         String::from_utf8_lossy(&snaps.stdout).trim(),
         "[]",

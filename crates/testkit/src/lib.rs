@@ -318,3 +318,27 @@ pub fn backup_settings(abra_root: &Path, server: &str, repository: &Path) -> any
     )?;
     Ok(())
 }
+
+/// Runs the host's restic against a test repository made by cooper with
+/// [`backup_settings`] (the password file cooper generated under `abra_root`).
+pub fn restic(
+    abra_root: &Path,
+    server: &str,
+    repository: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    Command::new("restic")
+        .arg("-r")
+        .arg(repository)
+        .args(args)
+        .env(
+            "RESTIC_PASSWORD_FILE",
+            abra_root
+                .join("cooper")
+                .join("backup")
+                .join(format!("{server}.password")),
+        )
+        .env("RESTIC_CACHE_DIR", abra_root.join(".restic-cache"))
+        .output()
+        .expect("restic runs")
+}
