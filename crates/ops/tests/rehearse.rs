@@ -117,14 +117,19 @@ impl Prod {
         }
     }
 
-    fn no_staging_left(&self) {
+    /// Nothing of this rehearsal's staging app is left (other tests may run their own).
+    fn no_staging_left(&self, staging: &str) {
+        let stack = staging.replace('.', "_");
+        let label = format!("label=com.docker.stack.namespace={stack}");
+        for kind in ["service", "network", "config", "secret"] {
+            assert_eq!(
+                docker(&[kind, "ls", "-q", "--filter", &label]),
+                "",
+                "staging {kind}s"
+            );
+        }
         assert_eq!(
-            docker(&["service", "ls", "-q", "--filter", "name=cooper-test-"]),
-            "",
-            "staging services"
-        );
-        assert_eq!(
-            docker(&["volume", "ls", "-q", "--filter", "name=cooper-test-"]),
+            docker(&["volume", "ls", "-q", "--filter", &format!("name={stack}")]),
             ""
         );
         let apps: Vec<String> = self
@@ -176,7 +181,7 @@ async fn a_green_rehearsal_upgrades_production_with_its_data() {
     assert!(r.snapshot.is_some());
     assert!(p.specs().contains("1.1.0+1.1"));
     assert_eq!(p.data(), before);
-    p.no_staging_left();
+    p.no_staging_left(&r.staging);
     let _ = &p.dir;
     p.cleanup().await;
 }
@@ -207,6 +212,6 @@ async fn a_rehearsal_that_fails_on_staging_never_touches_production() {
     );
     assert_eq!(p.specs(), specs, "production's specs are unchanged");
     assert_eq!(p.data(), data, "production's data is unchanged");
-    p.no_staging_left();
+    p.no_staging_left(&r.staging);
     p.cleanup().await;
 }
