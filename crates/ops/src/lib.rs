@@ -9,6 +9,7 @@ mod browser;
 pub mod deploy;
 pub mod lifecycle;
 pub mod lock;
+pub mod maintain;
 pub mod record;
 pub mod rehearse;
 pub mod secrets;

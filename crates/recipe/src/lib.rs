@@ -14,5 +14,6 @@ pub mod lint;
 pub mod repo;
 pub mod secrets;
 pub mod stack;
+pub mod upgrade;
 pub mod version;
 pub mod yaml;

@@ -5,69 +5,9 @@
 //! once). Needs `scripts/setup-swarm` (installs docker-registry).
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use cooper_registry::{Client, Credentials, ImageRef, RegistryError};
-use cooper_testkit::docker;
-
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(dir: &Path, storage: &Path, htpasswd: Option<&Path>) -> Registry {
-    let port = free_port();
-    let auth = htpasswd
-        .map(|p| {
-            format!(
-                "auth:\n  htpasswd:\n    realm: cooper-test\n    path: {}\n",
-                p.display()
-            )
-        })
-        .unwrap_or_default();
-    let config = dir.join(format!("config-{port}.yml"));
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-            storage.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry runs (Debian's docker-registry; scripts/setup-swarm installs it)");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the registry did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Registry { child, port }
-}
+use cooper_testkit::{docker, LocalRegistry};
 
 const TAGS: &[&str] = &[
     "1.27.1-alpine",
@@ -85,21 +25,9 @@ async fn tags_digests_indexes_and_auth_against_a_real_registry() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("storage");
-    let open = start(dir.path(), &storage, None);
-    let host = format!("127.0.0.1:{}", open.port);
-    for t in TAGS {
-        let name = format!("{host}/cooper/web:{t}");
-        docker(&["tag", "cooper-test/web:1.0", &name]);
-        let out = Command::new("docker")
-            .args(["push", &name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let open = LocalRegistry::start(dir.path(), &storage, None).unwrap();
+    let host = open.host();
+    open.push("cooper/web", TAGS).unwrap();
 
     let client = Client::default();
     let image = ImageRef::parse(&format!("{host}/cooper/web:1.27.2-alpine")).unwrap();
@@ -197,8 +125,8 @@ async fn tags_digests_indexes_and_auth_against_a_real_registry() {
         .format_for_version(bcrypt::Version::TwoA);
     let htpasswd = dir.path().join("htpasswd");
     std::fs::write(&htpasswd, format!("cooper:{hash}\n")).unwrap();
-    let locked = start(dir.path(), &storage, Some(&htpasswd));
-    let lhost = format!("127.0.0.1:{}", locked.port);
+    let locked = LocalRegistry::start(dir.path(), &storage, Some(&htpasswd)).unwrap();
+    let lhost = locked.host();
     let limage = ImageRef::parse(&format!("{lhost}/cooper/web:1.28.0-alpine")).unwrap();
     let e = Client::default().tags(&limage).await.unwrap_err();
     assert!(matches!(e, RegistryError::Denied { .. }), "{e}");

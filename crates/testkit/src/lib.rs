@@ -342,3 +342,83 @@ pub fn restic(
         .output()
         .expect("restic runs")
 }
+
+/// A real image registry on loopback (Debian's `docker-registry`), stopped when dropped.
+pub struct LocalRegistry {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl LocalRegistry {
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts a registry storing under `storage`, with basic auth when `htpasswd` is given
+    /// (a bcrypt htpasswd file); its config goes to `dir`.
+    pub fn start(dir: &Path, storage: &Path, htpasswd: Option<&Path>) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let auth = htpasswd
+            .map(|p| {
+                format!(
+                    "auth:\n  htpasswd:\n    realm: cooper-test\n    path: {}\n",
+                    p.display()
+                )
+            })
+            .unwrap_or_default();
+        let config = dir.join(format!("registry-{port}.yml"));
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                storage.display()
+            ),
+        )?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting docker-registry (Debian's docker-registry; scripts/setup-swarm installs it)")?;
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                bail!("docker-registry did not listen on {port} within 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(LocalRegistry { child, port })
+    }
+
+    /// Tags the test image as `<host>/<repo>:<tag>` for each tag and pushes it.
+    pub fn push(&self, repo: &str, tags: &[&str]) -> anyhow::Result<()> {
+        self.push_image(BASE_IMAGE, repo, tags)
+    }
+
+    /// Tags a local image as `<host>/<repo>:<tag>` for each tag and pushes it.
+    pub fn push_image(&self, image: &str, repo: &str, tags: &[&str]) -> anyhow::Result<()> {
+        for t in tags {
+            let name = format!("{}/{repo}:{t}", self.host());
+            docker(&["tag", image, &name]);
+            let out = Command::new("docker").args(["push", &name]).output()?;
+            if !out.status.success() {
+                bail!(
+                    "docker push {name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -39,6 +39,80 @@ pub enum RecipeCommand {
     /// wipe + restore, custom tests, teardown; gives the version a level (alias: t).
     #[command(alias = "t")]
     Test(super::apptest::RecipeTest),
+    /// Newer image tags of the same shape for each service, from the registries; rewrites the
+    /// image lines (tag and @sha256 pin) of the working tree (alias: u).
+    #[command(alias = "u")]
+    Upgrade(Upgrade),
+}
+
+#[derive(Debug, Args)]
+pub struct Upgrade {
+    recipe: String,
+    /// Allow major steps.
+    #[arg(short = 'x', long, conflicts_with_all = ["minor", "patch"])]
+    major: bool,
+    /// Allow minor steps (the default: patch only).
+    #[arg(short = 'y', long, conflicts_with = "patch")]
+    minor: bool,
+    /// Patch steps only.
+    #[arg(short = 'z', long)]
+    patch: bool,
+    /// Print the proposal as JSON and change nothing.
+    #[arg(short = 'm', long)]
+    machine: bool,
+}
+
+fn upgrade(ctx: &Ctx, u: Upgrade) -> anyhow::Result<u8> {
+    use cooper_recipe::upgrade::Bump;
+    let level = if u.major {
+        Bump::Major
+    } else if u.minor {
+        Bump::Minor
+    } else {
+        Bump::Patch
+    };
+    let client = cooper_registry::Client::default();
+    let proposals = ctx.block_on(cooper_ops::maintain::propose(
+        &ctx.abra, &u.recipe, level, &client,
+    ))?;
+    if u.machine {
+        output::json(&proposals)?;
+        return Ok(0);
+    }
+    for p in &proposals {
+        match (&p.chosen, &p.note) {
+            (Some(e), _) => println!("{}: {} → {}", p.files.join(", "), e.from, e.to),
+            (None, Some(n)) => println!("{}: {} ({n})", p.files.join(", "), p.image),
+            (None, None) => println!(
+                "{}: {} is the newest at this level",
+                p.files.join(", "),
+                p.image
+            ),
+        }
+    }
+    if proposals.iter().all(|p| p.chosen.is_none()) {
+        return Ok(0);
+    }
+    if !ctx.no_input {
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "no terminal to ask on: pass -n to write these changes, or -m to only print them"
+            );
+        }
+        eprint!("write these changes? [y/N] ");
+        std::io::stderr().flush()?;
+        let mut a = String::new();
+        std::io::stdin().lock().read_line(&mut a)?;
+        if !matches!(a.trim(), "y" | "Y" | "yes") {
+            println!("nothing changed");
+            return Ok(0);
+        }
+    }
+    for f in cooper_ops::maintain::apply(&ctx.abra, &u.recipe, &proposals)? {
+        println!("wrote {f}");
+    }
+    Ok(0)
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +138,7 @@ impl RecipeCommand {
             RecipeCommand::New { name } => new(ctx, &name),
             RecipeCommand::Lint(l) => run_lint(ctx, l),
             RecipeCommand::Test(t) => t.run(ctx),
+            RecipeCommand::Upgrade(u) => upgrade(ctx, u),
         }
     }
 }

@@ -1,0 +1,135 @@
+//! `cooper recipe upgrade` against a real registry (Debian's docker-registry on loopback):
+//! candidates keep the tag's shape, `-m` changes nothing, `-y -n` rewrites the tag and the
+//! `@sha256` pin and leaves every other byte of the compose file as it was.
+
+use std::process::{Command, Stdio};
+
+use cooper_testkit::LocalRegistry;
+
+#[test]
+fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let d = cooper_testkit::local_docker().await.unwrap();
+        cooper_testkit::ensure_images(&d, &["cooper-test/web:1.0"])
+            .await
+            .unwrap();
+        cooper_testkit::ensure_restic_image(&d).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let reg = LocalRegistry::start(dir.path(), &dir.path().join("storage"), None).unwrap();
+    let host = reg.host();
+    reg.push(
+        "cooper/web",
+        &[
+            "1.27.1-alpine",
+            "1.27.2-alpine",
+            "2.0.0-alpine",
+            "1.28.5",
+            "latest",
+        ],
+    )
+    .unwrap();
+    // 1.28.0-alpine is a different image, so its digest differs.
+    reg.push_image(
+        cooper_testkit::RESTIC_IMAGE,
+        "cooper/web",
+        &["1.28.0-alpine"],
+    )
+    .unwrap();
+    let digest_of = |tag: &str| {
+        let client = cooper_registry::Client::default();
+        let r = cooper_registry::ImageRef::parse(&format!("{host}/cooper/web:{tag}")).unwrap();
+        rt.block_on(client.resolve(&r)).unwrap().digest
+    };
+    let old_pin = digest_of("1.27.2-alpine");
+    let new_pin = digest_of("1.28.0-alpine");
+    assert_ne!(old_pin, new_pin);
+
+    let abra = dir.path().join("abra");
+    let recipe = abra.join("recipes/up");
+    std::fs::create_dir_all(&recipe).unwrap();
+    std::fs::create_dir_all(abra.join("servers")).unwrap();
+    let compose = format!(
+        "---\n# a recipe to upgrade\nservices:\n  app:\n    image: {host}/cooper/web:1.27.1-alpine   # the web app\n    environment:\n      - OTHER={host}/cooper/web:1.27.1-alpine\n  db:\n    image: \"{host}/cooper/web:1.27.2-alpine@{old_pin}\"\n  var:\n    image: ${{IMAGE:-nginx}}:1.0\n"
+    );
+    std::fs::write(recipe.join("compose.yml"), &compose).unwrap();
+    cooper_testkit::git(&recipe, &["init", "-q", "-b", "main"]).unwrap();
+    cooper_testkit::git(&recipe, &["add", "-A"]).unwrap();
+    cooper_testkit::git(&recipe, &["commit", "-q", "-m", "init"]).unwrap();
+    let cooper = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cooper"))
+            .args(args)
+            .env("ABRA_DIR", &abra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    let out = cooper(&["recipe", "upgrade", "up", "-m"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let app = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["image"].as_str().unwrap().ends_with("1.27.1-alpine"))
+        .unwrap();
+    let cands: Vec<(String, String)> = app["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c[0].as_str().unwrap().to_string(),
+                c[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cands,
+        [
+            ("patch".to_string(), "1.27.2-alpine".to_string()),
+            ("minor".to_string(), "1.28.0-alpine".to_string()),
+            ("major".to_string(), "2.0.0-alpine".to_string()),
+        ],
+        "never latest, never 1.28.5 (another shape)"
+    );
+    let var = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["image"].as_str().unwrap().starts_with("${IMAGE"))
+        .unwrap();
+    assert!(var["note"].as_str().unwrap().contains("variable"));
+    assert_eq!(
+        std::fs::read_to_string(recipe.join("compose.yml")).unwrap(),
+        compose,
+        "-m changes nothing"
+    );
+
+    let out = cooper(&["-n", "recipe", "upgrade", "up", "-y"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = compose
+        .replace(
+            &format!("image: {host}/cooper/web:1.27.1-alpine   #"),
+            &format!("image: {host}/cooper/web:1.28.0-alpine   #"),
+        )
+        .replace(
+            &format!("\"{host}/cooper/web:1.27.2-alpine@{old_pin}\""),
+            &format!("\"{host}/cooper/web:1.28.0-alpine@{new_pin}\""),
+        );
+    assert_eq!(
+        std::fs::read_to_string(recipe.join("compose.yml")).unwrap(),
+        expected
+    );
+    assert!(expected.contains(&format!("OTHER={host}/cooper/web:1.27.1-alpine")));
+}

@@ -1,0 +1,166 @@
+//! Recipe maintenance: `cooper recipe upgrade` — newer image tags of the same shape for each
+//! service image of a recipe's working tree, looked up in the images' registries, and the
+//! rewrite of the `image:` lines (tag and `@sha256:` pin) with the rest of each file kept.
+
+use std::collections::BTreeMap;
+
+use cooper_recipe::abra_dir::{write_atomic, AbraDir};
+use cooper_recipe::upgrade::{self, Bump, ImageEdit};
+use cooper_registry::{Client, ImageRef};
+use serde::Serialize;
+
+use crate::{OpsError, Result};
+
+/// What `recipe upgrade` proposes for one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageProposal {
+    /// The compose files the image appears in.
+    pub files: Vec<String>,
+    /// The image as written.
+    pub image: String,
+    /// Newer tags of the same shape: the newest patch, minor and major step.
+    pub candidates: Vec<(Bump, String)>,
+    /// The edit at the chosen level (none when nothing is newer within it).
+    pub chosen: Option<ImageEdit>,
+    /// Why an image is left alone (variables, no version in the tag, registry errors).
+    pub note: Option<String>,
+}
+
+/// The value of an `image:` line (quotes and comment removed).
+fn image_value(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    let rest = t
+        .strip_prefix("image:")
+        .or_else(|| t.strip_prefix("- image:"))?;
+    let rest = rest.split(" #").next().unwrap_or_default().trim();
+    let v = rest.trim_matches(|c| c == '"' || c == '\'');
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// Proposals for every image of the recipe's compose files (working tree), at `level`
+/// (`Bump::Patch`: only patch steps; `Minor`: up to minor; `Major`: any).
+pub async fn propose(
+    abra: &AbraDir,
+    recipe: &str,
+    level: Bump,
+    client: &Client,
+) -> Result<Vec<ImageProposal>> {
+    let repo = abra.recipe(recipe)?;
+    let files = repo.worktree()?;
+    let mut images: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for path in files.paths() {
+        if path.contains('/') || !path.starts_with("compose") || !path.ends_with(".yml") {
+            continue;
+        }
+        let text = files.text(path).unwrap_or_default();
+        for line in text.lines() {
+            if let Some(v) = image_value(line) {
+                images.entry(v).or_default().push(path.to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (image, mut in_files) in images {
+        in_files.dedup();
+        let mut p = ImageProposal {
+            files: in_files,
+            image: image.clone(),
+            candidates: Vec::new(),
+            chosen: None,
+            note: None,
+        };
+        if image.contains('$') {
+            p.note = Some("set through a variable; not upgraded".into());
+            out.push(p);
+            continue;
+        }
+        let r = match ImageRef::parse(&image) {
+            Ok(r) => r,
+            Err(e) => {
+                p.note = Some(e.to_string());
+                out.push(p);
+                continue;
+            }
+        };
+        let Some(tag) = r.tag.clone() else {
+            p.note = Some("no tag; pin one first".into());
+            out.push(p);
+            continue;
+        };
+        if upgrade::TagShape::parse(&tag).is_none() {
+            p.note = Some(format!("the tag {tag} holds no version; not upgraded"));
+            out.push(p);
+            continue;
+        }
+        let tags = match client.tags(&r).await {
+            Ok(t) => t,
+            Err(e) => {
+                p.note = Some(e.to_string());
+                out.push(p);
+                continue;
+            }
+        };
+        p.candidates = upgrade::candidates(&tag, &tags);
+        if let Some((_, new_tag)) = p.candidates.iter().rfind(|(b, _)| *b <= level) {
+            let mut to = image.replacen(&format!(":{tag}"), &format!(":{new_tag}"), 1);
+            if let Some(old) = &r.digest {
+                let mut pinned = r.clone();
+                pinned.tag = Some(new_tag.clone());
+                pinned.digest = None;
+                let resolved = client
+                    .resolve(&pinned)
+                    .await
+                    .map_err(|e| OpsError::Failed(format!("resolving {image} → {new_tag}: {e}")))?;
+                to = to.replace(old.as_str(), &resolved.digest);
+            }
+            p.chosen = Some(ImageEdit {
+                from: image.clone(),
+                to,
+            });
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Writes the chosen edits into the recipe's compose files; returns the files changed.
+pub fn apply(abra: &AbraDir, recipe: &str, proposals: &[ImageProposal]) -> Result<Vec<String>> {
+    let repo = abra.recipe(recipe)?;
+    let root = abra.recipes_dir().join(&repo.name);
+    let edits: Vec<ImageEdit> = proposals.iter().filter_map(|p| p.chosen.clone()).collect();
+    let mut files: Vec<&String> = proposals
+        .iter()
+        .filter(|p| p.chosen.is_some())
+        .flat_map(|p| p.files.iter())
+        .collect();
+    files.sort();
+    files.dedup();
+    let mut changed = Vec::new();
+    for f in files {
+        let path = root.join(f);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| OpsError::Failed(format!("reading {}: {e}", path.display())))?;
+        let (new, n) = upgrade::rewrite_images(&text, &edits);
+        if n > 0 && new != text {
+            write_atomic(&path, new.as_bytes())?;
+            changed.push(f.clone());
+        }
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn image_values() {
+        assert_eq!(
+            super::image_value("    image: \"nginx:1.2\"  # x").as_deref(),
+            Some("nginx:1.2")
+        );
+        assert_eq!(
+            super::image_value("  - image: a/b:1").as_deref(),
+            Some("a/b:1")
+        );
+        assert_eq!(super::image_value("    command: image: x"), None);
+    }
+}
