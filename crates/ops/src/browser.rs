@@ -97,6 +97,7 @@ pub(crate) async fn run(
         chrome["binary"] = serde_json::json!(bin);
     }
     caps.insert("goog:chromeOptions".into(), chrome);
+    cooper_registry::install_crypto();
     let client = ClientBuilder::rustls()
         .map_err(|e| OpsError::Failed(format!("WebDriver client: {e}")))?
         .capabilities(caps)

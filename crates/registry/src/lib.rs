@@ -126,9 +126,17 @@ impl Default for Client {
     }
 }
 
+/// Selects rustls' crypto provider for the process (ring), once. Needed when more than one
+/// provider is compiled in (reqwest brings ring, the WebDriver client aws-lc-rs), where rustls
+/// cannot choose by itself; harmless otherwise.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Client {
     /// A client with basic credentials per registry host.
     pub fn new(credentials: HashMap<String, Credentials>) -> Client {
+        install_crypto();
         Client {
             http: reqwest::Client::builder()
                 .user_agent(concat!("cooper/", env!("CARGO_PKG_VERSION")))
