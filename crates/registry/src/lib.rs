@@ -126,6 +126,68 @@ impl Default for Client {
     }
 }
 
+/// Basic credentials from a Docker client config (`$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`, or `path`): the `auths` entries written by `docker login`
+/// (`"auth": base64("user:password")`). Docker Hub's `https://index.docker.io/v1/` key maps to
+/// its API host. Credential helpers (`credsStore`, `credHelpers`) are not consulted.
+pub fn docker_config_credentials(path: Option<&std::path::Path>) -> HashMap<String, Credentials> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => match std::env::var_os("DOCKER_CONFIG") {
+            Some(d) => std::path::PathBuf::from(d).join("config.json"),
+            None => match std::env::var_os("HOME") {
+                Some(h) => std::path::PathBuf::from(h)
+                    .join(".docker")
+                    .join("config.json"),
+                None => return HashMap::new(),
+            },
+        },
+    };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return HashMap::new();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return HashMap::new();
+    };
+    let mut out = HashMap::new();
+    if let Some(auths) = v.get("auths").and_then(|a| a.as_object()) {
+        for (key, entry) in auths {
+            let Some(encoded) = entry.get("auth").and_then(|a| a.as_str()) else {
+                continue;
+            };
+            let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+                continue;
+            };
+            let Some((user, pass)) = String::from_utf8_lossy(&decoded)
+                .split_once(':')
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+            else {
+                continue;
+            };
+            let host = key
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let host = if host == "index.docker.io" || host == "docker.io" {
+                reference::DOCKER_HUB.to_string()
+            } else {
+                host
+            };
+            out.insert(
+                host,
+                Credentials {
+                    username: user,
+                    password: pass,
+                },
+            );
+        }
+    }
+    out
+}
+
 /// Selects rustls' crypto provider for the process (ring), once. Needed when more than one
 /// provider is compiled in (reqwest brings ring, the WebDriver client aws-lc-rs), where rustls
 /// cannot choose by itself; harmless otherwise.
@@ -435,6 +497,31 @@ fn sha256_hex(data: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn docker_login_credentials_are_read() {
+        let dir = std::env::temp_dir().join(format!("cooper-dockercfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("config.json");
+        std::fs::write(
+            &cfg,
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"Ym90OnNlY3JldA=="},"git.coopcloud.tech":{"auth":"dTpwOng="},"broken":{"auth":"!!"}}}"#,
+        )
+        .unwrap();
+        let c = super::docker_config_credentials(Some(&cfg));
+        assert_eq!(c.len(), 2);
+        let hub = &c[super::reference::DOCKER_HUB];
+        assert_eq!(
+            (hub.username.as_str(), hub.password.as_str()),
+            ("bot", "secret")
+        );
+        assert_eq!(
+            c["git.coopcloud.tech"].password, "p:x",
+            "a password may hold colons"
+        );
+        assert!(super::docker_config_credentials(Some(&dir.join("missing.json"))).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn challenge_params_keep_quoted_commas() {
         let p = super::split_params(
