@@ -116,6 +116,26 @@ impl Engine {
         }))
     }
 
+    /// Like [`Engine::running_container`], but waits up to `wait` for one (a task restarting or
+    /// being replaced); the error is the last one seen.
+    pub async fn wait_running_container(
+        &self,
+        stack: &str,
+        service: &str,
+        wait: std::time::Duration,
+    ) -> Result<String> {
+        let start = std::time::Instant::now();
+        loop {
+            match self.running_container(stack, service).await {
+                Ok(c) => return Ok(c),
+                Err(_) if start.elapsed() < wait => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Runs a command in a container and collects its output and exit code.
     pub async fn exec_capture(&self, container: &str, req: ExecRequest) -> Result<ExecOutput> {
         let exec = self

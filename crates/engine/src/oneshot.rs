@@ -31,14 +31,19 @@ pub fn owner() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// Whether the owner of a helper is a process of this machine that is gone.
-fn owner_gone(owner: &str) -> bool {
-    let Some((host, pid)) = owner.rsplit_once(':') else {
-        return false;
-    };
+/// Whether `owner` (`<host>:<pid>`, see [`owner`]) names a process of this machine:
+/// `Some(alive)`, or `None` for another machine (or garbage), where liveness is unknown.
+pub fn owner_alive_here(owner: &str) -> Option<bool> {
+    let (host, pid) = owner.rsplit_once(':')?;
     let me = self::owner();
     let my_host = me.rsplit_once(':').map(|(h, _)| h).unwrap_or_default();
-    host == my_host && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    (host == my_host && pid.parse::<u32>().is_ok())
+        .then(|| std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Whether the owner of a helper is a process of this machine that is gone.
+fn owner_gone(owner: &str) -> bool {
+    owner_alive_here(owner) == Some(false)
 }
 
 /// A named volume mounted into a helper.

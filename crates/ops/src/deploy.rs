@@ -323,11 +323,7 @@ async fn run_deploy(
     record: &mut Record,
     started: Instant,
 ) -> Result<DeployReport> {
-    let stack_name = app
-        .env
-        .get("STACK_NAME")
-        .map(str::to_string)
-        .unwrap_or_else(|| stack::stack_name(&app.at.domain));
+    let stack_name = crate::stack_of(app);
     let t = Instant::now();
     let engine = connect(abra, &app.at.server).await?;
     engine.require_manager().await?;
@@ -731,11 +727,7 @@ pub async fn undeploy(abra: &AbraDir, domain: &str, reporter: &mut dyn Reporter)
     let server_dir = abra.servers_dir().join(&app.at.server);
     let _lock = AppLock::acquire(&server_dir, domain, "app undeploy", None)?;
     let mut record = Record::new("app undeploy", domain, &app.at.server, &app.recipe.name);
-    let stack_name = app
-        .env
-        .get("STACK_NAME")
-        .map(str::to_string)
-        .unwrap_or_else(|| stack::stack_name(domain));
+    let stack_name = crate::stack_of(&app);
     let result = async {
         let engine = connect(abra, &app.at.server).await?;
         engine.require_manager().await?;
@@ -764,7 +756,7 @@ pub async fn undeploy(abra: &AbraDir, domain: &str, reporter: &mut dyn Reporter)
 pub async fn remove_volumes(abra: &AbraDir, domain: &str) -> Result<Vec<String>> {
     let app = abra.app(domain)?;
     let engine = connect(abra, &app.at.server).await?;
-    let stack_name = crate::backup::stack_of(&app);
+    let stack_name = crate::stack_of(&app);
     if deployed_version(&engine, &stack_name).await?.is_some() {
         return Err(OpsError::Refused(format!(
             "{domain} is deployed; undeploy it first with `cooper app undeploy {domain}`"
@@ -797,11 +789,7 @@ pub async fn remove_app(
     let app = abra.app(domain)?;
     let server_dir = abra.servers_dir().join(&app.at.server);
     let _lock = AppLock::acquire(&server_dir, domain, "app remove", None)?;
-    let stack_name = app
-        .env
-        .get("STACK_NAME")
-        .map(str::to_string)
-        .unwrap_or_else(|| stack::stack_name(domain));
+    let stack_name = crate::stack_of(&app);
     let mut removed = Vec::new();
     if volumes || secrets {
         let engine = connect(abra, &app.at.server).await?;

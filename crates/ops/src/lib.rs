@@ -87,6 +87,20 @@ pub async fn connect(abra: &AbraDir, server: &str) -> Result<Engine> {
     Ok(Engine::connect(server, &endpoint).await?)
 }
 
+/// The stack name of an app: its `.env`'s `STACK_NAME`, else the domain's (abra's rule).
+pub fn stack_of(app: &App) -> String {
+    app.env
+        .get("STACK_NAME")
+        .map(str::to_string)
+        .unwrap_or_else(|| cooper_recipe::stack::stack_name(&app.at.domain))
+}
+
+/// The last `n` lines of a text.
+pub(crate) fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// The `coop-cloud.<stack>.<key>` label.
 pub fn label(stack: &str, key: &str) -> String {
     format!("coop-cloud.{stack}.{key}")

@@ -407,7 +407,7 @@ async fn tiers(
 pub async fn teardown(abra: &AbraDir, domain: &str) -> Result<Vec<String>> {
     let app = abra.app(domain)?;
     let engine = crate::connect(abra, &app.at.server).await?;
-    let stack = crate::backup::stack_of(&app);
+    let stack = crate::stack_of(&app);
     // Always: an interrupted run may have left networks and configs without services.
     crate::undeploy(abra, domain, &mut Collect::default()).await?;
     // Helpers of a killed cooper still hold the volumes (even exited containers do): they stop

@@ -84,7 +84,7 @@ pub async fn rehearse(
 ) -> Result<RehearseReport> {
     let prod = abra.app(&req.domain)?;
     let engine = crate::connect(abra, &prod.at.server).await?;
-    let stack = crate::backup::stack_of(&prod);
+    let stack = crate::stack_of(&prod);
     let (current, chaos) = crate::deploy::deployed_version(&engine, &stack)
         .await?
         .ok_or_else(|| {

@@ -29,7 +29,7 @@ use cooper_recipe::repo::RecipeFiles;
 use cooper_recipe::stack::VersionChoice;
 
 use crate::record::Record;
-use crate::{connect, OpsError, Reporter, Result};
+use crate::{connect, tail, OpsError, Reporter, Result};
 
 /// The probe image's default (anything with busybox `wget` and `sh`).
 pub const DEFAULT_PROBE_IMAGE: &str = "busybox:1.36";
@@ -115,21 +115,14 @@ pub struct TestRun {
     pub results: PathBuf,
 }
 
-/// A fresh run mark: 8 hex digits.
+/// A fresh run mark: 8 hex digits (from the secret generator's OS CSPRNG).
 pub fn run_id() -> String {
-    let mut b = [0u8; 4];
-    let _ = getrandom(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
-}
-
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    cooper_recipe::secrets::generate(&cooper_recipe::secrets::Recipe::Password {
+        length: 8,
+        charset: cooper_recipe::secrets::Charset::Hex,
+    })
+    .map(|v| v.expose().to_string())
+    .unwrap_or_default()
 }
 
 /// Runs the app's tests.
@@ -140,7 +133,7 @@ pub async fn run(
 ) -> Result<TestRun> {
     let app = abra.app(&req.domain)?;
     let engine = connect(abra, &app.at.server).await?;
-    let stack_name = crate::backup::stack_of(&app);
+    let stack_name = crate::stack_of(&app);
     let (version, chaos) = crate::deploy::deployed_version(&engine, &stack_name)
         .await?
         .ok_or_else(|| {
@@ -296,7 +289,7 @@ pub async fn run(
             .map(|d| Ctx {
                 engine: &d.engine,
                 app: &d.app,
-                stack: crate::backup::stack_of(&d.app),
+                stack: crate::stack_of(&d.app),
                 run: run.clone(),
                 probe_image: req.probe_image.clone(),
                 files: &d.files,
@@ -438,7 +431,7 @@ async fn resolve(abra: &AbraDir, me: &App, need: &suite::Requirement) -> Result<
         }
     };
     let engine = connect(abra, &app.at.server).await?;
-    let (version, chaos) = crate::deploy::deployed_version(&engine, &crate::backup::stack_of(&app))
+    let (version, chaos) = crate::deploy::deployed_version(&engine, &crate::stack_of(&app))
         .await?
         .ok_or_else(|| {
             OpsError::Refused(format!("{} (required) is not deployed", app.at.domain))
@@ -507,14 +500,10 @@ pub async fn cleanup_interrupted(
             continue;
         };
         let run_mark = v["run"].as_str().unwrap_or_default().to_string();
-        let host = v["host"].as_str().unwrap_or_default();
-        let pid = v["pid"].as_u64().unwrap_or(0);
-        let me = cooper_engine::oneshot::owner();
-        let same_host =
-            host.rsplit_once(':').map(|(h, _)| h) == me.rsplit_once(':').map(|(h, _)| h);
-        if same_host && std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        let owner = v["host"].as_str().unwrap_or_default();
+        if cooper_engine::oneshot::owner_alive_here(owner) == Some(true) {
             reporter.info(&format!(
-                "run {run_mark} is still going (pid {pid}); left alone"
+                "run {run_mark} is still going ({owner}); left alone"
             ));
             continue;
         }
@@ -715,16 +704,10 @@ impl Ctx<'_> {
     }
 
     async fn container(&self, service: &str) -> Result<String> {
-        let start = Instant::now();
-        loop {
-            match self.engine.running_container(&self.stack, service).await {
-                Ok(c) => return Ok(c),
-                Err(_) if start.elapsed() < Duration::from_secs(30) => {
-                    tokio::time::sleep(Duration::from_millis(500)).await
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Ok(self
+            .engine
+            .wait_running_container(&self.stack, service, Duration::from_secs(30))
+            .await?)
     }
 
     async fn http(&self, h: &suite::Http) -> Result<(Outcome, String)> {

@@ -18,7 +18,8 @@ fn fixture(path: &str) -> PathBuf {
 }
 
 struct Prod {
-    dir: tempfile::TempDir,
+    /// Keeps the $ABRA_DIR alive for the test's length.
+    _dir: tempfile::TempDir,
     abra: AbraDir,
     domain: String,
     stack: String,
@@ -60,7 +61,7 @@ async fn production(name: &str, new_release: &str) -> Prod {
     .await
     .unwrap();
     let p = Prod {
-        dir,
+        _dir: dir,
         abra,
         domain,
         stack,
@@ -182,7 +183,6 @@ async fn a_green_rehearsal_upgrades_production_with_its_data() {
     assert!(p.specs().contains("1.1.0+1.1"));
     assert_eq!(p.data(), before);
     p.no_staging_left(&r.staging);
-    let _ = &p.dir;
     p.cleanup().await;
 }
 

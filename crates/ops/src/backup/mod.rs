@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::lock::AppLock;
 use crate::record::Record;
-use crate::{connect, OpsError, Reporter, Result};
+pub use crate::stack_of;
+use crate::{connect, tail, OpsError, Reporter, Result};
 
 mod create;
 mod restic;
@@ -249,12 +250,6 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// The last `n` lines of a text.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// A snapshot as `restic snapshots --json` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -295,14 +290,6 @@ pub struct Summary {
     pub total_bytes_processed: u64,
     #[serde(default)]
     pub data_added: u64,
-}
-
-/// The stack name of an app.
-pub fn stack_of(app: &App) -> String {
-    app.env
-        .get("STACK_NAME")
-        .map(str::to_string)
-        .unwrap_or_else(|| stack::stack_name(&app.at.domain))
 }
 
 /// The backup plan of the version the app runs (or, when it is not deployed, of the version
@@ -382,22 +369,15 @@ async fn run_hook(
              0; scale it up (or deploy the app) and back up again"
         )));
     }
-    let start = Instant::now();
-    let container = loop {
-        match engine.running_container(stack, service).await {
-            Ok(c) => break c,
-            Err(e) if start.elapsed() < HOOK_WAIT => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => {
-                return Err(OpsError::Failed(format!(
-                    "{label} of service {service} needs its running container: {e} (waited {}s)",
-                    HOOK_WAIT.as_secs()
-                )))
-            }
-        }
-    };
+    let container = engine
+        .wait_running_container(stack, service, HOOK_WAIT)
+        .await
+        .map_err(|e| {
+            OpsError::Failed(format!(
+                "{label} of service {service} needs its running container: {e} (waited {}s)",
+                HOOK_WAIT.as_secs()
+            ))
+        })?;
     let out = engine
         .exec_capture(
             &container,
