@@ -7,11 +7,13 @@
 pub mod backup;
 mod browser;
 pub mod deploy;
+pub mod git;
 pub mod lifecycle;
 pub mod lock;
 pub mod maintain;
 pub mod record;
 pub mod rehearse;
+pub mod release;
 pub mod secrets;
 pub mod server;
 pub mod test;

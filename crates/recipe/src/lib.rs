@@ -11,6 +11,7 @@ pub mod compose;
 pub mod envfile;
 pub mod interpolate;
 pub mod lint;
+pub mod release;
 pub mod repo;
 pub mod secrets;
 pub mod stack;

@@ -117,7 +117,7 @@ fn semver_like(tag: &str) -> bool {
 /// The compose file sets lint loads: the `.env.sample` selection (or `compose.yml`), then that
 /// selection plus each other overlay (overlays build on the default selection, e.g. bonfire's
 /// tuning overlay on its postgres overlay).
-fn combinations(files: &RecipeFiles, sample: Option<&EnvFile>) -> Vec<Vec<String>> {
+pub(crate) fn combinations(files: &RecipeFiles, sample: Option<&EnvFile>) -> Vec<Vec<String>> {
     let base = sample
         .map(stack::compose_files)
         .unwrap_or_else(|| vec!["compose.yml".to_string()]);
@@ -145,10 +145,10 @@ fn yaml_strings<'a>(node: &'a crate::yaml::Node, out: &mut Vec<&'a str>) {
     }
 }
 
-const LINT_DOMAIN: &str = "lint.example.org";
+pub(crate) const LINT_DOMAIN: &str = "lint.example.org";
 
 /// A stand-in app env for linting: `.env.sample`, with commented-out keys treated as unset.
-fn lint_env(sample: Option<&EnvFile>) -> EnvFile {
+pub(crate) fn lint_env(sample: Option<&EnvFile>) -> EnvFile {
     let mut env = sample.cloned().unwrap_or_default();
     if env.get("DOMAIN").is_none() {
         env.set("DOMAIN", LINT_DOMAIN);
@@ -784,7 +784,7 @@ fn config_bumps(input: &Input) -> Outcome {
 }
 
 /// config key → (Swarm name, file content), for the `.env.sample` selection.
-fn config_contents(files: &RecipeFiles) -> Option<BTreeMap<String, (String, Vec<u8>)>> {
+pub(crate) fn config_contents(files: &RecipeFiles) -> Option<BTreeMap<String, (String, Vec<u8>)>> {
     let sample = files
         .text(".env.sample")
         .and_then(|t| EnvFile::parse(&t).ok());

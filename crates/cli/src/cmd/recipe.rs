@@ -43,6 +43,104 @@ pub enum RecipeCommand {
     /// image lines (tag and @sha256 pin) of the working tree (alias: u).
     #[command(alias = "u")]
     Upgrade(Upgrade),
+    /// Work out the next version from what changed since the last release and write it into
+    /// the version label; count up config versions whose files changed. No commit, no tag.
+    Sync(Release),
+    /// Release the working tree: next version, version label, config versions, release notes
+    /// moved, a commit and an annotated tag; --publish pushes them (alias: rl).
+    #[command(alias = "rl")]
+    Release(Release),
+}
+
+#[derive(Debug, Args)]
+pub struct Release {
+    recipe: String,
+    /// The version to give, as <semver>+<upstream> (default: computed from what changed).
+    #[arg(value_name = "VERSION")]
+    release_version: Option<String>,
+    /// Take a major step.
+    #[arg(short = 'x', long, conflicts_with_all = ["minor", "patch"])]
+    major: bool,
+    /// Take a minor step.
+    #[arg(short = 'y', long, conflicts_with = "patch")]
+    minor: bool,
+    /// Take a patch step.
+    #[arg(short = 'z', long)]
+    patch: bool,
+    /// Show what would be written, committed, tagged and pushed, and change nothing.
+    #[arg(short = 'r', long)]
+    dry_run: bool,
+    /// Push the commit and the tag to origin (release only).
+    #[arg(short = 'p', long)]
+    publish: bool,
+    /// Print the plan as JSON.
+    #[arg(short = 'm', long)]
+    machine: bool,
+}
+
+fn release(ctx: &Ctx, r: Release, commit: bool) -> anyhow::Result<u8> {
+    use cooper_recipe::upgrade::Bump;
+    let step = if r.major {
+        Some(Bump::Major)
+    } else if r.minor {
+        Some(Bump::Minor)
+    } else if r.patch {
+        Some(Bump::Patch)
+    } else {
+        None
+    };
+    let req = cooper_ops::release::ReleaseRequest {
+        recipe: r.recipe.clone(),
+        version: r.release_version.clone(),
+        step,
+        commit,
+        publish: r.publish,
+    };
+    let plan = cooper_ops::release::plan(&ctx.abra, &req)?;
+    if r.machine {
+        output::json(&plan)?;
+    } else {
+        for line in plan.describe() {
+            println!("{line}");
+        }
+    }
+    if r.dry_run {
+        if !r.machine {
+            println!("dry run: nothing changed");
+        }
+        return Ok(0);
+    }
+    if !confirm(ctx, "go ahead?")? {
+        println!("nothing changed");
+        return Ok(0);
+    }
+    cooper_ops::release::execute(&plan)?;
+    if !r.machine {
+        match (&plan.tag, &plan.push) {
+            (Some(t), Some(p)) => println!("released {t} and pushed it to {p}"),
+            (Some(t), None) => println!("released {t} (push it with `git push origin HEAD {t}`, or use --publish)"),
+            _ => println!("wrote version {} (release it with `cooper recipe release {}`)", plan.version, plan.recipe),
+        }
+    }
+    Ok(0)
+}
+
+/// Asks on the terminal unless -n; without a terminal and without -n, refuses.
+fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if ctx.no_input {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "no terminal to ask on: pass -n to go ahead, or --dry-run / -m to only look"
+        );
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut a = String::new();
+    std::io::stdin().lock().read_line(&mut a)?;
+    Ok(matches!(a.trim(), "y" | "Y" | "yes"))
 }
 
 #[derive(Debug, Args)]
@@ -93,21 +191,9 @@ fn upgrade(ctx: &Ctx, u: Upgrade) -> anyhow::Result<u8> {
     if proposals.iter().all(|p| p.chosen.is_none()) {
         return Ok(0);
     }
-    if !ctx.no_input {
-        use std::io::{BufRead, IsTerminal, Write};
-        if !std::io::stdin().is_terminal() {
-            anyhow::bail!(
-                "no terminal to ask on: pass -n to write these changes, or -m to only print them"
-            );
-        }
-        eprint!("write these changes? [y/N] ");
-        std::io::stderr().flush()?;
-        let mut a = String::new();
-        std::io::stdin().lock().read_line(&mut a)?;
-        if !matches!(a.trim(), "y" | "Y" | "yes") {
-            println!("nothing changed");
-            return Ok(0);
-        }
+    if !u.machine && !confirm(ctx, "write these changes?")? {
+        println!("nothing changed");
+        return Ok(0);
     }
     for f in cooper_ops::maintain::apply(&ctx.abra, &u.recipe, &proposals)? {
         println!("wrote {f}");
@@ -139,6 +225,8 @@ impl RecipeCommand {
             RecipeCommand::Lint(l) => run_lint(ctx, l),
             RecipeCommand::Test(t) => t.run(ctx),
             RecipeCommand::Upgrade(u) => upgrade(ctx, u),
+            RecipeCommand::Sync(r) => release(ctx, r, false),
+            RecipeCommand::Release(r) => release(ctx, r, true),
         }
     }
 }
