@@ -6,6 +6,7 @@
 
 pub mod abra_dir;
 pub mod abrash;
+pub mod catalogue;
 pub mod backup;
 pub mod compose;
 pub mod envfile;

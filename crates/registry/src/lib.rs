@@ -113,7 +113,9 @@ impl std::fmt::Debug for Credentials {
 /// A registry client (cheap to share; caches tokens and resolved tags).
 pub struct Client {
     http: reqwest::Client,
-    credentials: HashMap<String, Credentials>,
+    config: DockerConfig,
+    /// Registry host → what a credential helper answered (asked once).
+    from_helpers: tokio::sync::Mutex<HashMap<String, Option<Credentials>>>,
     /// `registry|scope` → `Authorization` header value.
     auth: Mutex<HashMap<String, String>>,
     resolved: Mutex<HashMap<String, Resolved>>,
@@ -126,11 +128,35 @@ impl Default for Client {
     }
 }
 
-/// Basic credentials from a Docker client config (`$DOCKER_CONFIG/config.json`, else
-/// `~/.docker/config.json`, or `path`): the `auths` entries written by `docker login`
-/// (`"auth": base64("user:password")`). Docker Hub's `https://index.docker.io/v1/` key maps to
-/// its API host. Credential helpers (`credsStore`, `credHelpers`) are not consulted.
-pub fn docker_config_credentials(path: Option<&std::path::Path>) -> HashMap<String, Credentials> {
+/// What a Docker client config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`)
+/// says about registry credentials: `auths` written by `docker login`, per-registry credential
+/// helpers (`credHelpers`) and the default helper (`credsStore`).
+#[derive(Debug, Default, Clone)]
+pub struct DockerConfig {
+    pub auths: HashMap<String, Credentials>,
+    /// Registry host → helper name (`docker-credential-<name>`).
+    pub helpers: HashMap<String, String>,
+    pub store: Option<String>,
+}
+
+/// The registry host a config key names: `https://index.docker.io/v1/` → Docker Hub's API host.
+fn config_host(key: &str) -> String {
+    let host = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if host == "index.docker.io" || host == "docker.io" {
+        reference::DOCKER_HUB.to_string()
+    } else {
+        host
+    }
+}
+
+/// Reads a Docker client config (`path`, or the default place); missing or unreadable → empty.
+pub fn docker_config(path: Option<&std::path::Path>) -> DockerConfig {
     let path = match path {
         Some(p) => p.to_path_buf(),
         None => match std::env::var_os("DOCKER_CONFIG") {
@@ -139,17 +165,17 @@ pub fn docker_config_credentials(path: Option<&std::path::Path>) -> HashMap<Stri
                 Some(h) => std::path::PathBuf::from(h)
                     .join(".docker")
                     .join("config.json"),
-                None => return HashMap::new(),
+                None => return DockerConfig::default(),
             },
         },
     };
     let Ok(text) = std::fs::read_to_string(&path) else {
-        return HashMap::new();
+        return DockerConfig::default();
     };
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return HashMap::new();
+        return DockerConfig::default();
     };
-    let mut out = HashMap::new();
+    let mut out = DockerConfig::default();
     if let Some(auths) = v.get("auths").and_then(|a| a.as_object()) {
         for (key, entry) in auths {
             let Some(encoded) = entry.get("auth").and_then(|a| a.as_str()) else {
@@ -164,20 +190,8 @@ pub fn docker_config_credentials(path: Option<&std::path::Path>) -> HashMap<Stri
             else {
                 continue;
             };
-            let host = key
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let host = if host == "index.docker.io" || host == "docker.io" {
-                reference::DOCKER_HUB.to_string()
-            } else {
-                host
-            };
-            out.insert(
-                host,
+            out.auths.insert(
+                config_host(key),
                 Credentials {
                     username: user,
                     password: pass,
@@ -185,7 +199,67 @@ pub fn docker_config_credentials(path: Option<&std::path::Path>) -> HashMap<Stri
             );
         }
     }
+    if let Some(helpers) = v.get("credHelpers").and_then(|a| a.as_object()) {
+        for (key, helper) in helpers {
+            if let Some(h) = helper.as_str() {
+                out.helpers.insert(config_host(key), h.to_string());
+            }
+        }
+    }
+    out.store = v
+        .get("credsStore")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     out
+}
+
+/// The `auths` entries of a Docker client config (see [`docker_config`]).
+pub fn docker_config_credentials(path: Option<&std::path::Path>) -> HashMap<String, Credentials> {
+    docker_config(path).auths
+}
+
+#[derive(Deserialize)]
+struct HelperAnswer {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+/// Asks a credential helper (`docker-credential-<helper> get`, the server on stdin) for a
+/// registry's credentials. `None` when it has none, cannot be run, or holds an identity token
+/// (`<token>`), which registries only take through OAuth flows cooper does not speak.
+async fn ask_helper(helper: &str, registry: &str) -> Option<Credentials> {
+    use tokio::io::AsyncWriteExt;
+    let server = if registry == reference::DOCKER_HUB {
+        "https://index.docker.io/v1/".to_string()
+    } else {
+        registry.to_string()
+    };
+    let mut child = tokio::process::Command::new(format!("docker-credential-{helper}"))
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    stdin.write_all(server.as_bytes()).await.ok()?;
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .ok()?
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let a: HelperAnswer = serde_json::from_slice(&out.stdout).ok()?;
+    (a.username != "<token>" && !a.secret.is_empty()).then_some(Credentials {
+        username: a.username,
+        password: a.secret,
+    })
 }
 
 /// Selects rustls' crypto provider for the process (ring), once. Needed when more than one
@@ -198,17 +272,46 @@ pub fn install_crypto() {
 impl Client {
     /// A client with basic credentials per registry host.
     pub fn new(credentials: HashMap<String, Credentials>) -> Client {
+        Self::with_config(DockerConfig {
+            auths: credentials,
+            ..Default::default()
+        })
+    }
+
+    /// A client with the credentials of a Docker client config: `auths` first, then the
+    /// registry's credential helper, then the default store, each helper asked at most once.
+    pub fn with_config(config: DockerConfig) -> Client {
         install_crypto();
         Client {
             http: reqwest::Client::builder()
                 .user_agent(concat!("cooper/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
-            credentials,
+            config,
+            from_helpers: Default::default(),
             auth: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             trips: AtomicUsize::new(0),
         }
+    }
+
+    /// Credentials for a registry host, if any source has them.
+    async fn credentials(&self, registry: &str) -> Option<Credentials> {
+        if let Some(c) = self.config.auths.get(registry) {
+            return Some(c.clone());
+        }
+        let helper = self
+            .config
+            .helpers
+            .get(registry)
+            .or(self.config.store.as_ref())?;
+        let mut asked = self.from_helpers.lock().await;
+        if let Some(hit) = asked.get(registry) {
+            return hit.clone();
+        }
+        let answer = ask_helper(helper, registry).await;
+        asked.insert(registry.to_string(), answer.clone());
+        answer
     }
 
     /// How many HTTP requests this client has made.
@@ -302,7 +405,8 @@ impl Client {
 
     /// The `Authorization` value answering a challenge.
     async fn answer(&self, r: &ImageRef, challenge: &str) -> Result<String> {
-        let creds = self.credentials.get(&r.registry);
+        let creds = self.credentials(&r.registry).await;
+        let creds = creds.as_ref();
         let basic = |c: &Credentials| {
             format!(
                 "Basic {}",

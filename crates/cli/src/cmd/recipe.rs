@@ -169,7 +169,7 @@ fn upgrade(ctx: &Ctx, u: Upgrade) -> anyhow::Result<u8> {
     } else {
         Bump::Patch
     };
-    let client = cooper_registry::Client::new(cooper_registry::docker_config_credentials(None));
+    let client = cooper_registry::Client::with_config(cooper_registry::docker_config(None));
     let proposals = ctx.block_on(cooper_ops::maintain::propose(
         &ctx.abra, &u.recipe, level, &client,
     ))?;
