@@ -45,6 +45,9 @@ pub enum Command {
     /// Manage recipes (alias: r).
     #[command(alias = "r", subcommand)]
     Recipe(cmd::recipe::RecipeCommand),
+    /// The recipe catalogue: generate recipes.json, sync it from its repository (alias: c).
+    #[command(alias = "c", subcommand)]
+    Catalogue(cmd::catalogue::CatalogueCommand),
     /// Manage servers (alias: s).
     #[command(alias = "s", subcommand)]
     Server(cmd::server::ServerCommand),
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::App(c) => c.run(&ctx),
         Command::Recipe(c) => c.run(&ctx),
         Command::Server(c) => c.run(&ctx),
+        Command::Catalogue(c) => c.run(&ctx),
         Command::Autocomplete(c) => c.run(),
     };
     match result {

@@ -442,7 +442,7 @@ fn recipe_versions_new_and_completions() {
     );
 
     let ls = abra.ok(&["recipe", "ls"]);
-    assert!(ls.contains("clean\t1.0.1+1.27.2\t2"), "{ls}");
+    assert!(ls.contains("clean\t-\t-\t1.0.1+1.27.2\t2\t-\tyes"), "{ls}");
 
     abra.ok(&["recipe", "new", "myapp"]);
     let out = abra.cooper(&["recipe", "lint", "myapp", "-o"]);

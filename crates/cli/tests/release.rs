@@ -27,7 +27,11 @@ fn setup() -> Setup {
     cooper_testkit::recipe_repo(&recipe, &[(fixture(), "1.0.0+1.27.1-alpine")]).unwrap();
     let remote = dir.path().join("remote.git");
     cooper_testkit::git(dir.path(), &["init", "-q", "--bare", "remote.git"]).unwrap();
-    cooper_testkit::git(&recipe, &["remote", "add", "origin", remote.to_str().unwrap()]).unwrap();
+    cooper_testkit::git(
+        &recipe,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    )
+    .unwrap();
     Setup {
         _dir: dir,
         abra,
@@ -60,7 +64,11 @@ fn ok(out: &Output) -> String {
 }
 
 fn failed(out: &Output) -> String {
-    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -95,8 +103,17 @@ fn write(s: &Setup, path: &str, text: &str) {
 }
 
 fn git_out(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -109,19 +126,40 @@ fn release_counts_up_changed_configs_and_a_dry_run_changes_nothing() {
         "compose.yml",
         &read(&s, "compose.yml").replace("nginx:1.27.1-alpine", "nginx:1.28.0-alpine"),
     );
-    write(&s, "nginx.conf", "server { listen 80; location / { return 204; } }\n");
-    write(&s, "release/next", "nginx 1.28; the default page answers 204\n");
+    write(
+        &s,
+        "nginx.conf",
+        "server { listen 80; location / { return 204; } }\n",
+    );
+    write(
+        &s,
+        "release/next",
+        "nginx 1.28; the default page answers 204\n",
+    );
 
     let before = snapshot(s.abra.parent().unwrap());
     let out = ok(&cooper(&s, &["recipe", "release", "relapp", "--dry-run"]));
-    assert!(out.contains("1.0.0+1.27.1-alpine → 1.1.0+1.28.0-alpine (minor step)"), "{out}");
-    assert!(out.contains("minor: service app: nginx:1.27.1-alpine → nginx:1.28.0-alpine"), "{out}");
-    assert!(out.contains("NGINX_CONF_VERSION v1 → v2 (config nginx_conf changed)"), "{out}");
-    assert!(out.contains("move release/next → release/1.1.0+1.28.0-alpine"), "{out}");
+    assert!(
+        out.contains("1.0.0+1.27.1-alpine → 1.1.0+1.28.0-alpine (minor step)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("minor: service app: nginx:1.27.1-alpine → nginx:1.28.0-alpine"),
+        "{out}"
+    );
+    assert!(
+        out.contains("NGINX_CONF_VERSION v1 → v2 (config nginx_conf changed)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("move release/next → release/1.1.0+1.28.0-alpine"),
+        "{out}"
+    );
     assert!(out.contains("annotated tag 1.1.0+1.28.0-alpine"), "{out}");
-    let json: serde_json::Value =
-        serde_json::from_slice(&cooper(&s, &["recipe", "release", "relapp", "-r", "-m", "-p"]).stdout)
-            .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(
+        &cooper(&s, &["recipe", "release", "relapp", "-r", "-m", "-p"]).stdout,
+    )
+    .unwrap();
     assert_eq!(json["version"], "1.1.0+1.28.0-alpine");
     assert_eq!(json["step"], "minor");
     assert_eq!(json["config_bumps"][0]["variable"], "NGINX_CONF_VERSION");
@@ -137,8 +175,14 @@ fn release_counts_up_changed_configs_and_a_dry_run_changes_nothing() {
     let err = failed(&cooper(&s, &["recipe", "release", "relapp"]));
     assert!(err.contains("pass -n"), "{err}");
 
-    let out = ok(&cooper(&s, &["-n", "recipe", "release", "relapp", "--publish"]));
-    assert!(out.contains("released 1.1.0+1.28.0-alpine and pushed it to origin main"), "{out}");
+    let out = ok(&cooper(
+        &s,
+        &["-n", "recipe", "release", "relapp", "--publish"],
+    ));
+    assert!(
+        out.contains("released 1.1.0+1.28.0-alpine and pushed it to origin main"),
+        "{out}"
+    );
     assert_eq!(
         read(&s, "abra.sh"),
         "# config versions, counted up by `cooper recipe release`\nexport NGINX_CONF_VERSION=v2\n"
@@ -151,14 +195,26 @@ fn release_counts_up_changed_configs_and_a_dry_run_changes_nothing() {
         read(&s, "release/1.1.0+1.28.0-alpine"),
         "nginx 1.28; the default page answers 204\n"
     );
-    assert_eq!(git_out(&s.recipe, &["status", "--porcelain"]), "", "all committed");
+    assert_eq!(
+        git_out(&s.recipe, &["status", "--porcelain"]),
+        "",
+        "all committed"
+    );
     assert_eq!(
         git_out(&s.recipe, &["cat-file", "-t", "1.1.0+1.28.0-alpine"]),
         "tag",
         "annotated"
     );
     assert_eq!(
-        git_out(&s.recipe, &["tag", "-l", "--format=%(contents:subject)", "1.1.0+1.28.0-alpine"]),
+        git_out(
+            &s.recipe,
+            &[
+                "tag",
+                "-l",
+                "--format=%(contents:subject)",
+                "1.1.0+1.28.0-alpine"
+            ]
+        ),
         "chore: publish 1.1.0+1.28.0-alpine release"
     );
     assert_eq!(
@@ -179,21 +235,36 @@ fn release_counts_up_changed_configs_and_a_dry_run_changes_nothing() {
 
     // Nothing changed since: refused, nothing written.
     let err = failed(&cooper(&s, &["-n", "recipe", "release", "relapp"]));
-    assert!(err.contains("nothing changed since 1.1.0+1.28.0-alpine"), "{err}");
+    assert!(
+        err.contains("nothing changed since 1.1.0+1.28.0-alpine"),
+        "{err}"
+    );
 }
 
 #[test]
 fn steps_follow_the_changes_and_sync_writes_only_the_label() {
     let s = setup();
     // A README edit: patch.
-    write(&s, "README.md", &format!("{}\nMore words.\n", read(&s, "README.md")));
+    write(
+        &s,
+        "README.md",
+        &format!("{}\nMore words.\n", read(&s, "README.md")),
+    );
     let out = ok(&cooper(&s, &["-n", "recipe", "sync", "relapp"]));
     assert!(out.contains("→ 1.0.1+1.27.1-alpine (patch step)"), "{out}");
     assert!(read(&s, "compose.yml").contains("version=1.0.1+1.27.1-alpine\""));
-    assert_eq!(git_out(&s.recipe, &["tag", "-l"]), "1.0.0+1.27.1-alpine", "sync tags nothing");
+    assert_eq!(
+        git_out(&s.recipe, &["tag", "-l"]),
+        "1.0.0+1.27.1-alpine",
+        "sync tags nothing"
+    );
 
     // A new setting: major, whatever step is asked for (with a warning).
-    write(&s, ".env.sample", &format!("{}SMTP_HOST=mail.example.com\n", read(&s, ".env.sample")));
+    write(
+        &s,
+        ".env.sample",
+        &format!("{}SMTP_HOST=mail.example.com\n", read(&s, ".env.sample")),
+    );
     let out = ok(&cooper(&s, &["recipe", "sync", "relapp", "-r", "-z"]));
     assert!(out.contains("1.0.1+1.27.1-alpine (patch step)"), "{out}");
     assert!(out.contains("warning: a patch step was asked for, but the changes call for a major step: setting SMTP_HOST added"), "{out}");
@@ -201,9 +272,18 @@ fn steps_follow_the_changes_and_sync_writes_only_the_label() {
     assert!(out.contains("→ 2.0.0+1.27.1-alpine (major step)"), "{out}");
 
     // A version that is not newer, or not a recipe version: refused with the fix.
-    let err = failed(&cooper(&s, &["recipe", "release", "relapp", "0.9.0+1.27.1-alpine", "-r"]));
-    assert!(err.contains("is not newer than the last release 1.0.0+1.27.1-alpine"), "{err}");
-    let err = failed(&cooper(&s, &["recipe", "release", "relapp", "banana", "-r"]));
+    let err = failed(&cooper(
+        &s,
+        &["recipe", "release", "relapp", "0.9.0+1.27.1-alpine", "-r"],
+    ));
+    assert!(
+        err.contains("is not newer than the last release 1.0.0+1.27.1-alpine"),
+        "{err}"
+    );
+    let err = failed(&cooper(
+        &s,
+        &["recipe", "release", "relapp", "banana", "-r"],
+    ));
     assert!(err.contains("not a recipe version"), "{err}");
 
     // A changed config whose name has no version variable: refused, naming the fix.
@@ -217,7 +297,14 @@ fn steps_follow_the_changes_and_sync_writes_only_the_label() {
     write(&s, "nginx.conf", "changed\n");
     let before = snapshot(&s.recipe);
     let err = failed(&cooper(&s, &["-n", "recipe", "release", "relapp"]));
-    assert!(err.contains("config nginx_conf (nginx.conf) changed since 1.0.2+1.27.1-alpine"), "{err}");
+    assert!(
+        err.contains("config nginx_conf (nginx.conf) changed since 1.0.2+1.27.1-alpine"),
+        "{err}"
+    );
     assert!(err.contains("export NGINX_CONF_VERSION=v1"), "{err}");
-    assert_eq!(snapshot(&s.recipe), before, "a refused release writes nothing");
+    assert_eq!(
+        snapshot(&s.recipe),
+        before,
+        "a refused release writes nothing"
+    );
 }

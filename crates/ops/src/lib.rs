@@ -6,6 +6,7 @@
 
 pub mod backup;
 mod browser;
+pub mod catalogue;
 pub mod deploy;
 pub mod git;
 pub mod lifecycle;

@@ -205,9 +205,7 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
         });
     }
 
-    let next_notes = work
-        .text("release/next")
-        .filter(|t| !t.trim().is_empty());
+    let next_notes = work.text("release/next").filter(|t| !t.trim().is_empty());
     let notes_target = format!("release/{version}");
     let notes = (req.commit && next_notes.is_some() && !work.contains(&notes_target))
         .then(|| ("release/next".to_string(), notes_target.clone()));
@@ -352,7 +350,14 @@ pub fn execute(plan: &ReleasePlan) -> Result<()> {
     if plan.push.is_some() {
         git::run(
             &plan.dir,
-            &["push", "-q", "--atomic", "origin", "HEAD", &format!("refs/tags/{tag}")],
+            &[
+                "push",
+                "-q",
+                "--atomic",
+                "origin",
+                "HEAD",
+                &format!("refs/tags/{tag}"),
+            ],
         )?;
     }
     Ok(())
@@ -381,7 +386,11 @@ impl ReleasePlan {
             out.push(format!(
                 "commit {} file{} ({}): {m}",
                 self.commit_paths.len(),
-                if self.commit_paths.len() == 1 { "" } else { "s" },
+                if self.commit_paths.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 self.commit_paths.join(", ")
             ));
         }

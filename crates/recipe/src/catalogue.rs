@@ -110,7 +110,11 @@ pub struct ReadmeMeta {
 /// (`* **Category**: Apps`, `* **Status**: 3, stable`, `* **Image**: [`x`](url), 4, upstream`, …).
 pub fn readme_meta(text: &str) -> ReadmeMeta {
     let mut m = ReadmeMeta::default();
-    if let Some(d) = text.lines().map(str::trim).find_map(|l| l.strip_prefix('>')) {
+    if let Some(d) = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix('>'))
+    {
         m.description = d.trim().to_string();
     }
     let block = match (
@@ -130,7 +134,12 @@ pub fn readme_meta(text: &str) -> ReadmeMeta {
         };
         let value = value.trim_start_matches(':').trim().to_string();
         let f = &mut m.features;
-        match key.trim().trim_end_matches(':').to_ascii_lowercase().as_str() {
+        match key
+            .trim()
+            .trim_end_matches(':')
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "category" => m.category = value,
             "status" => {
                 f.status = value

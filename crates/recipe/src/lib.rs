@@ -6,8 +6,8 @@
 
 pub mod abra_dir;
 pub mod abrash;
-pub mod catalogue;
 pub mod backup;
+pub mod catalogue;
 pub mod compose;
 pub mod envfile;
 pub mod interpolate;

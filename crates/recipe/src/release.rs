@@ -99,7 +99,9 @@ fn facts(files: &RecipeFiles) -> Facts {
             }
         }
         for (key, s) in &c.secrets {
-            f.secrets.entry(key.clone()).or_insert_with(|| s.name.clone());
+            f.secrets
+                .entry(key.clone())
+                .or_insert_with(|| s.name.clone());
         }
         f.volumes.extend(c.volumes.keys().cloned());
     }
@@ -140,7 +142,10 @@ pub fn changes(old: &RecipeFiles, new: &RecipeFiles) -> Vec<Change> {
         push(Bump::Major, format!("setting {key} added to .env.sample"));
     }
     for key in a.env.difference(&b.env) {
-        push(Bump::Major, format!("setting {key} removed from .env.sample"));
+        push(
+            Bump::Major,
+            format!("setting {key} removed from .env.sample"),
+        );
     }
     for v in b.volumes.difference(&a.volumes) {
         push(Bump::Major, format!("volume {v} added"));
@@ -193,7 +198,10 @@ pub fn changes(old: &RecipeFiles, new: &RecipeFiles) -> Vec<Change> {
         }
     }
     if !touched.is_empty() {
-        push(Bump::Patch, format!("files changed: {}", touched.join(", ")));
+        push(
+            Bump::Patch,
+            format!("files changed: {}", touched.join(", ")),
+        );
     }
     out
 }
@@ -339,10 +347,17 @@ pub fn insert_version_label(file: &str, text: &str, version: &str) -> Result<Str
         let idx = last.pos.line as usize - 1;
         let model = lines.get(idx).ok_or_else(no_place)?;
         let indent = &model[..model.len() - model.trim_start().len()];
-        let body = model.trim_start().strip_prefix('-').ok_or_else(no_place)?.trim_start();
+        let body = model
+            .trim_start()
+            .strip_prefix('-')
+            .ok_or_else(no_place)?
+            .trim_start();
         let q = body.chars().next().filter(|c| *c == '"' || *c == '\'');
         let qs = q.map(String::from).unwrap_or_default();
-        (idx, format!("{indent}- {qs}{VERSION_LABEL}={version}{qs}\n"))
+        (
+            idx,
+            format!("{indent}- {qs}{VERSION_LABEL}={version}{qs}\n"),
+        )
     } else if let Some(map) = labels.as_map() {
         let (key, _) = map.entries.last().ok_or_else(no_place)?;
         let idx = key.pos.line as usize - 1;
@@ -540,7 +555,10 @@ mod tests {
         vec![
             ("compose.yml", COMPOSE.to_string()),
             (".env.sample", "TYPE=r\nDOMAIN=r.example.org\n".to_string()),
-            ("abra.sh", "export CONF_VERSION=v3  # the conf\n".to_string()),
+            (
+                "abra.sh",
+                "export CONF_VERSION=v3  # the conf\n".to_string(),
+            ),
             ("x.conf", "a=1\n".to_string()),
         ]
     }
@@ -571,12 +589,20 @@ mod tests {
         let image = with(|b| b[0].1 = b[0].1.replace("1.27.2", "1.28.0"));
         let c = changes(&old, &image);
         assert_eq!(step(&c), Some(Bump::Minor));
-        assert!(c[0].what.contains("nginx:1.27.2-alpine → nginx:1.28.0-alpine"), "{c:?}");
+        assert!(
+            c[0].what
+                .contains("nginx:1.27.2-alpine → nginx:1.28.0-alpine"),
+            "{c:?}"
+        );
         let env = with(|b| b[1].1.push_str("SMTP_HOST=mail\n"));
         assert_eq!(step(&changes(&old, &env)), Some(Bump::Major));
         let commented = with(|b| b[1].1.push_str("#SMTP_HOST=mail\n"));
         assert_eq!(step(&changes(&old, &commented)), Some(Bump::Patch));
-        let vol = with(|b| b[0].1 = b[0].1.replace("volumes:\n  data:\n", "volumes:\n  data:\n  more:\n"));
+        let vol = with(|b| {
+            b[0].1 = b[0]
+                .1
+                .replace("volumes:\n  data:\n", "volumes:\n  data:\n  more:\n")
+        });
         assert_eq!(step(&changes(&old, &vol)), Some(Bump::Major));
         let moved = with(|b| b[0].1 = b[0].1.replace("data:/data", "data:/srv"));
         let c = changes(&old, &moved);
@@ -602,7 +628,10 @@ mod tests {
         let pinned = with(|b| b[0].1 = b[0].1.replace("${V:-1.27.2}-alpine", "1.2@sha256:abc"));
         assert_eq!(upstream(&pinned).unwrap(), "1.2");
         let untagged = with(|b| b[0].1 = b[0].1.replace(":${V:-1.27.2}-alpine", ""));
-        assert!(matches!(upstream(&untagged), Err(ReleaseError::NoUpstream { .. })));
+        assert!(matches!(
+            upstream(&untagged),
+            Err(ReleaseError::NoUpstream { .. })
+        ));
     }
 
     #[test]
@@ -635,7 +664,10 @@ mod tests {
         );
         let err = insert_version_label("compose.yml", "services:\n  app:\n    image: x:1\n", "1")
             .unwrap_err();
-        assert!(err.to_string().contains("services.app.deploy.labels"), "{err}");
+        assert!(
+            err.to_string().contains("services.app.deploy.labels"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -654,7 +686,10 @@ mod tests {
             }]
         );
         assert_eq!(
-            bump_abra_sh("# v3\nexport CONF_VERSION=v3  # the conf\nexport B=v3\n", &bumps),
+            bump_abra_sh(
+                "# v3\nexport CONF_VERSION=v3  # the conf\nexport B=v3\n",
+                &bumps
+            ),
             "# v3\nexport CONF_VERSION=v4  # the conf\nexport B=v3\n"
         );
         // Bumped by hand already: nothing to do.

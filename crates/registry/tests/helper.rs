@@ -14,7 +14,11 @@ fn a_credential_helper_supplies_the_password() {
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     // Set before any thread exists (the runtime is built below).
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     std::env::set_var("PATH", path);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -76,7 +80,11 @@ fn a_credential_helper_supplies_the_password() {
 
     // A helper that knows nothing for the registry: denied, with the registry named.
     let cfg = dir.path().join("none.json");
-    std::fs::write(&cfg, r#"{"credHelpers":{"elsewhere.example":"cooper-test"}}"#).unwrap();
+    std::fs::write(
+        &cfg,
+        r#"{"credHelpers":{"elsewhere.example":"cooper-test"}}"#,
+    )
+    .unwrap();
     let client = Client::with_config(docker_config(Some(&cfg)));
     let e = rt.block_on(client.tags(&image)).unwrap_err();
     assert!(matches!(e, RegistryError::Denied { .. }), "{e}");

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod apptest;
 pub mod backup;
+pub mod catalogue;
 pub mod completion;
 pub mod lifecycle;
 pub mod operate;

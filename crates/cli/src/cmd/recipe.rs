@@ -7,10 +7,8 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use cooper_recipe::envfile::EnvFile;
 use cooper_recipe::lint::{self, Level, Outcome};
 use cooper_recipe::repo::RecipeRepo;
-use cooper_recipe::stack;
 
 use crate::{exit, output, Ctx};
 
@@ -118,8 +116,13 @@ fn release(ctx: &Ctx, r: Release, commit: bool) -> anyhow::Result<u8> {
     if !r.machine {
         match (&plan.tag, &plan.push) {
             (Some(t), Some(p)) => println!("released {t} and pushed it to {p}"),
-            (Some(t), None) => println!("released {t} (push it with `git push origin HEAD {t}`, or use --publish)"),
-            _ => println!("wrote version {} (release it with `cooper recipe release {}`)", plan.version, plan.recipe),
+            (Some(t), None) => {
+                println!("released {t} (push it with `git push origin HEAD {t}`, or use --publish)")
+            }
+            _ => println!(
+                "wrote version {} (release it with `cooper recipe release {}`)",
+                plan.version, plan.recipe
+            ),
         }
     }
     Ok(0)
@@ -132,9 +135,7 @@ fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<bool> {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "no terminal to ask on: pass -n to go ahead, or --dry-run / -m to only look"
-        );
+        anyhow::bail!("no terminal to ask on: pass -n to go ahead, or --dry-run / -m to only look");
     }
     eprint!("{question} [y/N] ");
     std::io::stderr().flush()?;
@@ -234,21 +235,62 @@ impl RecipeCommand {
 #[derive(Serialize)]
 struct RecipeRow {
     name: String,
+    category: String,
+    status: Option<i64>,
     latest: Option<String>,
     versions: usize,
+    /// The lifecycle level of the latest version, when tested.
+    level: Option<u8>,
+    /// A clone is in $ABRA_DIR/recipes.
+    local: bool,
+}
+
+/// The catalogue, when there is one; a broken file is reported, not fatal for listings.
+fn catalogue(ctx: &Ctx) -> cooper_recipe::catalogue::Catalogue {
+    match cooper_ops::catalogue::read(&ctx.abra) {
+        Ok(c) => c.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            Default::default()
+        }
+    }
 }
 
 fn ls(ctx: &Ctx, machine: bool) -> anyhow::Result<u8> {
+    let cat = catalogue(ctx);
+    let local = ctx.abra.recipes().unwrap_or_default();
+    let mut names: Vec<String> = cat.keys().cloned().chain(local.iter().cloned()).collect();
+    names.sort();
+    names.dedup();
     let mut rows = Vec::new();
-    for name in ctx.abra.recipes()? {
-        let (latest, count) = match ctx.abra.recipe(&name).and_then(|r| Ok(r.versions()?)) {
-            Ok(v) => (v.last().map(|v| v.to_string()), v.len()),
-            Err(_) => (None, 0),
-        };
+    for name in names {
+        let meta = cat.get(&name);
+        let mut versions: Vec<cooper_recipe::version::RecipeVersion> = meta
+            .map(|m| m.version_names())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| cooper_recipe::version::RecipeVersion::parse(v).ok())
+            .collect();
+        let is_local = local.contains(&name);
+        if is_local {
+            if let Ok(v) = ctx.abra.recipe(&name).and_then(|r| Ok(r.versions()?)) {
+                versions.extend(v);
+            }
+        }
+        versions.sort();
+        versions.dedup();
+        let latest = versions.last().map(|v| v.to_string());
+        let level = latest
+            .as_ref()
+            .and_then(|l| meta.and_then(|m| m.cooper_levels.get(l)).copied());
         rows.push(RecipeRow {
-            name,
+            category: meta.map(|m| m.category.clone()).unwrap_or_default(),
+            status: meta.map(|m| m.features.status),
             latest,
-            versions: count,
+            versions: versions.len(),
+            level,
+            local: is_local,
+            name,
         });
     }
     if machine {
@@ -257,50 +299,76 @@ fn ls(ctx: &Ctx, machine: bool) -> anyhow::Result<u8> {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
+            let or_dash =
+                |s: Option<String>| s.filter(|s| !s.is_empty()).unwrap_or_else(|| "-".into());
             vec![
                 r.name.clone(),
-                r.latest.clone().unwrap_or_else(|| "-".into()),
+                or_dash(Some(r.category.clone())),
+                or_dash(r.status.map(|s| s.to_string())),
+                or_dash(r.latest.clone()),
                 r.versions.to_string(),
+                or_dash(r.level.map(|l| l.to_string())),
+                if r.local { "yes" } else { "no" }.to_string(),
             ]
         })
         .collect();
-    output::table(ctx.tty, &["RECIPE", "LATEST", "VERSIONS"], &table);
+    output::table(
+        ctx.tty,
+        &[
+            "RECIPE", "CATEGORY", "STATUS", "LATEST", "VERSIONS", "LEVEL", "LOCAL",
+        ],
+        &table,
+    );
     Ok(0)
 }
 
-#[derive(Serialize)]
-struct ServiceImage {
-    image: String,
-    tag: String,
-}
-
 fn versions(ctx: &Ctx, recipe: &str, machine: bool) -> anyhow::Result<u8> {
-    let repo = ctx.abra.recipe(recipe)?;
-    let mut out: Vec<BTreeMap<String, BTreeMap<String, ServiceImage>>> = Vec::new();
-    for v in repo.versions()? {
-        let files = repo.at_version(v.as_str())?;
-        let sample = files
-            .text(".env.sample")
-            .and_then(|t| EnvFile::parse(&t).ok())
-            .unwrap_or_default();
-        let mut services = BTreeMap::new();
-        match stack::load("example.org", &sample, &files) {
-            Ok(s) => {
-                for (name, svc) in s.compose.services {
-                    let (image, tag, _) = lint::split_image(&svc.image);
-                    services.insert(
-                        name,
-                        ServiceImage {
-                            image: image.to_string(),
-                            tag: tag.unwrap_or("latest").to_string(),
-                        },
-                    );
+    use cooper_recipe::catalogue::{self, ServiceMeta, VersionEntry};
+    let cat = catalogue(ctx);
+    let meta = cat.get(recipe);
+    let mut out: Vec<VersionEntry> = meta.map(|m| m.versions.clone()).unwrap_or_default();
+    let known: Vec<String> = out.iter().flat_map(|v| v.keys().cloned()).collect();
+    match ctx.abra.recipe(recipe) {
+        Ok(repo) => {
+            for v in repo.versions()? {
+                if known.iter().any(|k| k == v.as_str()) {
+                    continue;
                 }
+                let files = repo.at_version(v.as_str())?;
+                let mut services = BTreeMap::new();
+                match catalogue::service_images(&files) {
+                    Ok(images) => {
+                        for i in images {
+                            services.insert(
+                                i.service,
+                                ServiceMeta {
+                                    digest: i
+                                        .pinned
+                                        .as_deref()
+                                        .map(catalogue::short_digest)
+                                        .unwrap_or_default(),
+                                    image: i.image,
+                                    tag: i.tag,
+                                },
+                            );
+                        }
+                    }
+                    Err(e) => eprintln!("warning: {recipe} {v}: {e}"),
+                }
+                out.push(BTreeMap::from([(v.to_string(), services)]));
             }
-            Err(e) => eprintln!("warning: {recipe} {v}: {e}"),
         }
-        out.push(BTreeMap::from([(v.to_string(), services)]));
+        Err(e) if meta.is_none() => return Err(e.into()),
+        Err(_) => {}
     }
+    out.sort_by(|a, b| {
+        let key = |e: &VersionEntry| {
+            e.keys()
+                .next()
+                .and_then(|k| cooper_recipe::version::RecipeVersion::parse(k).ok())
+        };
+        key(a).cmp(&key(b))
+    });
     if machine {
         return output::json(&out).map(|_| 0);
     }
@@ -309,9 +377,18 @@ fn versions(ctx: &Ctx, recipe: &str, machine: bool) -> anyhow::Result<u8> {
     }
     for entry in &out {
         for (version, services) in entry {
-            println!("{version}:");
+            let level = meta
+                .and_then(|m| m.cooper_levels.get(version))
+                .map(|l| format!(" (level {l})"))
+                .unwrap_or_default();
+            println!("{version}:{level}");
             for (name, img) in services {
-                println!(" - {name} ({}:{})", img.image, img.tag);
+                let digest = if img.digest.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", img.digest)
+                };
+                println!(" - {name} ({}:{}{digest})", img.image, img.tag);
             }
         }
     }

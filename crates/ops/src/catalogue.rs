@@ -1,0 +1,366 @@
+//! `cooper catalogue generate|sync`: `$ABRA_DIR/catalogue/recipes.json` in abra's format.
+//!
+//! generate reads each local recipe repository (README metadata, every release's service
+//! images), then looks up the digest of every distinct `image:tag` once, concurrently, in the
+//! images' registries (offline: no look-ups, digests left empty; pinned `@sha256` references
+//! need none). cooper's lifecycle level of each tested version joins as `cooper_levels`.
+//! sync clones or fast-forwards the catalogue repository into `$ABRA_DIR/catalogue`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use cooper_recipe::abra_dir::{write_atomic, AbraDir};
+use cooper_recipe::catalogue::{self, Catalogue, RecipeMeta, ServiceMeta};
+use cooper_registry::{Client, ImageRef};
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+
+use crate::{git, OpsError, Result};
+
+/// Where abra keeps the catalogue clone, and its default remote.
+pub const DEFAULT_REMOTE: &str = "https://git.coopcloud.tech/toolshed/recipes-catalogue-json.git";
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// Recipes to (re)generate; empty: every local recipe.
+    pub recipes: Vec<String>,
+    /// No registry look-ups.
+    pub offline: bool,
+    /// Registry look-ups in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for GenerateRequest {
+    fn default() -> Self {
+        GenerateRequest {
+            recipes: Vec::new(),
+            offline: false,
+            concurrency: 16,
+        }
+    }
+}
+
+/// Figures of a generate run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GenerateStats {
+    pub recipes: usize,
+    pub versions: usize,
+    /// Service images over all versions.
+    pub images: usize,
+    /// Distinct `image:tag` references looked up.
+    pub lookups: usize,
+    /// HTTP requests to registries.
+    pub round_trips: usize,
+    pub millis: u64,
+    /// Versions or look-ups that failed, each with the reason (the rest is still written).
+    pub problems: Vec<String>,
+}
+
+/// The path of `recipes.json`.
+pub fn path(abra: &AbraDir) -> PathBuf {
+    abra.root.join("catalogue").join("recipes.json")
+}
+
+/// Reads `recipes.json`; `Ok(None)` when there is none.
+pub fn read(abra: &AbraDir) -> Result<Option<Catalogue>> {
+    let p = path(abra);
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(OpsError::Failed(format!("reading {}: {e}", p.display()))),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        OpsError::Failed(format!(
+            "{}: line {}, column {}: {e}; run `cooper catalogue sync` (or generate) to replace it",
+            p.display(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// Writes `recipes.json` (sorted keys, two-space indents, as abra does).
+pub fn write(abra: &AbraDir, c: &Catalogue) -> Result<PathBuf> {
+    let p = path(abra);
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| OpsError::Failed(format!("creating {}: {e}", dir.display())))?;
+    }
+    let mut text = serde_json::to_string_pretty(c)
+        .map_err(|e| OpsError::Failed(format!("encoding the catalogue: {e}")))?;
+    text.push('\n');
+    write_atomic(&p, text.as_bytes())?;
+    Ok(p)
+}
+
+/// The levels `cooper recipe test` stored for a recipe's versions.
+fn levels(abra: &AbraDir, recipe: &str) -> BTreeMap<String, u8> {
+    let p = abra
+        .root
+        .join("cooper")
+        .join("levels")
+        .join(format!("{recipe}.json"));
+    let Ok(text) = std::fs::read_to_string(p) else {
+        return BTreeMap::new();
+    };
+    let v: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+    v.into_iter()
+        .filter_map(|(k, v)| Some((k, v.get("level")?.as_u64()? as u8)))
+        .collect()
+}
+
+/// HTTPS and SSH addresses of a recipe repository, from its `origin` remote (abra's defaults
+/// on git.coopcloud.tech when there is none).
+fn addresses(name: &str, origin: Option<String>) -> (String, String) {
+    const HOST: &str = "git.coopcloud.tech";
+    match origin {
+        Some(o) if o.starts_with("https://") || o.starts_with("http://") => {
+            let ssh = o
+                .strip_prefix(&format!("https://{HOST}/"))
+                .map(|p| format!("ssh://git@{HOST}:2222/{p}"))
+                .unwrap_or_default();
+            (o, ssh)
+        }
+        Some(o) if o.starts_with("ssh://") || o.contains('@') => {
+            let https = o
+                .strip_prefix(&format!("ssh://git@{HOST}:2222/"))
+                .map(|p| format!("https://{HOST}/{p}"))
+                .unwrap_or_default();
+            (https, o)
+        }
+        Some(o) => (o, String::new()),
+        None => (
+            format!("https://{HOST}/coop-cloud/{name}.git"),
+            format!("ssh://git@{HOST}:2222/coop-cloud/{name}.git"),
+        ),
+    }
+}
+
+/// Generates catalogue entries for local recipes; the caller merges and writes them.
+pub async fn generate(
+    abra: &AbraDir,
+    req: &GenerateRequest,
+    client: &Client,
+) -> Result<(Catalogue, GenerateStats)> {
+    let started = Instant::now();
+    let trips_before = client.round_trips();
+    let names = if req.recipes.is_empty() {
+        abra.recipes()?
+    } else {
+        req.recipes.clone()
+    };
+    let mut stats = GenerateStats::default();
+    let mut out = Catalogue::new();
+    // Pass 1: every recipe and release, from git.
+    let mut pending: Vec<(String, usize, String, catalogue::ServiceImage)> = Vec::new();
+    for name in &names {
+        let repo = abra.recipe(name)?;
+        let head = repo.worktree()?;
+        let readme = catalogue::readme_meta(&head.text("README.md").unwrap_or_default());
+        let (repository, ssh_url) = addresses(name, repo.origin_url());
+        let mut meta = RecipeMeta {
+            category: readme.category,
+            default_branch: git::current_branch(&repo.path)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "main".into()),
+            description: readme.description,
+            features: readme.features,
+            name: name.clone(),
+            repository,
+            ssh_url,
+            cooper_levels: levels(abra, name),
+            ..Default::default()
+        };
+        for v in repo.versions()? {
+            let files = repo.at_version(v.as_str())?;
+            let images = match catalogue::service_images(&files) {
+                Ok(i) => i,
+                Err(e) => {
+                    stats.problems.push(format!("{name} {v}: {e}"));
+                    continue;
+                }
+            };
+            let idx = meta.versions.len();
+            let mut services = BTreeMap::new();
+            for img in images {
+                stats.images += 1;
+                services.insert(
+                    img.service.clone(),
+                    ServiceMeta {
+                        digest: img
+                            .pinned
+                            .as_deref()
+                            .map(catalogue::short_digest)
+                            .unwrap_or_default(),
+                        image: img.image.clone(),
+                        tag: img.tag.clone(),
+                    },
+                );
+                if img.pinned.is_none() && !req.offline {
+                    pending.push((name.clone(), idx, v.to_string(), img));
+                }
+            }
+            meta.versions
+                .push(BTreeMap::from([(v.to_string(), services)]));
+            stats.versions += 1;
+        }
+        stats.recipes += 1;
+        out.insert(name.clone(), meta);
+    }
+
+    // Pass 2: each distinct reference looked up once, concurrently.
+    let distinct: BTreeSet<String> = pending
+        .iter()
+        .map(|(_, _, _, i)| format!("{}:{}", i.image, i.tag))
+        .collect();
+    stats.lookups = distinct.len();
+    let found: BTreeMap<String, std::result::Result<String, String>> =
+        stream::iter(distinct.into_iter().map(|reference| async move {
+            let r = match ImageRef::parse(&reference) {
+                Ok(r) => client
+                    .resolve(&r)
+                    .await
+                    .map(|d| catalogue::short_digest(&d.digest))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            (reference, r)
+        }))
+        .buffer_unordered(req.concurrency.max(1))
+        .collect()
+        .await;
+    for (name, idx, version, img) in pending {
+        let reference = format!("{}:{}", img.image, img.tag);
+        match &found[&reference] {
+            Ok(d) => {
+                if let Some(s) = out
+                    .get_mut(&name)
+                    .and_then(|m| m.versions.get_mut(idx))
+                    .and_then(|v| v.get_mut(&version))
+                    .and_then(|v| v.get_mut(&img.service))
+                {
+                    s.digest = d.clone();
+                }
+            }
+            Err(e) => {
+                let p = format!("{reference}: {e}");
+                if !stats.problems.contains(&p) {
+                    stats.problems.push(p);
+                }
+            }
+        }
+    }
+    stats.round_trips = client.round_trips() - trips_before;
+    stats.millis = started.elapsed().as_millis() as u64;
+    Ok((out, stats))
+}
+
+/// Generates and merges into the existing `recipes.json` (entries of other recipes kept).
+pub async fn generate_into(
+    abra: &AbraDir,
+    req: &GenerateRequest,
+    client: &Client,
+) -> Result<(PathBuf, GenerateStats)> {
+    let (fresh, stats) = generate(abra, req, client).await?;
+    let mut all = read(abra)?.unwrap_or_default();
+    all.extend(fresh);
+    Ok((write(abra, &all)?, stats))
+}
+
+/// Commits `recipes.json` in the catalogue clone and pushes it (`generate --publish`).
+pub fn publish(abra: &AbraDir) -> Result<String> {
+    let dir = abra.root.join("catalogue");
+    if !dir.join(".git").exists() {
+        return Err(OpsError::Refused(format!(
+            "{} is not a git clone; run `cooper catalogue sync` first to publish",
+            dir.display()
+        )));
+    }
+    git::check_identity(&dir)?;
+    if git::run(&dir, &["status", "--porcelain", "recipes.json"])?.is_empty() {
+        return Ok("the catalogue is unchanged; nothing to publish".into());
+    }
+    git::run(&dir, &["add", "recipes.json"])?;
+    git::run(
+        &dir,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            "chore: publish new catalogue release changes",
+        ],
+    )?;
+    git::run(&dir, &["push", "-q", "origin", "HEAD"])?;
+    Ok("published the catalogue".into())
+}
+
+/// Clones the catalogue (`remote`, default abra's) into `$ABRA_DIR/catalogue`, or fast-forwards
+/// the clone there. Returns what was done.
+pub fn sync(abra: &AbraDir, remote: Option<&str>) -> Result<String> {
+    let dir = abra.root.join("catalogue");
+    if dir.join(".git").exists() {
+        if let Some(r) = remote {
+            git::run(&dir, &["remote", "set-url", "origin", r])?;
+        }
+        let before = git::run(&dir, &["rev-parse", "HEAD"]).unwrap_or_default();
+        git::run(&dir, &["pull", "-q", "--ff-only"]).map_err(|e| {
+            OpsError::Failed(format!(
+                "{e}; the clone in {} has diverged: look with `git -C {} status`",
+                dir.display(),
+                dir.display()
+            ))
+        })?;
+        let after = git::run(&dir, &["rev-parse", "HEAD"]).unwrap_or_default();
+        return Ok(if before == after {
+            "the catalogue is up to date".into()
+        } else {
+            format!("updated the catalogue to {}", &after[..after.len().min(8)])
+        });
+    }
+    if dir.exists()
+        && std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
+        return Err(OpsError::Refused(format!(
+            "{} exists and is not a git clone (a generated recipes.json?); move it away, then sync",
+            dir.display()
+        )));
+    }
+    let remote = remote.unwrap_or(DEFAULT_REMOTE);
+    let parent = abra.root.clone();
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| OpsError::Failed(format!("creating {}: {e}", parent.display())))?;
+    let _ = std::fs::remove_dir(&dir);
+    git::run(&parent, &["clone", "-q", remote, "catalogue"])?;
+    Ok(format!("cloned the catalogue from {remote}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn repository_addresses() {
+        assert_eq!(
+            super::addresses("x", None),
+            (
+                "https://git.coopcloud.tech/coop-cloud/x.git".into(),
+                "ssh://git@git.coopcloud.tech:2222/coop-cloud/x.git".into()
+            )
+        );
+        assert_eq!(
+            super::addresses(
+                "x",
+                Some("ssh://git@git.coopcloud.tech:2222/coop-cloud/x.git".into())
+            )
+            .0,
+            "https://git.coopcloud.tech/coop-cloud/x.git"
+        );
+        assert_eq!(
+            super::addresses("x", Some("/srv/x".into())),
+            ("/srv/x".into(), String::new())
+        );
+    }
+}
