@@ -4,6 +4,7 @@
 //! through a [`Reporter`], and leaves a [`record::Record`]. The CLI and the future dashboard
 //! both call these functions; nothing here prints.
 
+pub mod autoupgrade;
 pub mod backup;
 mod browser;
 pub mod catalogue;

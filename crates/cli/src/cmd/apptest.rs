@@ -206,3 +206,88 @@ impl RecipeTest {
         Ok(if failed { 1 } else { 0 })
     }
 }
+
+/// `cooper recipe autoupgrade`: the upgrade bot.
+#[derive(Debug, Args)]
+pub struct AutoUpgrade {
+    /// The recipes to upgrade.
+    #[arg(required = true)]
+    recipes: Vec<String>,
+    /// Allow major image steps.
+    #[arg(short = 'x', long, conflicts_with_all = ["minor", "patch"])]
+    major: bool,
+    /// Allow minor image steps.
+    #[arg(short = 'y', long, conflicts_with = "patch")]
+    minor: bool,
+    /// Patch image steps only (the default).
+    #[arg(short = 'z', long)]
+    patch: bool,
+    /// The server the candidates are tested on.
+    #[arg(short = 's', long, default_value = "default")]
+    server: String,
+    /// Where the reports go (JSON, JUnit XML, Markdown summary).
+    #[arg(long, value_name = "DIR", default_value = "cooper-autoupgrade")]
+    results: PathBuf,
+    /// Push each release branch and tag to origin when its tiers pass.
+    #[arg(short = 'p', long)]
+    publish: bool,
+    #[arg(long, env = "COOPER_PROBE_IMAGE", default_value = DEFAULT_PROBE_IMAGE)]
+    probe_image: String,
+    /// Convergence timeout per deploy, in seconds.
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    #[arg(short = 'm', long)]
+    machine: bool,
+}
+
+impl AutoUpgrade {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        use cooper_recipe::upgrade::Bump;
+        let level = if self.major {
+            Bump::Major
+        } else if self.minor {
+            Bump::Minor
+        } else {
+            Bump::Patch
+        };
+        let req = cooper_ops::autoupgrade::AutoUpgradeRequest {
+            recipes: self.recipes,
+            level,
+            test: cooper_ops::lifecycle::RecipeTestRequest {
+                recipe: String::new(),
+                version: None,
+                server: self.server,
+                env: Vec::new(),
+                results: None,
+                probe_image: self.probe_image,
+                base_url: None,
+                timeout: self.timeout.map(std::time::Duration::from_secs),
+            },
+            publish: self.publish,
+            results: self.results,
+        };
+        let client = cooper_registry::Client::with_config(cooper_registry::docker_config(None));
+        let mut reporter = CliReporter::new(ctx.tty && !self.machine, true);
+        let report = ctx.block_on(cooper_ops::autoupgrade::run(
+            &ctx.abra,
+            &req,
+            &client,
+            &mut reporter,
+        ))?;
+        if self.machine {
+            output::json(&report)?;
+        } else {
+            println!(
+                "summary: {}\njunit: {}\njson: {}",
+                report.summary.display(),
+                report.junit.display(),
+                report.json.display()
+            );
+        }
+        Ok(if report.ok() {
+            0
+        } else {
+            crate::exit::CHECK_FAILED
+        })
+    }
+}

@@ -48,6 +48,11 @@ pub enum RecipeCommand {
     /// moved, a commit and an annotated tag; --publish pushes them (alias: rl).
     #[command(alias = "rl")]
     Release(Release),
+    /// The upgrade bot: newer image tags → a release on a branch → every lifecycle tier on the
+    /// candidate; green keeps the release, red deletes it and reports the failing tier with its
+    /// logs (JUnit XML + Markdown summary). Unattended (alias: au).
+    #[command(alias = "au")]
+    Autoupgrade(super::apptest::AutoUpgrade),
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +233,7 @@ impl RecipeCommand {
             RecipeCommand::Upgrade(u) => upgrade(ctx, u),
             RecipeCommand::Sync(r) => release(ctx, r, false),
             RecipeCommand::Release(r) => release(ctx, r, true),
+            RecipeCommand::Autoupgrade(a) => a.run(ctx),
         }
     }
 }
