@@ -132,4 +132,47 @@ fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
         expected
     );
     assert!(expected.contains(&format!("OTHER={host}/cooper/web:1.27.1-alpine")));
+
+    // On a terminal, each image is offered its candidates: take the major step for the app,
+    // keep the pinned db image, then confirm. (`script` gives the command a pseudo-terminal.)
+    cooper_testkit::git(&recipe, &["checkout", "--", "compose.yml"]).unwrap();
+    let mut child = Command::new("script")
+        .args([
+            "-qefc",
+            &format!("{} recipe upgrade up", env!("CARGO_BIN_EXE_cooper")),
+            "/dev/null",
+        ])
+        .env("ABRA_DIR", &abra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for answer in ["3\n", "s\n", "y\n"] {
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            stdin.write_all(answer.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    let out = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("[3] 2.0.0-alpine (major)"), "{shown}");
+    assert!(
+        shown.contains("[2] 1.28.0-alpine (minor) (default)")
+            || shown.contains("[1] 1.27.2-alpine (patch) (default)"),
+        "{shown}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(recipe.join("compose.yml")).unwrap(),
+        compose.replace(
+            &format!("image: {host}/cooper/web:1.27.1-alpine   #"),
+            &format!("image: {host}/cooper/web:2.0.0-alpine   #"),
+        ),
+        "the app took the major step, the pinned db was kept"
+    );
 }

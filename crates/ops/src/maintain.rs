@@ -102,25 +102,36 @@ pub async fn propose(
         };
         p.candidates = upgrade::candidates(&tag, &tags);
         if let Some((_, new_tag)) = p.candidates.iter().rfind(|(b, _)| *b <= level) {
-            let mut to = image.replacen(&format!(":{tag}"), &format!(":{new_tag}"), 1);
-            if let Some(old) = &r.digest {
-                let mut pinned = r.clone();
-                pinned.tag = Some(new_tag.clone());
-                pinned.digest = None;
-                let resolved = client
-                    .resolve(&pinned)
-                    .await
-                    .map_err(|e| OpsError::Failed(format!("resolving {image} → {new_tag}: {e}")))?;
-                to = to.replace(old.as_str(), &resolved.digest);
-            }
-            p.chosen = Some(ImageEdit {
-                from: image.clone(),
-                to,
-            });
+            p.chosen = Some(edit_for(client, &image, new_tag).await?);
         }
         out.push(p);
     }
     Ok(out)
+}
+
+/// The edit that moves `image` (as written) to `new_tag`: the tag replaced and, for an
+/// `@sha256:` pin, the pin replaced by the new tag's digest from the registry.
+pub async fn edit_for(client: &Client, image: &str, new_tag: &str) -> Result<ImageEdit> {
+    let r = ImageRef::parse(image).map_err(|e| OpsError::Refused(e.to_string()))?;
+    let tag = r
+        .tag
+        .clone()
+        .ok_or_else(|| OpsError::Refused(format!("{image} has no tag to replace")))?;
+    let mut to = image.replacen(&format!(":{tag}"), &format!(":{new_tag}"), 1);
+    if let Some(old) = &r.digest {
+        let mut pinned = r.clone();
+        pinned.tag = Some(new_tag.to_string());
+        pinned.digest = None;
+        let resolved = client
+            .resolve(&pinned)
+            .await
+            .map_err(|e| OpsError::Failed(format!("resolving {image} → {new_tag}: {e}")))?;
+        to = to.replace(old.as_str(), &resolved.digest);
+    }
+    Ok(ImageEdit {
+        from: image.to_string(),
+        to,
+    })
 }
 
 /// Writes the chosen edits into the recipe's compose files; returns the files changed.

@@ -176,12 +176,16 @@ fn upgrade(ctx: &Ctx, u: Upgrade) -> anyhow::Result<u8> {
         Bump::Patch
     };
     let client = cooper_registry::Client::with_config(cooper_registry::docker_config(None));
-    let proposals = ctx.block_on(cooper_ops::maintain::propose(
+    let mut proposals = ctx.block_on(cooper_ops::maintain::propose(
         &ctx.abra, &u.recipe, level, &client,
     ))?;
     if u.machine {
         output::json(&proposals)?;
         return Ok(0);
+    }
+    let interactive = !ctx.no_input && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if interactive {
+        choose(ctx, &client, &mut proposals)?;
     }
     for p in &proposals {
         match (&p.chosen, &p.note) {
@@ -197,7 +201,7 @@ fn upgrade(ctx: &Ctx, u: Upgrade) -> anyhow::Result<u8> {
     if proposals.iter().all(|p| p.chosen.is_none()) {
         return Ok(0);
     }
-    if !u.machine && !confirm(ctx, "write these changes?")? {
+    if !confirm(ctx, "write these changes?")? {
         println!("nothing changed");
         return Ok(0);
     }
@@ -205,6 +209,68 @@ fn upgrade(ctx: &Ctx, u: Upgrade) -> anyhow::Result<u8> {
         println!("wrote {f}");
     }
     Ok(0)
+}
+
+/// Asks, image by image, which newer tag to take (any step; the default is the one chosen at
+/// the -x/-y/-z level), or to leave the image alone.
+fn choose(
+    ctx: &Ctx,
+    client: &cooper_registry::Client,
+    proposals: &mut [cooper_ops::maintain::ImageProposal],
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    for p in proposals.iter_mut().filter(|p| !p.candidates.is_empty()) {
+        let default = p
+            .chosen
+            .as_ref()
+            .and_then(|e| cooper_registry::ImageRef::parse(&e.to).ok())
+            .and_then(|r| r.tag)
+            .and_then(|chosen| p.candidates.iter().position(|(_, t)| *t == chosen));
+        eprintln!("{} ({}):", p.image, p.files.join(", "));
+        for (i, (bump, tag)) in p.candidates.iter().enumerate() {
+            let mark = if Some(i) == default { " (default)" } else { "" };
+            eprintln!(
+                "  [{}] {tag} ({}){mark}",
+                i + 1,
+                serde_json::to_value(bump)?.as_str().unwrap_or_default()
+            );
+        }
+        let keep = if default.is_none() { " (default)" } else { "" };
+        eprintln!("  [s] keep {}{keep}", p.image);
+        loop {
+            eprint!("choice: ");
+            std::io::stderr().flush()?;
+            let mut a = String::new();
+            if std::io::stdin().lock().read_line(&mut a)? == 0 {
+                anyhow::bail!("no answer (end of input); nothing changed");
+            }
+            let a = a.trim();
+            if a.is_empty() {
+                break;
+            }
+            if a == "s" || a == "skip" {
+                p.chosen = None;
+                break;
+            }
+            match a
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| p.candidates.get(n.wrapping_sub(1)))
+            {
+                Some((_, tag)) => {
+                    let tag = tag.clone();
+                    p.chosen =
+                        Some(ctx.block_on(cooper_ops::maintain::edit_for(client, &p.image, &tag))?);
+                    break;
+                }
+                None => eprintln!(
+                    "answer 1–{}, s, or nothing for the default",
+                    p.candidates.len()
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
