@@ -51,9 +51,10 @@ fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
     std::fs::create_dir_all(&recipe).unwrap();
     std::fs::create_dir_all(abra.join("servers")).unwrap();
     let compose = format!(
-        "---\n# a recipe to upgrade\nservices:\n  app:\n    image: {host}/cooper/web:1.27.1-alpine   # the web app\n    environment:\n      - OTHER={host}/cooper/web:1.27.1-alpine\n  db:\n    image: \"{host}/cooper/web:1.27.2-alpine@{old_pin}\"\n  var:\n    image: ${{IMAGE:-nginx}}:1.0\n"
+        "---\n# a recipe to upgrade\nservices:\n  app:\n    image: {host}/cooper/web:1.27.1-alpine   # the web app\n    environment:\n      - OTHER={host}/cooper/web:1.27.1-alpine\n  db:\n    image: \"{host}/cooper/web:1.27.2-alpine@{old_pin}\"\n  var:\n    image: ${{IMAGE:-{host}/cooper/web}}:${{WEB_VERSION:-1.27.1}}-alpine\n  set:\n    image: ${{IMAGE:-nginx}}:${{SET_VERSION:-1.0}}\n"
     );
     std::fs::write(recipe.join("compose.yml"), &compose).unwrap();
+    std::fs::write(recipe.join(".env.sample"), "TYPE=up\nSET_VERSION=1.0\n").unwrap();
     cooper_testkit::git(&recipe, &["init", "-q", "-b", "main"]).unwrap();
     cooper_testkit::git(&recipe, &["add", "-A"]).unwrap();
     cooper_testkit::git(&recipe, &["commit", "-q", "-m", "init"]).unwrap();
@@ -103,9 +104,26 @@ fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["image"].as_str().unwrap().starts_with("${IMAGE"))
+        .find(|p| p["image"].as_str().unwrap().contains("WEB_VERSION"))
         .unwrap();
-    assert!(var["note"].as_str().unwrap().contains("variable"));
+    assert_eq!(
+        var["chosen"]["to"],
+        format!("${{IMAGE:-{host}/cooper/web}}:${{WEB_VERSION:-1.27.2}}-alpine"),
+        "a version in a variable's default is upgraded there"
+    );
+    let set = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["image"].as_str().unwrap().contains("SET_VERSION"))
+        .unwrap();
+    assert!(
+        set["note"]
+            .as_str()
+            .unwrap()
+            .contains("SET_VERSION, a setting in .env.sample"),
+        "{set}"
+    );
     assert_eq!(
         std::fs::read_to_string(recipe.join("compose.yml")).unwrap(),
         compose,
@@ -126,15 +144,16 @@ fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
         .replace(
             &format!("\"{host}/cooper/web:1.27.2-alpine@{old_pin}\""),
             &format!("\"{host}/cooper/web:1.28.0-alpine@{new_pin}\""),
-        );
+        )
+        .replace("${WEB_VERSION:-1.27.1}", "${WEB_VERSION:-1.28.0}");
     assert_eq!(
         std::fs::read_to_string(recipe.join("compose.yml")).unwrap(),
         expected
     );
     assert!(expected.contains(&format!("OTHER={host}/cooper/web:1.27.1-alpine")));
 
-    // On a terminal, each image is offered its candidates: take the major step for the app,
-    // keep the pinned db image, then confirm. (`script` gives the command a pseudo-terminal.)
+    // On a terminal, each image is offered its candidates: keep the variable one, take the
+    // major step for the app, keep the pinned db image, then confirm. (`script` gives the command a pseudo-terminal.)
     cooper_testkit::git(&recipe, &["checkout", "--", "compose.yml"]).unwrap();
     let mut child = Command::new("script")
         .args([
@@ -151,7 +170,7 @@ fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        for answer in ["3\n", "s\n", "y\n"] {
+        for answer in ["s\n", "3\n", "s\n", "y\n"] {
             std::thread::sleep(std::time::Duration::from_millis(700));
             stdin.write_all(answer.as_bytes()).unwrap();
             stdin.flush().unwrap();

@@ -213,7 +213,7 @@ async fn one(
             .join(", ")
     ));
     git::run(&dir, &["checkout", "-q", "-b", &branch])?;
-    if let Err(e) = release::execute(&plan) {
+    if let Err(e) = release::execute(&plan, false) {
         undo(&dir, &back_to, &branch, &version);
         return Err(e);
     }

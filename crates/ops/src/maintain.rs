@@ -47,6 +47,11 @@ pub async fn propose(
 ) -> Result<Vec<ImageProposal>> {
     let repo = abra.recipe(recipe)?;
     let files = repo.worktree()?;
+    let sample_keys: Vec<String> = files
+        .text(".env.sample")
+        .and_then(|t| cooper_recipe::envfile::EnvFile::parse(&t).ok())
+        .map(|e| e.entries().map(|x| x.key.clone()).collect())
+        .unwrap_or_default();
     let mut images: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for path in files.paths() {
         if path.contains('/') || !path.starts_with("compose") || !path.ends_with(".yml") {
@@ -69,12 +74,20 @@ pub async fn propose(
             chosen: None,
             note: None,
         };
-        if image.contains('$') {
-            p.note = Some("set through a variable; not upgraded".into());
-            out.push(p);
-            continue;
-        }
-        let r = match ImageRef::parse(&image) {
+        // An image written with variables is looked at through the defaults it gives them.
+        let effective = if image.contains('$') {
+            match effective_image(&image, &sample_keys) {
+                Ok(e) => e,
+                Err(why) => {
+                    p.note = Some(why);
+                    out.push(p);
+                    continue;
+                }
+            }
+        } else {
+            image.clone()
+        };
+        let r = match ImageRef::parse(&effective) {
             Ok(r) => r,
             Err(e) => {
                 p.note = Some(e.to_string());
@@ -102,11 +115,74 @@ pub async fn propose(
         };
         p.candidates = upgrade::candidates(&tag, &tags);
         if let Some((_, new_tag)) = p.candidates.iter().rfind(|(b, _)| *b <= level) {
-            p.chosen = Some(edit_for(client, &image, new_tag).await?);
+            if effective == image {
+                p.chosen = Some(edit_for(client, &image, new_tag).await?);
+            } else {
+                match default_edit(&image, &tag, new_tag) {
+                    Some(e) => p.chosen = Some(e),
+                    None => {
+                        p.note = Some(format!(
+                            "{effective} → {new_tag}: the version is spread over several variables; change it by hand"
+                        ))
+                    }
+                }
+            }
         }
         out.push(p);
     }
     Ok(out)
+}
+
+/// The image an `image:` value with variables names when each variable takes the default the
+/// compose file gives it. Refused when a variable is a setting of `.env.sample` (its value is
+/// the operator's, not the recipe's), has no default, or the image is pinned by digest.
+fn effective_image(image: &str, sample_keys: &[String]) -> std::result::Result<String, String> {
+    let vars = cooper_recipe::interpolate::variables(image);
+    if let Some(v) = vars.iter().find(|v| sample_keys.contains(v)) {
+        return Err(format!(
+            "set through {v}, a setting in .env.sample; change its value there"
+        ));
+    }
+    if let Some(v) = vars
+        .iter()
+        .find(|v| !image.contains(&format!("${{{v}:-")) && !image.contains(&format!("${{{v}-")))
+    {
+        return Err(format!(
+            "set through {v}, which has no default; not upgraded"
+        ));
+    }
+    let e = cooper_recipe::interpolate::substitute(image, |_| None)
+        .map_err(|e| format!("set through variables: {e}"))?;
+    if e.is_empty() || e.contains('$') || e.contains('@') || e.ends_with(':') || e.contains(":-") {
+        return Err("set through variables without usable defaults; not upgraded".into());
+    }
+    Ok(e)
+}
+
+/// The edit for an image written with variables: the tag (or, failing that, its version
+/// numbers) must occur once in what is written, e.g. the default of `${APP_VERSION:-1.0.6}`.
+fn default_edit(image: &str, old_tag: &str, new_tag: &str) -> Option<ImageEdit> {
+    let replace = |old: &str, new: &str| {
+        (!old.is_empty() && image.matches(old).count() == 1).then(|| image.replacen(old, new, 1))
+    };
+    let to = replace(old_tag, new_tag).or_else(|| {
+        let (a, b) = (
+            upgrade::TagShape::parse(old_tag)?,
+            upgrade::TagShape::parse(new_tag)?,
+        );
+        let join = |s: &upgrade::TagShape| {
+            s.numbers
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        replace(&join(&a), &join(&b))
+    })?;
+    Some(ImageEdit {
+        from: image.to_string(),
+        to,
+    })
 }
 
 /// The edit that moves `image` (as written) to `new_tag`: the tag replaced and, for an
@@ -162,6 +238,34 @@ pub fn apply(abra: &AbraDir, recipe: &str, proposals: &[ImageProposal]) -> Resul
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn images_with_variable_defaults() {
+        let bonfire = "${CONTAINER_REGISTRY:-bonfirenetworks/bonfire}:${APP_VERSION:-1.0.6}-${APP_FLAVOUR:-social}-${APP_PLATFORM:-amd64}";
+        assert_eq!(
+            super::effective_image(bonfire, &[]).unwrap(),
+            "bonfirenetworks/bonfire:1.0.6-social-amd64"
+        );
+        assert_eq!(
+            super::default_edit(bonfire, "1.0.6-social-amd64", "1.0.7-social-amd64")
+                .unwrap()
+                .to,
+            bonfire.replace("APP_VERSION:-1.0.6", "APP_VERSION:-1.0.7")
+        );
+        let postgis = "${DB_DOCKER_IMAGE:-ghcr.io/baosystems/postgis}:${DB_DOCKER_VERSION:-17-3.5}";
+        assert_eq!(
+            super::default_edit(postgis, "17-3.5", "18-3.5").unwrap().to,
+            postgis.replace("17-3.5", "18-3.5")
+        );
+        let err = super::effective_image(bonfire, &["APP_VERSION".to_string()]).unwrap_err();
+        assert!(
+            err.contains("APP_VERSION, a setting in .env.sample"),
+            "{err}"
+        );
+        assert!(super::effective_image("${IMAGE}:1.0", &[]).is_err());
+        // 1.1 appears twice: ambiguous, left alone.
+        assert!(super::default_edit("x/${A:-1.1}-1.1:1.1", "1.1", "1.2").is_none());
+    }
+
     #[test]
     fn image_values() {
         assert_eq!(

@@ -4,7 +4,8 @@
 //! after showing it, with nothing on disk changed.
 //!
 //! The step rule and the version format are in `cooper_recipe::release`. Before anything is
-//! written the planned files are linted; a failed critical rule refuses the release.
+//! written the planned files are linted; a failed critical rule refuses the release (shown in
+//! the plan; `--skip-lint` overrides).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ pub struct ReleasePlan {
     /// `origin <branch>` when publishing.
     pub push: Option<String>,
     pub warnings: Vec<String>,
+    /// Critical lint rules the planned files fail; `execute` refuses unless told to skip lint.
+    pub lint_failures: Vec<String>,
     #[serde(skip)]
     dir: PathBuf,
 }
@@ -182,6 +185,11 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
         let text = work.text(path).unwrap_or_default();
         if let Some((new, old)) = release::set_version_label(&text, &version) {
             labelled = true;
+            if old.contains('$') {
+                warnings.push(format!(
+                    "{path}: the version label was the expression {old:?}; it becomes the literal {version}"
+                ));
+            }
             if new != text {
                 writes.push(FileWrite {
                     path: path.to_string(),
@@ -233,14 +241,6 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
             _ => f.rule.to_string(),
         })
         .collect();
-    if !critical.is_empty() {
-        return Err(OpsError::Refused(format!(
-            "{} {version} would fail critical lint rules (run `cooper recipe lint {}`): {}",
-            req.recipe,
-            req.recipe,
-            critical.join(" | ")
-        )));
-    }
 
     let mut commit_paths = Vec::new();
     let (mut commit_message, mut tag, mut push) = (None, None, None);
@@ -293,6 +293,7 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
         tag,
         push,
         warnings,
+        lint_failures: critical,
         dir: repo.path.clone(),
     })
 }
@@ -326,8 +327,18 @@ fn planned_files(
     RecipeFiles::from_map(&work.recipe, work.origin.clone(), map)
 }
 
-/// Carries a plan out: writes, moves the notes, commits, tags, pushes.
-pub fn execute(plan: &ReleasePlan) -> Result<()> {
+/// Carries a plan out: writes, moves the notes, commits, tags, pushes. Refuses a plan whose
+/// files fail critical lint rules unless `skip_lint`.
+pub fn execute(plan: &ReleasePlan, skip_lint: bool) -> Result<()> {
+    if !plan.lint_failures.is_empty() && !skip_lint {
+        return Err(OpsError::Refused(format!(
+            "{} {} would fail critical lint rules (see `cooper recipe lint {}`; --skip-lint releases anyway): {}",
+            plan.recipe,
+            plan.version,
+            plan.recipe,
+            plan.lint_failures.join(" | ")
+        )));
+    }
     for w in &plan.writes {
         write_atomic(&plan.dir.join(&w.path), &w.content)?;
     }
@@ -402,6 +413,9 @@ impl ReleasePlan {
         }
         for w in &self.warnings {
             out.push(format!("warning: {w}"));
+        }
+        for f in &self.lint_failures {
+            out.push(format!("critical lint failure: {f}"));
         }
         out
     }

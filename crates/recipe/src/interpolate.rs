@@ -121,6 +121,16 @@ where
     Ok(lookup(expr).unwrap_or("").to_string())
 }
 
+/// The variables a template refers to, in order (repeats included).
+pub fn variables(template: &str) -> Vec<String> {
+    let seen = std::cell::RefCell::new(Vec::new());
+    let _ = substitute(template, |name| {
+        seen.borrow_mut().push(name.to_string());
+        Some("")
+    });
+    seen.into_inner()
+}
+
 /// Expressions whose meaning under Docker's grammar is probably not what was meant: a
 /// required-variable message containing `-`, or an unbraced variable followed by an operator.
 pub fn ambiguous_expressions(template: &str) -> Vec<String> {

@@ -13,7 +13,6 @@
 //! image (with `.env.sample` defaults interpolated; the service carrying the version label when
 //! there is no `app`). A recipe's first release is `0.1.0+<upstream>`.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -390,16 +389,6 @@ pub struct ConfigBump {
     pub to: String,
 }
 
-/// The variables a compose string refers to.
-fn variables(template: &str) -> Vec<String> {
-    let seen = RefCell::new(Vec::new());
-    let _ = crate::interpolate::substitute(template, |name| {
-        seen.borrow_mut().push(name.to_string());
-        Some("")
-    });
-    seen.into_inner()
-}
-
 /// The `name:` of a config as written (before interpolation), from any compose file.
 fn raw_config_name(files: &RecipeFiles, key: &str) -> Option<String> {
     for path in files.paths() {
@@ -459,7 +448,7 @@ pub fn config_bumps(
             continue;
         }
         let raw = raw_config_name(new, key).unwrap_or_else(|| name.clone());
-        let vars: Vec<String> = variables(&raw)
+        let vars: Vec<String> = crate::interpolate::variables(&raw)
             .into_iter()
             .filter(|v| exports.contains_key(v))
             .collect();

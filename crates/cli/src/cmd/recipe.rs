@@ -76,6 +76,9 @@ pub struct Release {
     /// Push the commit and the tag to origin (release only).
     #[arg(short = 'p', long)]
     publish: bool,
+    /// Release even when the result fails critical lint rules.
+    #[arg(long)]
+    skip_lint: bool,
     /// Print the plan as JSON.
     #[arg(short = 'm', long)]
     machine: bool,
@@ -113,11 +116,19 @@ fn release(ctx: &Ctx, r: Release, commit: bool) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
+    if !plan.lint_failures.is_empty() && !r.skip_lint {
+        anyhow::bail!(
+            "{} {} fails critical lint rules (listed above; see `cooper recipe lint {}`); fix them, or pass --skip-lint",
+            plan.recipe,
+            plan.version,
+            plan.recipe
+        );
+    }
     if !confirm(ctx, "go ahead?")? {
         println!("nothing changed");
         return Ok(0);
     }
-    cooper_ops::release::execute(&plan)?;
+    cooper_ops::release::execute(&plan, r.skip_lint)?;
     if !r.machine {
         match (&plan.tag, &plan.push) {
             (Some(t), Some(p)) => println!("released {t} and pushed it to {p}"),
@@ -357,7 +368,7 @@ fn ls(ctx: &Ctx, machine: bool) -> anyhow::Result<u8> {
             .and_then(|l| meta.and_then(|m| m.cooper_levels.get(l)).copied());
         rows.push(RecipeRow {
             category: meta.map(|m| m.category.clone()).unwrap_or_default(),
-            status: meta.map(|m| m.features.status),
+            status: meta.map(|m| m.features.status).filter(|s| *s > 0),
             latest,
             versions: versions.len(),
             level,
