@@ -13,21 +13,6 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/autoupgrade/upapp")
 }
 
-fn git_out(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn copy(from: &Path, to: &Path, host: &str) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -45,13 +30,7 @@ fn copy(from: &Path, to: &Path, host: &str) {
 #[test]
 fn a_failing_candidate_makes_no_release_and_a_passing_one_is_released_on_a_branch() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let d = cooper_testkit::local_docker().await.unwrap();
-        cooper_testkit::ensure_images(&d, &["cooper-test/web:1.0"])
-            .await
-            .unwrap();
-        cooper_testkit::ensure_restic_image(&d).await.unwrap();
-    });
+    rt.block_on(cooper_testkit::ensure_test_images()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let reg = LocalRegistry::start(dir.path(), &dir.path().join("storage"), None).unwrap();
     let host = reg.host();
@@ -90,7 +69,7 @@ fn a_failing_candidate_makes_no_release_and_a_passing_one_is_released_on_a_branc
     )
     .unwrap();
     let compose_before = std::fs::read_to_string(recipe.join("compose.yml")).unwrap();
-    let head_before = git_out(&recipe, &["rev-parse", "HEAD"]);
+    let head_before = cooper_testkit::git_output(&recipe, &["rev-parse", "HEAD"]);
 
     let results = dir.path().join("reports");
     let autoupgrade = || -> Output {
@@ -126,21 +105,31 @@ fn a_failing_candidate_makes_no_release_and_a_passing_one_is_released_on_a_branc
     );
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert_eq!(
-        git_out(&recipe, &["tag", "-l"]),
+        cooper_testkit::git_output(&recipe, &["tag", "-l"]),
         "1.0.0+1.0",
         "no tag: {text}"
     );
     assert_eq!(
-        git_out(&recipe, &["branch", "--format=%(refname:short)"]),
+        cooper_testkit::git_output(&recipe, &["branch", "--format=%(refname:short)"]),
         "main"
     );
-    assert_eq!(git_out(&recipe, &["rev-parse", "HEAD"]), head_before);
-    assert_eq!(git_out(&recipe, &["status", "--porcelain"]), "");
+    assert_eq!(
+        cooper_testkit::git_output(&recipe, &["rev-parse", "HEAD"]),
+        head_before
+    );
+    assert_eq!(
+        cooper_testkit::git_output(&recipe, &["status", "--porcelain"]),
+        ""
+    );
     assert_eq!(
         std::fs::read_to_string(recipe.join("compose.yml")).unwrap(),
         compose_before
     );
-    assert_eq!(git_out(&remote, &["tag", "-l"]), "", "nothing pushed");
+    assert_eq!(
+        cooper_testkit::git_output(&remote, &["tag", "-l"]),
+        "",
+        "nothing pushed"
+    );
     let runs: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(results.join("autoupgrade.json")).unwrap())
             .unwrap();
@@ -189,12 +178,15 @@ fn a_failing_candidate_makes_no_release_and_a_passing_one_is_released_on_a_branc
         runs[0]
     );
     assert_eq!(
-        git_out(&recipe, &["rev-parse", "--abbrev-ref", "HEAD"]),
+        cooper_testkit::git_output(&recipe, &["rev-parse", "--abbrev-ref", "HEAD"]),
         "main",
         "checkout restored"
     );
-    assert_eq!(git_out(&recipe, &["cat-file", "-t", "1.1.0+1.2"]), "tag");
-    let released = git_out(&recipe, &["show", "1.1.0+1.2:compose.yml"]);
+    assert_eq!(
+        cooper_testkit::git_output(&recipe, &["cat-file", "-t", "1.1.0+1.2"]),
+        "tag"
+    );
+    let released = cooper_testkit::git_output(&recipe, &["show", "1.1.0+1.2:compose.yml"]);
     assert!(
         released.contains(&format!("image: {host}/cooper/up:1.2\n")),
         "{released}"
@@ -204,8 +196,8 @@ fn a_failing_candidate_makes_no_release_and_a_passing_one_is_released_on_a_branc
         "{released}"
     );
     assert_eq!(
-        git_out(&remote, &["rev-parse", "1.1.0+1.2^{commit}"]),
-        git_out(&recipe, &["rev-parse", "cooper/upgrade-1.1.0+1.2"]),
+        cooper_testkit::git_output(&remote, &["rev-parse", "1.1.0+1.2^{commit}"]),
+        cooper_testkit::git_output(&recipe, &["rev-parse", "cooper/upgrade-1.1.0+1.2"]),
         "the branch and tag are published"
     );
     let summary = std::fs::read_to_string(results.join("summary.md")).unwrap();

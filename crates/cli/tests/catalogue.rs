@@ -79,13 +79,7 @@ fn compose(services: &[(&str, String)]) -> String {
 #[test]
 fn generate_looks_each_tag_up_once_and_recipe_commands_read_the_catalogue() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let d = cooper_testkit::local_docker().await.unwrap();
-        cooper_testkit::ensure_images(&d, &["cooper-test/web:1.0"])
-            .await
-            .unwrap();
-        cooper_testkit::ensure_restic_image(&d).await.unwrap();
-    });
+    rt.block_on(cooper_testkit::ensure_test_images()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let reg = LocalRegistry::start(dir.path(), &dir.path().join("storage"), None).unwrap();
     let host = reg.host();

@@ -9,13 +9,7 @@ use cooper_testkit::LocalRegistry;
 #[test]
 fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let d = cooper_testkit::local_docker().await.unwrap();
-        cooper_testkit::ensure_images(&d, &["cooper-test/web:1.0"])
-            .await
-            .unwrap();
-        cooper_testkit::ensure_restic_image(&d).await.unwrap();
-    });
+    rt.block_on(cooper_testkit::ensure_test_images()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let reg = LocalRegistry::start(dir.path(), &dir.path().join("storage"), None).unwrap();
     let host = reg.host();

@@ -102,21 +102,6 @@ fn write(s: &Setup, path: &str, text: &str) {
     std::fs::write(s.recipe.join(path), text).unwrap();
 }
 
-fn git_out(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn release_counts_up_changed_configs_and_a_dry_run_changes_nothing() {
     let s = setup();
@@ -196,17 +181,17 @@ fn release_counts_up_changed_configs_and_a_dry_run_changes_nothing() {
         "nginx 1.28; the default page answers 204\n"
     );
     assert_eq!(
-        git_out(&s.recipe, &["status", "--porcelain"]),
+        cooper_testkit::git_output(&s.recipe, &["status", "--porcelain"]),
         "",
         "all committed"
     );
     assert_eq!(
-        git_out(&s.recipe, &["cat-file", "-t", "1.1.0+1.28.0-alpine"]),
+        cooper_testkit::git_output(&s.recipe, &["cat-file", "-t", "1.1.0+1.28.0-alpine"]),
         "tag",
         "annotated"
     );
     assert_eq!(
-        git_out(
+        cooper_testkit::git_output(
             &s.recipe,
             &[
                 "tag",
@@ -218,8 +203,8 @@ fn release_counts_up_changed_configs_and_a_dry_run_changes_nothing() {
         "chore: publish 1.1.0+1.28.0-alpine release"
     );
     assert_eq!(
-        git_out(&s.remote, &["rev-parse", "1.1.0+1.28.0-alpine^{commit}"]),
-        git_out(&s.recipe, &["rev-parse", "HEAD"]),
+        cooper_testkit::git_output(&s.remote, &["rev-parse", "1.1.0+1.28.0-alpine^{commit}"]),
+        cooper_testkit::git_output(&s.recipe, &["rev-parse", "HEAD"]),
         "published"
     );
     // The release passes the config-version rule it was made to satisfy.
@@ -254,7 +239,7 @@ fn steps_follow_the_changes_and_sync_writes_only_the_label() {
     assert!(out.contains("→ 1.0.1+1.27.1-alpine (patch step)"), "{out}");
     assert!(read(&s, "compose.yml").contains("version=1.0.1+1.27.1-alpine\""));
     assert_eq!(
-        git_out(&s.recipe, &["tag", "-l"]),
+        cooper_testkit::git_output(&s.recipe, &["tag", "-l"]),
         "1.0.0+1.27.1-alpine",
         "sync tags nothing"
     );

@@ -22,12 +22,7 @@ fn a_credential_helper_supplies_the_password() {
     std::env::set_var("PATH", path);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let d = cooper_testkit::local_docker().await.unwrap();
-        cooper_testkit::ensure_images(&d, &["cooper-test/web:1.0"])
-            .await
-            .unwrap();
-    });
+    rt.block_on(cooper_testkit::ensure_test_images()).unwrap();
     let storage = dir.path().join("storage");
     let open = LocalRegistry::start(dir.path(), &storage, None).unwrap();
     open.push("cooper/helped", &["1.0.0", "1.0.1"]).unwrap();

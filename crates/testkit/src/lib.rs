@@ -171,6 +171,18 @@ pub async fn ensure_images(docker: &Docker, tags: &[&str]) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The images most tests use: the busybox image as `cooper-test/web:1.0` and the restic image.
+pub async fn ensure_test_images() -> anyhow::Result<()> {
+    let d = local_docker().await?;
+    ensure_images(&d, &["cooper-test/web:1.0"]).await?;
+    ensure_restic_image(&d).await
+}
+
+/// [`ensure_test_images`] from synchronous code (a runtime of its own).
+pub fn ensure_test_images_blocking() -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(ensure_test_images())
+}
+
 /// Builds the restic test image when it is missing.
 pub async fn ensure_restic_image(docker: &Docker) -> anyhow::Result<()> {
     if docker.inspect_image(RESTIC_IMAGE).await.is_ok() {
@@ -215,6 +227,22 @@ pub fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
         bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
+}
+
+/// `git -C dir args…`'s standard output, trimmed; panics with git's error when it fails.
+pub fn git_output(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {

@@ -213,15 +213,9 @@ pub struct AutoUpgrade {
     /// The recipes to upgrade.
     #[arg(required = true)]
     recipes: Vec<String>,
-    /// Allow major image steps.
-    #[arg(short = 'x', long, conflicts_with_all = ["minor", "patch"])]
-    major: bool,
-    /// Allow minor image steps.
-    #[arg(short = 'y', long, conflicts_with = "patch")]
-    minor: bool,
-    /// Patch image steps only (the default).
-    #[arg(short = 'z', long)]
-    patch: bool,
+    /// The biggest image step allowed (default: patch).
+    #[command(flatten)]
+    step: super::recipe::Steps,
     /// The server the candidates are tested on.
     #[arg(short = 's', long, default_value = "default")]
     server: String,
@@ -242,14 +236,10 @@ pub struct AutoUpgrade {
 
 impl AutoUpgrade {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
-        use cooper_recipe::upgrade::Bump;
-        let level = if self.major {
-            Bump::Major
-        } else if self.minor {
-            Bump::Minor
-        } else {
-            Bump::Patch
-        };
+        let level = self
+            .step
+            .chosen()
+            .unwrap_or(cooper_recipe::upgrade::Bump::Patch);
         let req = cooper_ops::autoupgrade::AutoUpgradeRequest {
             recipes: self.recipes,
             level,

@@ -61,15 +61,8 @@ pub struct Release {
     /// The version to give, as <semver>+<upstream> (default: computed from what changed).
     #[arg(value_name = "VERSION")]
     release_version: Option<String>,
-    /// Take a major step.
-    #[arg(short = 'x', long, conflicts_with_all = ["minor", "patch"])]
-    major: bool,
-    /// Take a minor step.
-    #[arg(short = 'y', long, conflicts_with = "patch")]
-    minor: bool,
-    /// Take a patch step.
-    #[arg(short = 'z', long)]
-    patch: bool,
+    #[command(flatten)]
+    step: Steps,
     /// Show what would be written, committed, tagged and pushed, and change nothing.
     #[arg(short = 'r', long)]
     dry_run: bool,
@@ -84,17 +77,37 @@ pub struct Release {
     machine: bool,
 }
 
+/// The step flags: `-x` major, `-y` minor, `-z` patch (for `upgrade` and `autoupgrade` the
+/// biggest image step allowed, patch by default; for `sync`/`release` the version step, computed
+/// from the changes by default).
+#[derive(Debug, Args)]
+pub struct Steps {
+    /// Major step.
+    #[arg(short = 'x', long, conflicts_with_all = ["minor", "patch"])]
+    major: bool,
+    /// Minor step.
+    #[arg(short = 'y', long, conflicts_with = "patch")]
+    minor: bool,
+    /// Patch step.
+    #[arg(short = 'z', long)]
+    patch: bool,
+}
+
+impl Steps {
+    /// The step asked for, if any.
+    pub fn chosen(&self) -> Option<cooper_recipe::upgrade::Bump> {
+        use cooper_recipe::upgrade::Bump;
+        match (self.major, self.minor, self.patch) {
+            (true, _, _) => Some(Bump::Major),
+            (_, true, _) => Some(Bump::Minor),
+            (_, _, true) => Some(Bump::Patch),
+            _ => None,
+        }
+    }
+}
+
 fn release(ctx: &Ctx, r: Release, commit: bool) -> anyhow::Result<u8> {
-    use cooper_recipe::upgrade::Bump;
-    let step = if r.major {
-        Some(Bump::Major)
-    } else if r.minor {
-        Some(Bump::Minor)
-    } else if r.patch {
-        Some(Bump::Patch)
-    } else {
-        None
-    };
+    let step = r.step.chosen();
     let req = cooper_ops::release::ReleaseRequest {
         recipe: r.recipe.clone(),
         version: r.release_version.clone(),
@@ -163,29 +176,19 @@ fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<bool> {
 #[derive(Debug, Args)]
 pub struct Upgrade {
     recipe: String,
-    /// Allow major steps.
-    #[arg(short = 'x', long, conflicts_with_all = ["minor", "patch"])]
-    major: bool,
-    /// Allow minor steps (the default: patch only).
-    #[arg(short = 'y', long, conflicts_with = "patch")]
-    minor: bool,
-    /// Patch steps only.
-    #[arg(short = 'z', long)]
-    patch: bool,
+    /// The biggest step allowed (default: patch).
+    #[command(flatten)]
+    step: Steps,
     /// Print the proposal as JSON and change nothing.
     #[arg(short = 'm', long)]
     machine: bool,
 }
 
 fn upgrade(ctx: &Ctx, u: Upgrade) -> anyhow::Result<u8> {
-    use cooper_recipe::upgrade::Bump;
-    let level = if u.major {
-        Bump::Major
-    } else if u.minor {
-        Bump::Minor
-    } else {
-        Bump::Patch
-    };
+    let level = u
+        .step
+        .chosen()
+        .unwrap_or(cooper_recipe::upgrade::Bump::Patch);
     let client = cooper_registry::Client::with_config(cooper_registry::docker_config(None));
     let mut proposals = ctx.block_on(cooper_ops::maintain::propose(
         &ctx.abra, &u.recipe, level, &client,
