@@ -94,6 +94,26 @@ fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
         ],
         "never latest, never 1.28.5 (another shape)"
     );
+    assert!(app.get("tags").is_none(), "tags only with -a");
+    let all: serde_json::Value =
+        serde_json::from_slice(&cooper(&["recipe", "upgrade", "up", "-m", "-a"]).stdout).unwrap();
+    let app_all = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["image"].as_str().unwrap().ends_with("1.27.1-alpine"))
+        .unwrap();
+    assert_eq!(
+        app_all["tags"],
+        serde_json::json!([
+            "1.27.1-alpine",
+            "1.27.2-alpine",
+            "1.28.0-alpine",
+            "1.28.5",
+            "2.0.0-alpine",
+            "latest"
+        ])
+    );
     let var = json
         .as_array()
         .unwrap()

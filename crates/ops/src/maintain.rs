@@ -24,6 +24,9 @@ pub struct ImageProposal {
     pub chosen: Option<ImageEdit>,
     /// Why an image is left alone (variables, no version in the tag, registry errors).
     pub note: Option<String>,
+    /// Every tag the registry has for the image, versions in order (`recipe upgrade -a`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// The value of an `image:` line (quotes and comment removed).
@@ -71,6 +74,7 @@ pub async fn propose(
             files: in_files,
             image: image.clone(),
             candidates: Vec::new(),
+            tags: Vec::new(),
             chosen: None,
             note: None,
         };
@@ -114,6 +118,7 @@ pub async fn propose(
             }
         };
         p.candidates = upgrade::candidates(&tag, &tags);
+        p.tags = upgrade::sorted(tags);
         if let Some((_, new_tag)) = p.candidates.iter().rfind(|(b, _)| *b <= level) {
             if effective == image {
                 p.chosen = Some(edit_for(client, &image, new_tag).await?);

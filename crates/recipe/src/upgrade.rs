@@ -99,6 +99,18 @@ pub fn candidates(current: &str, tags: &[String]) -> Vec<(Bump, String)> {
     out
 }
 
+/// Tags in version order: tags with a version by their numbers (then by name), then the rest
+/// (`latest`, `stable`, …) by name.
+pub fn sorted(mut tags: Vec<String>) -> Vec<String> {
+    tags.sort_by(|a, b| match (TagShape::parse(a), TagShape::parse(b)) {
+        (Some(x), Some(y)) => x.numbers.cmp(&y.numbers).then_with(|| a.cmp(b)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    });
+    tags
+}
+
 /// One `image:` line to change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageEdit {
@@ -198,6 +210,28 @@ mod tests {
         assert_eq!(
             candidates("1.0", &tags(&["1.1", "0.9", "1.0"])),
             vec![(Bump::Minor, "1.1".to_string())]
+        );
+    }
+
+    #[test]
+    fn tags_sort_by_version() {
+        assert_eq!(
+            sorted(tags(&[
+                "latest",
+                "1.10.0",
+                "1.9.2",
+                "v1.9.10",
+                "1.9.2-alpine",
+                "edge"
+            ])),
+            tags(&[
+                "1.9.2",
+                "1.9.2-alpine",
+                "v1.9.10",
+                "1.10.0",
+                "edge",
+                "latest"
+            ])
         );
     }
 

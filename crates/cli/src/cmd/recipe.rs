@@ -179,6 +179,9 @@ pub struct Upgrade {
     /// The biggest step allowed (default: patch).
     #[command(flatten)]
     step: Steps,
+    /// List every tag of each image too, not only the upgrades.
+    #[arg(short = 'a', long)]
+    all_tags: bool,
     /// Print the proposal as JSON and change nothing.
     #[arg(short = 'm', long)]
     machine: bool,
@@ -193,9 +196,15 @@ fn upgrade(ctx: &Ctx, u: Upgrade) -> anyhow::Result<u8> {
     let mut proposals = ctx.block_on(cooper_ops::maintain::propose(
         &ctx.abra, &u.recipe, level, &client,
     ))?;
+    if !u.all_tags {
+        proposals.iter_mut().for_each(|p| p.tags.clear());
+    }
     if u.machine {
         output::json(&proposals)?;
         return Ok(0);
+    }
+    for p in proposals.iter().filter(|p| !p.tags.is_empty()) {
+        println!("{} tags: {}", p.image, p.tags.join(", "));
     }
     let interactive = !ctx.no_input && std::io::IsTerminal::is_terminal(&std::io::stdin());
     if interactive {
