@@ -205,4 +205,28 @@ fn a_failing_candidate_makes_no_release_and_a_passing_one_is_released_on_a_branc
         summary.contains("✅ released on `cooper/upgrade-1.1.0+1.2`"),
         "{summary}"
     );
+
+    // Again, before the release branch is merged: nothing new to test, nothing changed.
+    let tags_before = cooper_testkit::git_output(&recipe, &["tag", "-l"]);
+    let out = autoupgrade();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("autoupgrade.json")).unwrap())
+            .unwrap();
+    assert_eq!(runs[0]["status"], "pending", "{}", runs[0]);
+    assert_eq!(
+        cooper_testkit::git_output(&recipe, &["tag", "-l"]),
+        tags_before
+    );
+    assert_eq!(
+        cooper_testkit::git_output(&recipe, &["status", "--porcelain"]),
+        ""
+    );
+    assert!(std::fs::read_to_string(results.join("summary.md"))
+        .unwrap()
+        .contains("⏳ released earlier on `cooper/upgrade-1.1.0+1.2`"));
 }

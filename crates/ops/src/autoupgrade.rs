@@ -48,6 +48,8 @@ pub enum Status {
     UpToDate,
     /// Every tier passed; the release is on its branch.
     Released,
+    /// The candidate was released by an earlier run and waits on its branch to be merged.
+    Pending,
     /// A tier failed; no release was made.
     Failed,
     /// The run could not get to testing (dirty tree, registry, release plan).
@@ -107,9 +109,12 @@ pub struct AutoUpgradeReport {
 impl AutoUpgradeReport {
     /// True when no recipe failed or errored.
     pub fn ok(&self) -> bool {
-        self.runs
-            .iter()
-            .all(|r| matches!(r.status, Status::UpToDate | Status::Released))
+        self.runs.iter().all(|r| {
+            matches!(
+                r.status,
+                Status::UpToDate | Status::Released | Status::Pending
+            )
+        })
     }
 }
 
@@ -135,6 +140,11 @@ pub async fn run(
             "{recipe}: {}",
             match r.status {
                 Status::UpToDate => "up to date".to_string(),
+                Status::Pending => format!(
+                    "{} was released earlier on {}; merge it",
+                    r.candidate.as_deref().unwrap_or_default(),
+                    r.branch.as_deref().unwrap_or_default()
+                ),
                 Status::Released => format!(
                     "released {} on {}",
                     r.candidate.as_deref().unwrap_or_default(),
@@ -186,6 +196,24 @@ async fn one(
         None => git::run(&dir, &["rev-parse", "HEAD"])?,
     };
     maintain::apply(abra, &r.recipe, &proposals)?;
+    // The newest release (tags are global) may already hold exactly these images: released by
+    // an earlier run on its branch, not merged yet.
+    if let Some(latest) = repo.latest()? {
+        let released = repo.at_version(latest.as_str())?;
+        let work = repo.worktree()?;
+        if cooper_recipe::release::step(&cooper_recipe::release::changes(&released, &work))
+            .is_none()
+        {
+            git::run(&dir, &["checkout", "-q", "--", "."])?;
+            r.status = Status::Pending;
+            r.candidate = Some(latest.to_string());
+            r.branch = Some(format!("cooper/upgrade-{latest}"));
+            r.detail = Some(format!(
+                "{latest} already holds these images (an earlier run released it on its branch); merge it"
+            ));
+            return Ok(());
+        }
+    }
     let plan = match release::plan(
         abra,
         &ReleaseRequest {
@@ -203,6 +231,16 @@ async fn one(
     let version = plan.version.clone();
     let branch = format!("cooper/upgrade-{version}");
     r.candidate = Some(version.clone());
+    if plan.tag_exists {
+        // Released by an earlier run, waiting to be merged: nothing new to test.
+        git::run(&dir, &["checkout", "-q", "--", "."])?;
+        r.status = Status::Pending;
+        r.branch = Some(branch);
+        r.detail = Some(format!(
+            "{version} exists already (an earlier run released it on its branch); merge it, or delete the tag and branch to test it again"
+        ));
+        return Ok(());
+    }
     reporter.info(&format!(
         "{}: candidate {version} on {branch}: {}",
         r.recipe,
@@ -316,12 +354,13 @@ fn write_reports(dir: &Path, runs: Vec<RecipeRun>) -> Result<AutoUpgradeReport> 
     for r in &runs {
         let suite = r.recipe.clone();
         match r.status {
-            Status::UpToDate | Status::Error => results.push(StepResult {
+            Status::UpToDate | Status::Pending | Status::Error => results.push(StepResult {
                 suite,
                 phase: "upgrade".into(),
                 name: "candidate".into(),
                 outcome: match r.status {
                     Status::UpToDate => Outcome::Skipped("no newer image tags".into()),
+                    Status::Pending => Outcome::Skipped(r.detail.clone().unwrap_or_default()),
                     _ => Outcome::Failed(r.detail.clone().unwrap_or_default()),
                 },
                 millis: r.millis,
@@ -389,6 +428,10 @@ pub fn markdown(runs: &[RecipeRun]) -> String {
     for r in runs {
         let result = match r.status {
             Status::UpToDate => "✅ up to date".to_string(),
+            Status::Pending => format!(
+                "⏳ released earlier on `{}`, waiting to be merged",
+                r.branch.as_deref().unwrap_or("")
+            ),
             Status::Released => format!("✅ released on `{}`", r.branch.as_deref().unwrap_or("")),
             Status::Failed => format!(
                 "❌ tier **{}** failed; no release",

@@ -64,6 +64,8 @@ pub struct ReleasePlan {
     pub warnings: Vec<String>,
     /// Critical lint rules the planned files fail; `execute` refuses unless told to skip lint.
     pub lint_failures: Vec<String>,
+    /// The version's tag exists already (e.g. on an unmerged release branch); `execute` refuses.
+    pub tag_exists: bool,
     #[serde(skip)]
     dir: PathBuf,
 }
@@ -144,12 +146,7 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
             v.clone()
         }
     };
-    if tags.iter().any(|t| t.name == version) {
-        return Err(OpsError::Refused(format!(
-            "{}: the tag {version} exists already; choose another version",
-            req.recipe
-        )));
-    }
+    let tag_exists = tags.iter().any(|t| t.name == version);
 
     // Config versions to count up, then the version label.
     let config_bumps = match &previous {
@@ -294,6 +291,7 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
         push,
         warnings,
         lint_failures: critical,
+        tag_exists,
         dir: repo.path.clone(),
     })
 }
@@ -330,6 +328,12 @@ fn planned_files(
 /// Carries a plan out: writes, moves the notes, commits, tags, pushes. Refuses a plan whose
 /// files fail critical lint rules unless `skip_lint`.
 pub fn execute(plan: &ReleasePlan, skip_lint: bool) -> Result<()> {
+    if plan.tag_exists {
+        return Err(OpsError::Refused(format!(
+            "{}: the tag {} exists already (see `git log {}`); give another version",
+            plan.recipe, plan.version, plan.version
+        )));
+    }
     if !plan.lint_failures.is_empty() && !skip_lint {
         return Err(OpsError::Refused(format!(
             "{} {} would fail critical lint rules (see `cooper recipe lint {}`; --skip-lint releases anyway): {}",
@@ -413,6 +417,12 @@ impl ReleasePlan {
         }
         for w in &self.warnings {
             out.push(format!("warning: {w}"));
+        }
+        if self.tag_exists {
+            out.push(format!(
+                "refused: the tag {} exists already; give another version",
+                self.version
+            ));
         }
         for f in &self.lint_failures {
             out.push(format!("critical lint failure: {f}"));

@@ -129,6 +129,13 @@ fn release(ctx: &Ctx, r: Release, commit: bool) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
+    if plan.tag_exists {
+        anyhow::bail!(
+            "{}: the tag {} exists already; give another version",
+            plan.recipe,
+            plan.version
+        );
+    }
     if !plan.lint_failures.is_empty() && !r.skip_lint {
         anyhow::bail!(
             "{} {} fails critical lint rules (listed above; see `cooper recipe lint {}`); fix them, or pass --skip-lint",
