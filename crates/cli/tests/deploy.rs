@@ -200,15 +200,9 @@ fn generated_secret_values_never_appear_again() {
     assert!(seen.contains("db_password"), "the outputs name the secret");
     assert!(!seen.contains(&value), "a secret value leaked");
     // The secret the service reads holds the value the operator was shown.
-    let container = docker(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.swarm.service.name={}_db", s.stack),
-    ]);
-    let container = container.lines().next().expect("the db container runs");
+    let container = cooper_testkit::service_container(&format!("{}_db", s.stack));
     assert_eq!(
-        docker(&["exec", container, "cat", "/run/secrets/db_password"]),
+        docker(&["exec", &container, "cat", "/run/secrets/db_password"]),
         value
     );
     let listed = s.ok(&["app", "secret", "ls", &s.domain]);

@@ -41,7 +41,7 @@ pub struct AutoUpgradeRequest {
 }
 
 /// How one recipe's run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// No newer image tags at this level.
@@ -53,11 +53,12 @@ pub enum Status {
     /// A tier failed; no release was made.
     Failed,
     /// The run could not get to testing (dirty tree, registry, release plan).
+    #[default]
     Error,
 }
 
 /// One recipe's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RecipeRun {
     pub recipe: String,
     pub status: Status,
@@ -74,27 +75,6 @@ pub struct RecipeRun {
     pub logs: Vec<String>,
     pub results: Option<PathBuf>,
     pub millis: u64,
-}
-
-impl RecipeRun {
-    fn new(recipe: &str) -> Self {
-        RecipeRun {
-            recipe: recipe.to_string(),
-            status: Status::Error,
-            previous: None,
-            candidate: None,
-            branch: None,
-            edits: Vec::new(),
-            notes: Vec::new(),
-            tiers: Vec::new(),
-            level: None,
-            failed_tier: None,
-            detail: None,
-            logs: Vec::new(),
-            results: None,
-            millis: 0,
-        }
-    }
 }
 
 /// The whole run.
@@ -130,7 +110,10 @@ pub async fn run(
     let mut runs = Vec::new();
     for recipe in &req.recipes {
         let t = Instant::now();
-        let mut r = RecipeRun::new(recipe);
+        let mut r = RecipeRun {
+            recipe: recipe.clone(),
+            ..Default::default()
+        };
         if let Err(e) = one(abra, req, client, &mut r, reporter).await {
             r.status = Status::Error;
             r.detail = Some(e.to_string());
@@ -180,7 +163,8 @@ async fn one(
             dirty.join(", ")
         )));
     }
-    r.previous = repo.latest()?.map(|v| v.to_string());
+    let latest = repo.latest()?;
+    r.previous = latest.as_ref().map(|v| v.to_string());
     let proposals = maintain::propose(abra, &r.recipe, req.level, client).await?;
     r.notes = proposals
         .iter()
@@ -191,14 +175,14 @@ async fn one(
         r.status = Status::UpToDate;
         return Ok(());
     }
-    let back_to = match git::current_branch(&dir)? {
+    let back_to = match repo.head_branch() {
         Some(b) => b,
         None => git::run(&dir, &["rev-parse", "HEAD"])?,
     };
     maintain::apply(abra, &r.recipe, &proposals)?;
     // The newest release (tags are global) may already hold exactly these images: released by
     // an earlier run on its branch, not merged yet.
-    if let Some(latest) = repo.latest()? {
+    if let Some(latest) = latest {
         let released = repo.at_version(latest.as_str())?;
         let work = repo.worktree()?;
         if cooper_recipe::release::step(&cooper_recipe::release::changes(&released, &work))

@@ -138,6 +138,11 @@ fn addresses(name: &str, origin: Option<String>) -> (String, String) {
     }
 }
 
+/// What a service's image is looked up as.
+fn reference(s: &ServiceMeta) -> String {
+    format!("{}:{}", s.image, s.tag)
+}
+
 /// Generates catalogue entries for local recipes; the caller merges and writes them.
 pub async fn generate(
     abra: &AbraDir,
@@ -153,19 +158,16 @@ pub async fn generate(
     };
     let mut stats = GenerateStats::default();
     let mut out = Catalogue::new();
-    // Pass 1: every recipe and release, from git.
-    let mut pending: Vec<(String, usize, String, catalogue::ServiceImage)> = Vec::new();
+    // Pass 1: every recipe and release, from git; the references still without a digest.
+    let mut distinct: BTreeSet<String> = BTreeSet::new();
     for name in &names {
         let repo = abra.recipe(name)?;
-        let head = repo.worktree()?;
-        let readme = catalogue::readme_meta(&head.text("README.md").unwrap_or_default());
+        let readme = std::fs::read_to_string(repo.path.join("README.md")).unwrap_or_default();
+        let readme = catalogue::readme_meta(&readme);
         let (repository, ssh_url) = addresses(name, repo.origin_url());
         let mut meta = RecipeMeta {
             category: readme.category,
-            default_branch: git::current_branch(&repo.path)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| "main".into()),
+            default_branch: repo.head_branch().unwrap_or_else(|| "main".into()),
             description: readme.description,
             features: readme.features,
             name: name.clone(),
@@ -183,26 +185,19 @@ pub async fn generate(
                     continue;
                 }
             };
-            let idx = meta.versions.len();
-            let mut services = BTreeMap::new();
-            for img in images {
-                stats.images += 1;
-                services.insert(
-                    img.service.clone(),
-                    ServiceMeta {
-                        digest: img
-                            .pinned
-                            .as_deref()
-                            .map(catalogue::short_digest)
-                            .unwrap_or_default(),
-                        image: img.image.clone(),
-                        tag: img.tag.clone(),
-                    },
+            stats.images += images.len();
+            if !req.offline {
+                distinct.extend(
+                    images
+                        .iter()
+                        .filter(|i| i.pinned.is_none())
+                        .map(|i| reference(&i.meta())),
                 );
-                if img.pinned.is_none() && !req.offline {
-                    pending.push((name.clone(), idx, v.to_string(), img));
-                }
             }
+            let services = images
+                .iter()
+                .map(|i| (i.service.clone(), i.meta()))
+                .collect();
             meta.versions
                 .push(BTreeMap::from([(v.to_string(), services)]));
             stats.versions += 1;
@@ -211,11 +206,7 @@ pub async fn generate(
         out.insert(name.clone(), meta);
     }
 
-    // Pass 2: each distinct reference looked up once, concurrently.
-    let distinct: BTreeSet<String> = pending
-        .iter()
-        .map(|(_, _, _, i)| format!("{}:{}", i.image, i.tag))
-        .collect();
+    // Pass 2: each distinct reference looked up once, concurrently; digests filled in.
     stats.lookups = distinct.len();
     let found: BTreeMap<String, std::result::Result<String, String>> =
         stream::iter(distinct.into_iter().map(|reference| async move {
@@ -232,25 +223,19 @@ pub async fn generate(
         .buffer_unordered(req.concurrency.max(1))
         .collect()
         .await;
-    for (name, idx, version, img) in pending {
-        let reference = format!("{}:{}", img.image, img.tag);
-        match &found[&reference] {
-            Ok(d) => {
-                if let Some(s) = out
-                    .get_mut(&name)
-                    .and_then(|m| m.versions.get_mut(idx))
-                    .and_then(|v| v.get_mut(&version))
-                    .and_then(|v| v.get_mut(&img.service))
-                {
-                    s.digest = d.clone();
-                }
-            }
-            Err(e) => {
-                let p = format!("{reference}: {e}");
-                if !stats.problems.contains(&p) {
-                    stats.problems.push(p);
-                }
-            }
+    for (reference, r) in &found {
+        if let Err(e) = r {
+            stats.problems.push(format!("{reference}: {e}"));
+        }
+    }
+    let services = out
+        .values_mut()
+        .flat_map(|m| m.versions.iter_mut())
+        .flat_map(|v| v.values_mut())
+        .flat_map(|v| v.values_mut());
+    for s in services.filter(|s| s.digest.is_empty()) {
+        if let Some(Ok(d)) = found.get(&reference(s)) {
+            s.digest = d.clone();
         }
     }
     stats.round_trips = client.round_trips() - trips_before;

@@ -306,7 +306,7 @@ pub async fn deploy(
         &app.recipe.name,
     );
     let result = run_deploy(abra, req, reporter, &mut app, &mut record, started).await;
-    record.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+    record.finish_with(&result);
     let saved = record.save(&abra.root).ok();
     drop(lock);
     result.map(|mut r| {
@@ -745,7 +745,7 @@ pub async fn undeploy(abra: &AbraDir, domain: &str, reporter: &mut dyn Reporter)
         Ok::<(), OpsError>(())
     }
     .await;
-    record.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+    record.finish_with(&result);
     let _ = record.save(&abra.root);
     result
 }

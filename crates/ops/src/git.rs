@@ -28,12 +28,6 @@ pub fn run(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
 }
 
-/// The checked-out branch, `None` on a detached HEAD.
-pub fn current_branch(dir: &Path) -> Result<Option<String>> {
-    let name = run(dir, &["rev-parse", "--abbrev-ref", "HEAD"])?;
-    Ok((name != "HEAD").then_some(name))
-}
-
 /// Fails with the fix when git has no identity to commit with.
 pub fn check_identity(dir: &Path) -> Result<()> {
     run(dir, &["var", "GIT_COMMITTER_IDENT"]).map(|_| ()).map_err(|_| {

@@ -77,6 +77,11 @@ impl Record {
         self.error = result.err();
     }
 
+    /// Marks the record finished with an operation's result.
+    pub fn finish_with<T, E: std::fmt::Display>(&mut self, result: &std::result::Result<T, E>) {
+        self.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+    }
+
     /// Writes the record under `<abra_dir>/cooper/records/<app>/`; returns its path.
     pub fn save(&self, abra_dir: &Path) -> std::io::Result<PathBuf> {
         let dir = abra_dir.join("cooper").join("records").join(&self.app);

@@ -79,7 +79,8 @@ pub fn release_message(version: &str) -> String {
 pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
     let repo = abra.recipe(&req.recipe)?;
     let tags = repo.tags()?;
-    let latest: Option<RecipeVersion> = repo.latest()?;
+    // Tags come sorted, versions first in version order.
+    let latest: Option<RecipeVersion> = tags.iter().rev().find_map(|t| t.version.clone());
     let work = repo.worktree()?;
     let previous = match &latest {
         Some(v) => Some(repo.at_version(v.as_str())?),
@@ -107,8 +108,8 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
         (Some(asked), Some(needed)) if previous.is_some() && asked < needed => {
             warnings.push(format!(
                 "a {} step was asked for, but the changes call for a {} step: {}",
-                name(asked),
-                name(needed),
+                asked,
+                needed,
                 changes
                     .iter()
                     .filter(|c| c.bump == needed)
@@ -174,11 +175,10 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
         });
     }
     let mut labelled = false;
-    for path in work.paths() {
-        let base = path.rsplit('/').next().unwrap_or(path);
-        if !(base.starts_with("compose") && base.ends_with(".yml")) {
-            continue;
-        }
+    for path in work
+        .paths()
+        .filter(|p| cooper_recipe::compose::is_compose_file(p))
+    {
         let text = work.text(path).unwrap_or_default();
         if let Some((new, old)) = release::set_version_label(&text, &version) {
             labelled = true;
@@ -256,7 +256,7 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
         commit_message = Some(release_message(&version));
         tag = Some(version.clone());
         if req.publish {
-            let branch = git::current_branch(&repo.path)?.ok_or_else(|| {
+            let branch = repo.head_branch().ok_or_else(|| {
                 OpsError::Refused(format!(
                     "{}: HEAD is detached; check out the branch to publish on",
                     req.recipe
@@ -294,14 +294,6 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
         tag_exists,
         dir: repo.path.clone(),
     })
-}
-
-fn name(b: Bump) -> &'static str {
-    match b {
-        Bump::Patch => "patch",
-        Bump::Minor => "minor",
-        Bump::Major => "major",
-    }
 }
 
 /// The working tree's files as the release will leave them.
@@ -386,10 +378,10 @@ impl ReleasePlan {
             self.recipe,
             self.previous.as_deref().unwrap_or("(no release yet)"),
             self.version,
-            name(self.step)
+            self.step
         )];
         for c in &self.changes {
-            out.push(format!("  {}: {}", name(c.bump), c.what));
+            out.push(format!("  {}: {}", c.bump, c.what));
         }
         for w in &self.writes {
             out.push(format!("write {}: {}", w.path, w.what));

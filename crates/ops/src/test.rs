@@ -606,16 +606,6 @@ impl Ctx<'_> {
                     }
                 }
             }
-            let safe: String = format!("{}-{}-{}", r.suite, r.phase, r.name)
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
             let path = results.join(format!("{safe}.log"));
             let _ = std::fs::write(&path, crate::backup::scrub(&log, &self.secrets));
             if let Outcome::Failed(w) = &mut r.outcome {

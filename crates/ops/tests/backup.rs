@@ -83,17 +83,7 @@ impl World {
 
     /// Runs a shell command in the service's running container.
     fn sh(&self, service: &str, script: &str) -> String {
-        let id = docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!(
-                "label=com.docker.swarm.service.name={}_{service}",
-                self.stack
-            ),
-        ]);
-        let id = id.lines().next().expect("a running container").to_string();
-        docker(&["exec", &id, "sh", "-c", script])
+        cooper_testkit::sh_in(&format!("{}_{service}", self.stack), script)
     }
 
     /// `sha256sum` of every file in a volume (sorted), read through a throwaway container.
@@ -547,12 +537,7 @@ async fn via_backupbot_runs_the_bots_cli_and_its_failure_fails() {
         .await
         .unwrap();
     assert!(out.contains("backup finished"), "{out}");
-    let bot_container = docker(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.swarm.service.name={bot}_app"),
-    ]);
+    let bot_container = cooper_testkit::service_container(&format!("{bot}_app"));
     let args = docker(&["exec", &bot_container, "cat", "/tmp/args"]);
     assert_eq!(args, format!("--host {} create", w.stack));
 

@@ -135,12 +135,7 @@ async fn a_real_browser_logs_in_and_a_failure_leaves_a_screenshot() {
             "formapp/provider cleanup"
         ]
     );
-    let container = cooper_testkit::docker(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.swarm.service.name={other_stack}_app"),
-    ]);
+    let container = cooper_testkit::service_container(&format!("{other_stack}_app"));
     let tmp = cooper_testkit::docker(&["exec", &container, "ls", "/tmp"]);
     assert!(
         !tmp.contains("cooper-test-"),

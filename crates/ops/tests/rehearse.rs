@@ -73,16 +73,7 @@ async fn production(name: &str, new_release: &str) -> Prod {
 
 impl Prod {
     fn sh(&self, service: &str, script: &str) -> String {
-        let id = docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!(
-                "label=com.docker.swarm.service.name={}_{service}",
-                self.stack
-            ),
-        ]);
-        docker(&["exec", id.lines().next().unwrap(), "sh", "-c", script])
+        cooper_testkit::sh_in(&format!("{}_{service}", self.stack), script)
     }
 
     fn specs(&self) -> String {

@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::envfile::EnvFile;
 use crate::lint::{self, split_image};
 use crate::repo::RecipeFiles;
-use crate::stack;
 
 /// `recipes.json`: recipe name → entry.
 pub type Catalogue = BTreeMap<String, RecipeMeta>;
@@ -209,21 +207,9 @@ pub struct ServiceImage {
 /// Every service's image at a release, over all overlay combinations (`.env.sample` defaults
 /// interpolated). An error when no combination loads.
 pub fn service_images(files: &RecipeFiles) -> Result<Vec<ServiceImage>, String> {
-    let sample = files
-        .text(".env.sample")
-        .and_then(|t| EnvFile::parse(&t).ok());
-    let env = lint::lint_env(sample.as_ref());
-    let cache = stack::ComposeCache::new(lint::LINT_DOMAIN, &env, files);
+    let loaded = lint::load_combinations(files);
     let mut out: BTreeMap<String, ServiceImage> = BTreeMap::new();
-    let mut first_error = None;
-    for combo in lint::combinations(files, sample.as_ref()) {
-        let c = match cache.load(&combo) {
-            Ok(c) => c,
-            Err(e) => {
-                first_error.get_or_insert_with(|| e.to_string());
-                continue;
-            }
-        };
+    for (_, c) in loaded.stacks {
         for (name, svc) in c.services {
             if out.contains_key(&name) || svc.image.is_empty() {
                 continue;
@@ -242,11 +228,22 @@ pub fn service_images(files: &RecipeFiles) -> Result<Vec<ServiceImage>, String> 
         }
     }
     if out.is_empty() {
-        if let Some(e) = first_error {
+        if let Some((_, e)) = loaded.failed.into_iter().next() {
             return Err(e);
         }
     }
     Ok(out.into_values().collect())
+}
+
+impl ServiceImage {
+    /// The catalogue entry, with the pinned digest when there is one (else none yet).
+    pub fn meta(&self) -> ServiceMeta {
+        ServiceMeta {
+            digest: self.pinned.as_deref().map(short_digest).unwrap_or_default(),
+            image: self.image.clone(),
+            tag: self.tag.clone(),
+        }
+    }
 }
 
 /// `sha256:0123456789ab…` → `01234567`.

@@ -134,6 +134,37 @@ pub(crate) fn combinations(files: &RecipeFiles, sample: Option<&EnvFile>) -> Vec
     combos
 }
 
+/// Every combination of [`combinations`] loaded with the `.env.sample` defaults (each compose
+/// file parsed once): what lint, releases and the catalogue look at.
+pub(crate) struct Loaded {
+    pub sample: Option<EnvFile>,
+    /// The combinations that load, the default selection first.
+    pub stacks: Vec<(Vec<String>, Compose)>,
+    /// The combinations that do not, with why.
+    pub failed: Vec<(Vec<String>, String)>,
+}
+
+pub(crate) fn load_combinations(files: &RecipeFiles) -> Loaded {
+    let sample = files
+        .text(".env.sample")
+        .and_then(|t| EnvFile::parse(&t).ok());
+    let env = lint_env(sample.as_ref());
+    let cache = stack::ComposeCache::new(LINT_DOMAIN, &env, files);
+    let mut out = Loaded {
+        stacks: Vec::new(),
+        failed: Vec::new(),
+        sample: None,
+    };
+    for combo in combinations(files, sample.as_ref()) {
+        match cache.load(&combo) {
+            Ok(c) => out.stacks.push((combo, c)),
+            Err(e) => out.failed.push((combo, e.to_string())),
+        }
+    }
+    out.sample = sample;
+    out
+}
+
 /// Every string value in a YAML tree (comments and keys are not values).
 fn yaml_strings<'a>(node: &'a crate::yaml::Node, out: &mut Vec<&'a str>) {
     use crate::yaml::Value;
@@ -216,23 +247,19 @@ fn variables_without_default(text: &str) -> BTreeSet<String> {
 /// Runs every rule.
 pub fn lint(input: &Input) -> Report {
     let files = input.files;
-    let sample = files
-        .text(".env.sample")
-        .and_then(|t| EnvFile::parse(&t).ok());
     let abra_sh = files.text("abra.sh").map(|t| AbraSh::parse(&t));
     let mut findings = Vec::new();
 
     // Load every combination, each compose file once.
-    let mut stacks: Vec<(Vec<String>, Compose)> = Vec::new();
-    let mut load_errors = Vec::new();
-    let env = lint_env(sample.as_ref());
-    let cache = stack::ComposeCache::new(LINT_DOMAIN, &env, files);
-    for combo in combinations(files, sample.as_ref()) {
-        match cache.load(&combo) {
-            Ok(c) => stacks.push((combo, c)),
-            Err(e) => load_errors.push(format!("[{}] {e}", combo.join(":"))),
-        }
-    }
+    let Loaded {
+        sample,
+        stacks,
+        failed,
+    } = load_combinations(files);
+    let load_errors: Vec<String> = failed
+        .iter()
+        .map(|(combo, e)| format!("[{}] {e}", combo.join(":")))
+        .collect();
     let base = stacks.first().map(|(_, c)| c.clone());
     let all_services: BTreeMap<String, crate::compose::Service> = stacks
         .iter()
@@ -242,10 +269,7 @@ pub fn lint(input: &Input) -> Report {
     // Every compose file, parsed once (`None`: not valid YAML, which C006 reports).
     let trees: Vec<(&str, Option<crate::yaml::Node>)> = files
         .paths()
-        .filter(|path| {
-            let b = path.rsplit('/').next().unwrap_or(path);
-            b.starts_with("compose") && b.ends_with(".yml")
-        })
+        .filter(|path| crate::compose::is_compose_file(path))
         .map(|path| {
             let tree = crate::yaml::parse(&files.text(path).unwrap_or_default()).ok();
             (path, tree)
@@ -767,12 +791,10 @@ fn config_bumps(input: &Input) -> Outcome {
     for pair in snapshots.windows(2) {
         let (old_name, old) = &pair[0];
         let (new_name, new) = &pair[1];
-        let (Some(a), Some(b)) = (config_contents(old), config_contents(new)) else {
-            continue;
-        };
-        for (key, (name, content)) in &b {
-            if let Some((old_swarm, old_content)) = a.get(key) {
-                if old_swarm == name && old_content != content {
+        let (a, b) = (config_contents(old), config_contents(new));
+        for (key, ConfigFile { name, content, .. }) in &b {
+            if let Some(old_config) = a.get(key) {
+                if old_config.name == *name && old_config.content != *content {
                     problems.push(format!(
                         "config {key} changed between {old_name} and {new_name} but is still named {name}"
                     ));
@@ -783,27 +805,35 @@ fn config_bumps(input: &Input) -> Outcome {
     outcome(problems)
 }
 
-/// config key → (Swarm name, file content), for the `.env.sample` selection.
-pub(crate) fn config_contents(files: &RecipeFiles) -> Option<BTreeMap<String, (String, Vec<u8>)>> {
-    let sample = files
-        .text(".env.sample")
-        .and_then(|t| EnvFile::parse(&t).ok());
+/// A config that comes from a recipe file.
+pub(crate) struct ConfigFile {
+    /// The Swarm name (interpolated).
+    pub name: String,
+    /// The recipe file it is made from.
+    pub file: String,
+    pub content: Vec<u8>,
+}
+
+/// config key → its Swarm name, file and content, over every combination.
+pub(crate) fn config_contents(files: &RecipeFiles) -> BTreeMap<String, ConfigFile> {
     let mut all = BTreeMap::new();
-    let env = lint_env(sample.as_ref());
-    let cache = stack::ComposeCache::new(LINT_DOMAIN, &env, files);
-    for combo in combinations(files, sample.as_ref()) {
-        let Ok(compose) = cache.load(&combo) else {
-            continue;
-        };
+    for (_, compose) in load_combinations(files).stacks {
         for (key, c) in compose.configs {
             if c.file.is_empty() {
                 continue;
             }
             let content = files.get(&c.file).map(<[u8]>::to_vec).unwrap_or_default();
-            all.insert(key, (c.name, content));
+            all.insert(
+                key,
+                ConfigFile {
+                    name: c.name,
+                    file: c.file,
+                    content,
+                },
+            );
         }
     }
-    Some(all)
+    all
 }
 
 #[cfg(test)]

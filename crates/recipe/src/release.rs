@@ -73,19 +73,12 @@ struct Facts {
 }
 
 fn facts(files: &RecipeFiles) -> Facts {
-    let sample = files
-        .text(".env.sample")
-        .and_then(|t| EnvFile::parse(&t).ok());
-    let env = lint::lint_env(sample.as_ref());
-    let cache = stack::ComposeCache::new(lint::LINT_DOMAIN, &env, files);
+    let loaded = lint::load_combinations(files);
     let mut f = Facts::default();
-    if let Some(s) = &sample {
+    if let Some(s) = &loaded.sample {
         f.env = s.entries().map(|e| e.key.clone()).collect();
     }
-    for combo in lint::combinations(files, sample.as_ref()) {
-        let Ok(c) = cache.load(&combo) else {
-            continue;
-        };
+    for (_, c) in &loaded.stacks {
         for (name, svc) in &c.services {
             f.images
                 .entry(name.clone())
@@ -391,11 +384,7 @@ pub struct ConfigBump {
 
 /// The `name:` of a config as written (before interpolation), from any compose file.
 fn raw_config_name(files: &RecipeFiles, key: &str) -> Option<String> {
-    for path in files.paths() {
-        let base = path.rsplit('/').next().unwrap_or(path);
-        if !(base.starts_with("compose") && base.ends_with(".yml")) {
-            continue;
-        }
+    for path in files.paths().filter(|p| crate::compose::is_compose_file(p)) {
         let Some(tree) = files.text(path).and_then(|t| crate::yaml::parse(&t).ok()) else {
             continue;
         };
@@ -432,27 +421,25 @@ pub fn config_bumps(
     new: &RecipeFiles,
     since: &str,
 ) -> Result<Vec<ConfigBump>, ReleaseError> {
-    let (Some(a), Some(b)) = (lint::config_contents(old), lint::config_contents(new)) else {
-        return Ok(Vec::new());
-    };
+    let (a, b) = (lint::config_contents(old), lint::config_contents(new));
     let exports = new
         .text("abra.sh")
         .map(|t| AbraSh::parse(&t).exports)
         .unwrap_or_default();
     let mut out: Vec<ConfigBump> = Vec::new();
-    for (key, (name, content)) in &b {
-        let Some((old_name, old_content)) = a.get(key) else {
+    for (key, config) in &b {
+        let Some(before) = a.get(key) else {
             continue;
         };
-        if old_name != name || old_content == content {
+        if before.name != config.name || before.content == config.content {
             continue;
         }
-        let raw = raw_config_name(new, key).unwrap_or_else(|| name.clone());
+        let raw = raw_config_name(new, key).unwrap_or_else(|| config.name.clone());
         let vars: Vec<String> = crate::interpolate::variables(&raw)
             .into_iter()
             .filter(|v| exports.contains_key(v))
             .collect();
-        let file = new_file_of(new, key).unwrap_or_default();
+        let file = config.file.clone();
         if vars.is_empty() {
             return Err(ReleaseError::ConfigNotVersioned {
                 config: key.clone(),
@@ -482,18 +469,6 @@ pub fn config_bumps(
         }
     }
     Ok(out)
-}
-
-fn new_file_of(files: &RecipeFiles, key: &str) -> Option<String> {
-    let sample = files
-        .text(".env.sample")
-        .and_then(|t| EnvFile::parse(&t).ok());
-    let env = lint::lint_env(sample.as_ref());
-    let cache = stack::ComposeCache::new(lint::LINT_DOMAIN, &env, files);
-    lint::combinations(files, sample.as_ref())
-        .into_iter()
-        .filter_map(|c| cache.load(&c).ok())
-        .find_map(|c| c.configs.get(key).map(|o| o.file.clone()))
 }
 
 /// Rewrites `export VAR=…` lines of an `abra.sh` for the bumps, keeping every other byte.

@@ -382,6 +382,14 @@ impl RecipeRepo {
         })
     }
 
+    /// The checked-out branch; `None` on a detached (or unborn) HEAD.
+    pub fn head_branch(&self) -> Option<String> {
+        let head = self.repo.head().ok()?;
+        head.is_branch()
+            .then(|| head.shorthand().map(str::to_string))
+            .flatten()
+    }
+
     /// The `origin` remote's URL, from the repository config (no network).
     pub fn origin_url(&self) -> Option<String> {
         self.repo

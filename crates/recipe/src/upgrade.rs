@@ -59,6 +59,16 @@ pub enum Bump {
     Major,
 }
 
+impl std::fmt::Display for Bump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Bump::Patch => "patch",
+            Bump::Minor => "minor",
+            Bump::Major => "major",
+        })
+    }
+}
+
 fn bump(from: &[u64], to: &[u64]) -> Bump {
     match from.iter().zip(to).position(|(a, b)| a != b) {
         Some(0) => Bump::Major,

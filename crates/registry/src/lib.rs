@@ -214,11 +214,6 @@ pub fn docker_config(path: Option<&std::path::Path>) -> DockerConfig {
     out
 }
 
-/// The `auths` entries of a Docker client config (see [`docker_config`]).
-pub fn docker_config_credentials(path: Option<&std::path::Path>) -> HashMap<String, Credentials> {
-    docker_config(path).auths
-}
-
 #[derive(Deserialize)]
 struct HelperAnswer {
     #[serde(rename = "Username", default)]
@@ -611,7 +606,7 @@ mod tests {
             r#"{"auths":{"https://index.docker.io/v1/":{"auth":"Ym90OnNlY3JldA=="},"git.coopcloud.tech":{"auth":"dTpwOng="},"broken":{"auth":"!!"}}}"#,
         )
         .unwrap();
-        let c = super::docker_config_credentials(Some(&cfg));
+        let c = super::docker_config(Some(&cfg)).auths;
         assert_eq!(c.len(), 2);
         let hub = &c[super::reference::DOCKER_HUB];
         assert_eq!(
@@ -622,7 +617,9 @@ mod tests {
             c["git.coopcloud.tech"].password, "p:x",
             "a password may hold colons"
         );
-        assert!(super::docker_config_credentials(Some(&dir.join("missing.json"))).is_empty());
+        assert!(super::docker_config(Some(&dir.join("missing.json")))
+            .auths
+            .is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

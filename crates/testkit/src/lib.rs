@@ -229,6 +229,25 @@ pub fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first running container of a Swarm service (`<stack>_<service>`); panics when none runs.
+pub fn service_container(service: &str) -> String {
+    let ids = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={service}"),
+    ]);
+    ids.lines()
+        .next()
+        .unwrap_or_else(|| panic!("no running container of {service}"))
+        .to_string()
+}
+
+/// Runs a shell script in a service's running container; its output.
+pub fn sh_in(service: &str, script: &str) -> String {
+    docker(&["exec", &service_container(service), "sh", "-c", script])
+}
+
 /// `git -C dir args…`'s standard output, trimmed; panics with git's error when it fails.
 pub fn git_output(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

@@ -166,18 +166,11 @@ fn release(ctx: &Ctx, r: Release, commit: bool) -> anyhow::Result<u8> {
 
 /// Asks on the terminal unless -n; without a terminal and without -n, refuses.
 fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<bool> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if ctx.no_input {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
+    use cooper_ops::Reporter;
+    if !ctx.no_input && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         anyhow::bail!("no terminal to ask on: pass -n to go ahead, or --dry-run / -m to only look");
     }
-    eprint!("{question} [y/N] ");
-    std::io::stderr().flush()?;
-    let mut a = String::new();
-    std::io::stdin().lock().read_line(&mut a)?;
-    Ok(matches!(a.trim(), "y" | "Y" | "yes"))
+    Ok(crate::report::CliReporter::new(true, ctx.no_input).ask(question))
 }
 
 #[derive(Debug, Args)]
@@ -259,11 +252,7 @@ fn choose(
         eprintln!("{} ({}):", p.image, p.files.join(", "));
         for (i, (bump, tag)) in p.candidates.iter().enumerate() {
             let mark = if Some(i) == default { " (default)" } else { "" };
-            eprintln!(
-                "  [{}] {tag} ({}){mark}",
-                i + 1,
-                serde_json::to_value(bump)?.as_str().unwrap_or_default()
-            );
+            eprintln!("  [{}] {tag} ({bump}){mark}", i + 1);
         }
         let keep = if default.is_none() { " (default)" } else { "" };
         eprintln!("  [s] keep {}{keep}", p.image);
@@ -425,7 +414,7 @@ fn ls(ctx: &Ctx, machine: bool) -> anyhow::Result<u8> {
 }
 
 fn versions(ctx: &Ctx, recipe: &str, machine: bool) -> anyhow::Result<u8> {
-    use cooper_recipe::catalogue::{self, ServiceMeta, VersionEntry};
+    use cooper_recipe::catalogue::{self, VersionEntry};
     let cat = catalogue(ctx);
     let meta = cat.get(recipe);
     let mut out: Vec<VersionEntry> = meta.map(|m| m.versions.clone()).unwrap_or_default();
@@ -437,26 +426,16 @@ fn versions(ctx: &Ctx, recipe: &str, machine: bool) -> anyhow::Result<u8> {
                     continue;
                 }
                 let files = repo.at_version(v.as_str())?;
-                let mut services = BTreeMap::new();
-                match catalogue::service_images(&files) {
-                    Ok(images) => {
-                        for i in images {
-                            services.insert(
-                                i.service,
-                                ServiceMeta {
-                                    digest: i
-                                        .pinned
-                                        .as_deref()
-                                        .map(catalogue::short_digest)
-                                        .unwrap_or_default(),
-                                    image: i.image,
-                                    tag: i.tag,
-                                },
-                            );
-                        }
+                let services = match catalogue::service_images(&files) {
+                    Ok(images) => images
+                        .iter()
+                        .map(|i| (i.service.clone(), i.meta()))
+                        .collect(),
+                    Err(e) => {
+                        eprintln!("warning: {recipe} {v}: {e}");
+                        BTreeMap::new()
                     }
-                    Err(e) => eprintln!("warning: {recipe} {v}: {e}"),
-                }
+                };
                 out.push(BTreeMap::from([(v.to_string(), services)]));
             }
         }

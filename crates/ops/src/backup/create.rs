@@ -35,7 +35,7 @@ pub async fn create(
         create_with(abra, &app, &engine, reporter, &mut record).await
     }
     .await;
-    record.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+    record.finish_with(&result);
     let saved = record.save(&abra.root).ok();
     drop(lock);
     result.map(|mut r| {
@@ -103,7 +103,7 @@ pub async fn create_via_backupbot(
         }
     }
     .await;
-    record.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+    record.finish_with(&result);
     let _ = record.save(&abra.root);
     drop(lock);
     result

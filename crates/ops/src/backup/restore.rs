@@ -42,7 +42,7 @@ pub async fn restore(
     let mut record = Record::new("restore", &app.at.domain, &app.at.server, &app.recipe.name);
     let started = Instant::now();
     let result = run_restore(abra, &app, req, reporter, &mut record).await;
-    record.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+    record.finish_with(&result);
     let saved = record.save(&abra.root).ok();
     drop(lock);
     result.map(|mut r| {

@@ -15,6 +15,13 @@ use std::fmt;
 
 pub use duration::Duration;
 pub use model::*;
+/// A compose file of a recipe, by name (`compose.yml`, `compose.smtp.yml`,
+/// `postgres/compose.postgres.tune.yml`).
+pub fn is_compose_file(path: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    base.starts_with("compose") && base.ends_with(".yml")
+}
+
 pub use parse::{clean_relative, parse_port_spec, parse_ram, parse_volume_spec};
 
 use crate::interpolate::{substitute, SubstError};
