@@ -49,6 +49,10 @@ fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
     );
     std::fs::write(recipe.join("compose.yml"), &compose).unwrap();
     std::fs::write(recipe.join(".env.sample"), "TYPE=up\nSET_VERSION=1.0\n").unwrap();
+    // An overlay in a subfolder (as bonfire's postgres/compose.postgres.tune.yml).
+    std::fs::create_dir_all(recipe.join("extra")).unwrap();
+    let overlay = format!("services:\n  app:\n    image: {host}/cooper/web:1.27.1-alpine\n");
+    std::fs::write(recipe.join("extra/compose.extra.yml"), &overlay).unwrap();
     cooper_testkit::git(&recipe, &["init", "-q", "-b", "main"]).unwrap();
     cooper_testkit::git(&recipe, &["add", "-A"]).unwrap();
     cooper_testkit::git(&recipe, &["commit", "-q", "-m", "init"]).unwrap();
@@ -165,10 +169,15 @@ fn recipe_upgrade_proposes_by_shape_and_rewrites_only_image_lines() {
         expected
     );
     assert!(expected.contains(&format!("OTHER={host}/cooper/web:1.27.1-alpine")));
+    assert_eq!(
+        std::fs::read_to_string(recipe.join("extra/compose.extra.yml")).unwrap(),
+        overlay.replace("1.27.1-alpine", "1.28.0-alpine"),
+        "overlays in subfolders are upgraded too"
+    );
 
     // On a terminal, each image is offered its candidates: keep the variable one, take the
     // major step for the app, keep the pinned db image, then confirm. (`script` gives the command a pseudo-terminal.)
-    cooper_testkit::git(&recipe, &["checkout", "--", "compose.yml"]).unwrap();
+    cooper_testkit::git(&recipe, &["checkout", "--", "."]).unwrap();
     let mut child = Command::new("script")
         .args([
             "-qefc",

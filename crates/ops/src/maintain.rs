@@ -56,10 +56,10 @@ pub async fn propose(
         .map(|e| e.entries().map(|x| x.key.clone()).collect())
         .unwrap_or_default();
     let mut images: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for path in files.paths() {
-        if path.contains('/') || !path.starts_with("compose") || !path.ends_with(".yml") {
-            continue;
-        }
+    for path in files
+        .paths()
+        .filter(|p| cooper_recipe::compose::is_compose_file(p))
+    {
         let text = files.text(path).unwrap_or_default();
         for line in text.lines() {
             if let Some(v) = image_value(line) {
