@@ -216,14 +216,11 @@ async fn one(
     let branch = format!("cooper/upgrade-{version}");
     r.candidate = Some(version.clone());
     if plan.tag_exists {
-        // Released by an earlier run, waiting to be merged: nothing new to test.
+        // A tag of that version with other content: not ours to replace.
         git::run(&dir, &["checkout", "-q", "--", "."])?;
-        r.status = Status::Pending;
-        r.branch = Some(branch);
-        r.detail = Some(format!(
-            "{version} exists already (an earlier run released it on its branch); merge it, or delete the tag and branch to test it again"
-        ));
-        return Ok(());
+        return Err(OpsError::Refused(format!(
+            "the candidate's version {version} is a tag already, with other files; delete it or release by hand"
+        )));
     }
     reporter.info(&format!(
         "{}: candidate {version} on {branch}: {}",

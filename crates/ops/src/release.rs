@@ -320,20 +320,8 @@ fn planned_files(
 /// Carries a plan out: writes, moves the notes, commits, tags, pushes. Refuses a plan whose
 /// files fail critical lint rules unless `skip_lint`.
 pub fn execute(plan: &ReleasePlan, skip_lint: bool) -> Result<()> {
-    if plan.tag_exists {
-        return Err(OpsError::Refused(format!(
-            "{}: the tag {} exists already (see `git log {}`); give another version",
-            plan.recipe, plan.version, plan.version
-        )));
-    }
-    if !plan.lint_failures.is_empty() && !skip_lint {
-        return Err(OpsError::Refused(format!(
-            "{} {} would fail critical lint rules (see `cooper recipe lint {}`; --skip-lint releases anyway): {}",
-            plan.recipe,
-            plan.version,
-            plan.recipe,
-            plan.lint_failures.join(" | ")
-        )));
+    if let Some(why) = plan.refusal(skip_lint) {
+        return Err(OpsError::Refused(why));
     }
     for w in &plan.writes {
         write_atomic(&plan.dir.join(&w.path), &w.content)?;
@@ -371,6 +359,27 @@ pub fn execute(plan: &ReleasePlan, skip_lint: bool) -> Result<()> {
 }
 
 impl ReleasePlan {
+    /// Why [`execute`] would refuse this plan (an existing tag; critical lint failures unless
+    /// `skip_lint`), so a front end can say so before asking to go ahead.
+    pub fn refusal(&self, skip_lint: bool) -> Option<String> {
+        if self.tag_exists {
+            return Some(format!(
+                "{}: the tag {} exists already (see `git log {}`); give another version",
+                self.recipe, self.version, self.version
+            ));
+        }
+        if !self.lint_failures.is_empty() && !skip_lint {
+            return Some(format!(
+                "{} {} fails critical lint rules (see `cooper recipe lint {}`; --skip-lint releases anyway): {}",
+                self.recipe,
+                self.version,
+                self.recipe,
+                self.lint_failures.join(" | ")
+            ));
+        }
+        None
+    }
+
     /// The plan as lines for people.
     pub fn describe(&self) -> Vec<String> {
         let mut out = vec![format!(

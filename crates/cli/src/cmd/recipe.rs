@@ -129,20 +129,8 @@ fn release(ctx: &Ctx, r: Release, commit: bool) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    if plan.tag_exists {
-        anyhow::bail!(
-            "{}: the tag {} exists already; give another version",
-            plan.recipe,
-            plan.version
-        );
-    }
-    if !plan.lint_failures.is_empty() && !r.skip_lint {
-        anyhow::bail!(
-            "{} {} fails critical lint rules (listed above; see `cooper recipe lint {}`); fix them, or pass --skip-lint",
-            plan.recipe,
-            plan.version,
-            plan.recipe
-        );
+    if let Some(why) = plan.refusal(r.skip_lint) {
+        anyhow::bail!(why);
     }
     if !confirm(ctx, "go ahead?")? {
         println!("nothing changed");
