@@ -15,6 +15,9 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// A check ran and found problems (lint errors, missing env keys).
     pub const CHECK_FAILED: u8 = 3;
+    /// A deploy failed and the app does not run as before: the way back did not converge,
+    /// there was none (a first deploy), or `--no-rollback` left it. Someone must look now.
+    pub const APP_DOWN: u8 = 4;
 }
 
 /// Co-operative hosting for Co-op Cloud recipes: an abra-compatible CLI.
@@ -110,7 +113,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::FAILURE)
+            match e.downcast_ref::<cooper_ops::OpsError>() {
+                Some(cooper_ops::OpsError::Broken(_)) => ExitCode::from(exit::APP_DOWN),
+                _ => ExitCode::from(exit::FAILURE),
+            }
         }
     }
 }

@@ -88,13 +88,16 @@ impl Reporter for CliReporter {
     }
 
     fn confirm(&mut self, o: &Overview) -> bool {
+        let version = match &o.current_version {
+            Some(current) if !o.first_deploy => format!("{current} → {}", o.new_version),
+            _ => format!("{} (first deploy)", o.new_version),
+        };
         let mut text = format!(
-            "\n  app      {}\n  server   {}\n  recipe   {}\n  version  {} → {}\n  source   {}\n  files    {}\n  services {}\n  timeout  {}s\n",
+            "\n  app      {}\n  server   {}\n  recipe   {}\n  version  {}\n  source   {}\n  files    {}\n  services {}\n  timeout  {}s\n",
             o.app,
             o.server,
             o.recipe,
-            o.current_version.as_deref().unwrap_or("(not deployed)"),
-            o.new_version,
+            version,
             o.source,
             o.compose_files.join(":"),
             o.services.join(", "),

@@ -335,6 +335,12 @@ impl Engine {
             .await
             .map_err(EngineError::api(format!("inspecting service {name}")))?;
         let version = current.version.and_then(|v| v.index).unwrap_or_default();
+        self.update_service_at(name, spec, version).await
+    }
+
+    /// Updates a service to `spec`, if it is still at `version` (the engine refuses an update
+    /// "out of sequence" otherwise).
+    async fn update_service_at(&self, name: &str, spec: ServiceSpec, version: u64) -> Result<()> {
         let opts = UpdateServiceOptionsBuilder::default()
             .version(version as i32)
             .build();
@@ -346,9 +352,11 @@ impl Engine {
     }
 
     /// Puts back what `applied.previous` held: previous specs for updated and removed services,
-    /// and removes services the apply created. Volumes are never touched.
-    pub async fn restore(&self, applied: &Applied) -> Result<Vec<String>> {
-        let mut restored = Vec::new();
+    /// and removes services the apply created. Volumes are never touched. A service that Swarm
+    /// is rolling back itself (its `failure_action: rollback`) is left to Swarm: a second update
+    /// on top of Swarm's rollback would compete with it.
+    pub async fn restore(&self, applied: &Applied) -> Result<Restored> {
+        let mut out = Restored::default();
         for name in &applied.created {
             match self.docker.delete_service(name).await {
                 Ok(()) => {}
@@ -362,18 +370,35 @@ impl Engine {
             let Some(spec) = applied.previous.services.get(name) else {
                 continue;
             };
-            // A service whose spec the apply did not change keeps running untouched: sending
-            // the read-back spec again would look like a change to Swarm and restart its tasks.
-            let now = self
-                .docker
-                .inspect_service(name, None::<InspectServiceOptions>)
-                .await
-                .map_err(EngineError::api(format!("inspecting service {name}")))?;
-            if now.spec.map(as_submitted).as_ref() == Some(spec) {
-                continue;
+            // Swarm may start its own rollback between our look and our update; the update
+            // then fails as out of sequence, and the next look sees the rollback.
+            let mut attempts = 0;
+            loop {
+                let now = self
+                    .docker
+                    .inspect_service(name, None::<InspectServiceOptions>)
+                    .await
+                    .map_err(EngineError::api(format!("inspecting service {name}")))?;
+                if crate::converge::swarm_rolling_back(&now) {
+                    out.left_to_swarm.push(name.clone());
+                    break;
+                }
+                // A service whose spec the apply did not change keeps running untouched:
+                // sending the read-back spec again would look like a change to Swarm and
+                // restart its tasks.
+                if now.spec.clone().map(as_submitted).as_ref() == Some(spec) {
+                    break;
+                }
+                let version = now.version.and_then(|v| v.index).unwrap_or_default();
+                match self.update_service_at(name, spec.clone(), version).await {
+                    Ok(()) => {
+                        out.sent.push(name.clone());
+                        break;
+                    }
+                    Err(e) if attempts < 5 && is_out_of_sequence(&e) => attempts += 1,
+                    Err(e) => return Err(e),
+                }
             }
-            self.update_service(name, spec.clone()).await?;
-            restored.push(name.clone());
         }
         for name in &applied.removed {
             if let Some(spec) = applied.previous.services.get(name) {
@@ -381,11 +406,24 @@ impl Engine {
                     .create_service(spec.clone(), None)
                     .await
                     .map_err(EngineError::api(format!("re-creating service {name}")))?;
-                restored.push(name.clone());
+                out.sent.push(name.clone());
             }
         }
-        Ok(restored)
+        Ok(out)
     }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    /// Services whose previous spec was sent again (or re-created).
+    pub sent: Vec<String>,
+    /// Services Swarm was already rolling back itself, left alone.
+    pub left_to_swarm: Vec<String>,
+}
+
+fn is_out_of_sequence(e: &EngineError) -> bool {
+    e.to_string().contains("out of sequence")
 }
 
 impl Engine {
@@ -483,6 +521,14 @@ pub fn as_submitted(mut spec: ServiceSpec) -> ServiceSpec {
         }
     }
     spec
+}
+
+/// The container environment (`KEY=value` entries) of a service spec.
+pub fn container_env(spec: Option<&ServiceSpec>) -> Vec<String> {
+    spec.and_then(|sp| sp.task_template.as_ref())
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default()
 }
 
 /// The full name of a service.

@@ -8,13 +8,21 @@
 //! healthcheck that never passes). A task that is still starting inside its `start_period` is
 //! progress, not failure; only the timeout ends the wait then.
 //!
+//! When the service's own `update_config.failure_action` is `rollback`, Swarm rolls the update
+//! back by itself: the failure says so (`swarm_rollback`), and the caller waits for that
+//! rollback (a watch with `returning` set) instead of sending a competing update. While
+//! returning, `rollback_started` is progress, `rollback_completed` with the previous spec
+//! running N/N is success, and `rollback_paused` is a failure with Swarm's message.
+//!
 //! The loop wakes on the engine's event stream (service and container events) and re-inspects;
-//! a short tick covers state changes that emit no event.
+//! a short tick covers state changes that emit no event. A container of a watched service that
+//! turns unhealthy has its healthcheck output read at once, while the container still exists,
+//! so a failure can always name it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::models::{Service, ServiceUpdateStatusStateEnum, Task, TaskState};
+use bollard::models::{EventMessage, Service, ServiceUpdateStatusStateEnum, Task, TaskState};
 use bollard::query_parameters::{EventsOptionsBuilder, ListTasksOptionsBuilder};
 use futures_util::StreamExt;
 
@@ -28,6 +36,9 @@ pub struct WatchOptions {
     pub timeout: Duration,
     /// Fail once this many tasks of the current spec have failed.
     pub max_task_failures: usize,
+    /// Waiting for a way back (cooper's restore or Swarm's own rollback): a Swarm rollback in
+    /// progress is progress, and a completed one is where the service should end up.
+    pub returning: bool,
 }
 
 impl Default for WatchOptions {
@@ -35,8 +46,45 @@ impl Default for WatchOptions {
         WatchOptions {
             timeout: Duration::from_secs(300),
             max_task_failures: 3,
+            returning: false,
         }
     }
+}
+
+/// A service's `UpdateStatus` in words for people (`app ps`, `app ls -S`); `None` when no
+/// update is in flight or the last one completed. Swarm may call a rollback completed while
+/// the previous spec's tasks are still starting; until they all run (the service listed with
+/// its status), it is still "rolling back".
+pub fn update_phase(service: &Service) -> Option<&'static str> {
+    let tasks_short = service
+        .service_status
+        .as_ref()
+        .is_some_and(|s| s.running_tasks.unwrap_or(0) < s.desired_tasks.unwrap_or(0));
+    match service.update_status.as_ref()?.state.as_ref()? {
+        ServiceUpdateStatusStateEnum::UPDATING => Some("updating"),
+        ServiceUpdateStatusStateEnum::PAUSED => Some("update paused"),
+        ServiceUpdateStatusStateEnum::ROLLBACK_STARTED => Some("rolling back"),
+        ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED => Some("rollback paused"),
+        ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED if tasks_short => Some("rolling back"),
+        ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED => Some("rolled back"),
+        ServiceUpdateStatusStateEnum::COMPLETED | ServiceUpdateStatusStateEnum::EMPTY => None,
+    }
+}
+
+/// Whether Swarm has taken the service back itself (its `failure_action: rollback`, or a
+/// rollback someone asked Swarm for): started, completed or paused.
+pub fn swarm_rolling_back(service: &Service) -> bool {
+    matches!(
+        service
+            .update_status
+            .as_ref()
+            .and_then(|u| u.state.as_ref()),
+        Some(
+            ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
+                | ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
+                | ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED
+        )
+    )
 }
 
 /// One service's progress.
@@ -63,6 +111,12 @@ pub struct Failure {
     /// A container of a failed task, for health output and logs.
     pub container_id: Option<String>,
     pub task_id: Option<String>,
+    /// Swarm is rolling (or has rolled) this service back itself: the way back is Swarm's, and
+    /// cooper must not send a competing update.
+    pub swarm_rollback: bool,
+    /// The last healthcheck output of a container of this service that turned unhealthy
+    /// during the watch (read when it happened, before Swarm removed the container).
+    pub health_output: Option<String>,
 }
 
 /// The end of a watch.
@@ -183,12 +237,12 @@ pub fn evaluate(
         .filter(|t| !is_current(t, service))
         .filter(|t| t.desired_state == Some(TaskState::RUNNING))
         .count();
-    let converged = running >= desired && settled && old_running == 0 && {
-        matches!(
-            update_state,
-            None | Some(ServiceUpdateStatusStateEnum::COMPLETED)
-        )
+    let finished = match update_state {
+        None | Some(ServiceUpdateStatusStateEnum::COMPLETED) => true,
+        Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) => opts.returning,
+        _ => false,
     };
+    let converged = running >= desired && settled && old_running == 0 && finished;
     let progress = ServiceProgress {
         service: name.clone(),
         running,
@@ -212,6 +266,8 @@ pub fn evaluate(
                 .clone()
         }),
         task_id: last.and_then(|t| t.id.clone()),
+        swarm_rollback: false,
+        health_output: None,
     };
     if converged {
         return (progress, None);
@@ -228,13 +284,56 @@ pub fn evaluate(
                 Some(failure(format!("Swarm paused the update: {message}"))),
             )
         }
-        Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
-        | Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
-        | Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED) => {
+        Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED) => {
             return (
                 progress,
-                Some(failure(format!("Swarm rolled the update back: {message}"))),
+                Some(Failure {
+                    swarm_rollback: true,
+                    ..failure(format!("Swarm paused its rollback: {message}"))
+                }),
             )
+        }
+        // Returning: Swarm's own rollback is the way back; wait for it to finish.
+        Some(
+            ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
+            | ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED,
+        ) if opts.returning => return (progress, None),
+        Some(
+            ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
+            | ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED,
+        ) => {
+            // Swarm has already put the previous spec back, so the failed task is one of the
+            // spec that is no longer current: the one its message names, else the newest
+            // failed one.
+            let named = message.rsplit(' ').next().unwrap_or_default();
+            let mut gone: Vec<&Task> = tasks
+                .iter()
+                .filter(|t| !is_current(t, service))
+                .filter(|t| {
+                    t.id.as_deref() == Some(named)
+                        || matches!(
+                            state(t),
+                            Some(TaskState::FAILED | TaskState::REJECTED | TaskState::COMPLETE)
+                        )
+                })
+                .collect();
+            gone.sort_by_key(|t| (t.id.as_deref() == Some(named), t.updated_at.clone()));
+            let failed = gone.last();
+            let status = failed.and_then(|t| t.status.as_ref());
+            return (
+                progress,
+                Some(Failure {
+                    swarm_rollback: true,
+                    task_error: status.and_then(|s| s.err.clone().or_else(|| s.message.clone())),
+                    container_id: status
+                        .and_then(|s| s.container_status.as_ref())
+                        .and_then(|c| c.container_id.clone()),
+                    task_id: failed.and_then(|t| t.id.clone()),
+                    ..failure(format!(
+                        "the update failed and Swarm rolled it back: {message}"
+                    ))
+                }),
+            );
         }
         _ => {}
     }
@@ -262,6 +361,26 @@ pub fn evaluate(
         );
     }
     (progress, None)
+}
+
+/// A container event saying that a container of one of `names` (full service names) turned
+/// unhealthy: the service and the container.
+fn unhealthy_container(ev: &EventMessage, names: &[String]) -> Option<(String, String)> {
+    if !ev
+        .action
+        .as_deref()?
+        .starts_with("health_status: unhealthy")
+    {
+        return None;
+    }
+    let actor = ev.actor.as_ref()?;
+    let service = actor
+        .attributes
+        .as_ref()?
+        .get("com.docker.swarm.service.name")?;
+    names
+        .contains(service)
+        .then(|| (service.clone(), actor.id.clone().unwrap_or_default()))
 }
 
 impl Engine {
@@ -331,6 +450,8 @@ impl Engine {
                         task_error: None,
                         container_id: None,
                         task_id: None,
+                        swarm_rollback: false,
+                        health_output: None,
                     }),
                 ));
             }
@@ -358,6 +479,8 @@ impl Engine {
         )));
         let mut last: Vec<ServiceProgress> = Vec::new();
         let mut events_alive = true;
+        // Service name → the healthcheck output of its last container that turned unhealthy.
+        let mut health: HashMap<String, String> = HashMap::new();
         loop {
             let results = self.progress(stack, names, opts).await?;
             let progress: Vec<ServiceProgress> = results.iter().map(|(p, _)| p.clone()).collect();
@@ -365,7 +488,14 @@ impl Engine {
                 on_progress(&progress);
                 last = progress.clone();
             }
-            let failures: Vec<Failure> = results.into_iter().filter_map(|(_, f)| f).collect();
+            let failures: Vec<Failure> = results
+                .into_iter()
+                .filter_map(|(_, f)| f)
+                .map(|mut f| {
+                    f.health_output = health.get(&f.service).cloned();
+                    f
+                })
+                .collect();
             if !failures.is_empty() {
                 return Ok(Outcome::Failed {
                     failures,
@@ -387,11 +517,18 @@ impl Engine {
             let tick = Duration::from_millis(200).min(deadline - now);
             if events_alive {
                 tokio::select! {
-                    ev = events.next() => {
-                        if ev.is_none() || matches!(ev, Some(Err(_))) {
-                            events_alive = false;
+                    ev = events.next() => match ev {
+                        Some(Ok(ev)) => {
+                            if let Some((service, container)) = unhealthy_container(&ev, names) {
+                                if let Some(out) = self.last_health_output(&container).await {
+                                    if !out.is_empty() {
+                                        health.insert(service, out);
+                                    }
+                                }
+                            }
                         }
-                    }
+                        _ => events_alive = false,
+                    },
                     _ = tokio::time::sleep(tick) => {}
                 }
             } else {

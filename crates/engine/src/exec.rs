@@ -41,6 +41,34 @@ pub struct StackStatus {
     pub desired: u64,
     pub version: Option<String>,
     pub chaos: bool,
+    /// An update in flight or stopped on some service, in words (`rolling back`, `updating`,
+    /// `update paused`, `rollback paused`, `rolled back`), the most telling one first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<String>,
+}
+
+impl StackStatus {
+    /// One phrase for the stack: `rolling back 0/1`, `deployed 3/3`, `degraded 1/3`, …
+    pub fn describe(&self) -> String {
+        let counts = format!("{}/{}", self.running, self.desired);
+        match &self.update {
+            Some(u) if u != "rolled back" => format!("{u} {counts}"),
+            _ if self.running >= self.desired => format!("deployed {counts}"),
+            _ => format!("degraded {counts}"),
+        }
+    }
+}
+
+/// How much an update phase says about a stack: a rollback in flight outranks an update in
+/// flight, which outranks one stopped.
+fn phase_rank(phase: &str) -> u8 {
+    match phase {
+        "rolling back" => 5,
+        "rollback paused" => 4,
+        "update paused" => 3,
+        "updating" => 2,
+        _ => 1,
+    }
 }
 
 /// A stack's state from its services: task counts, the deployed version (the `app` service's
@@ -66,6 +94,15 @@ pub fn stack_status(stack: &str, services: &[Service]) -> StackStatus {
             }
         }
         st.chaos |= labels.get(&chaos_label).is_some_and(|c| c == "true");
+        if let Some(phase) = crate::converge::update_phase(s) {
+            if st
+                .update
+                .as_deref()
+                .is_none_or(|u| phase_rank(u) < phase_rank(phase))
+            {
+                st.update = Some(phase.to_string());
+            }
+        }
     }
     st
 }

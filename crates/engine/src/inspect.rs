@@ -26,9 +26,11 @@ pub struct TaskRow {
     pub exit_code: Option<i64>,
     pub container: Option<String>,
     pub updated: Option<String>,
+    /// The service's update in flight or stopped, in words (`rolling back`, `updating`, …).
+    pub update: Option<String>,
 }
 
-fn row(t: &Task, service: &str) -> TaskRow {
+fn row(t: &Task, service: &str, update: Option<&str>) -> TaskRow {
     let status = t.status.clone().unwrap_or_default();
     let cs = status.container_status.clone().unwrap_or_default();
     TaskRow {
@@ -48,6 +50,7 @@ fn row(t: &Task, service: &str) -> TaskRow {
         exit_code: cs.exit_code.filter(|c| *c != 0),
         container: cs.container_id.clone(),
         updated: t.updated_at.as_ref().map(|d| format!("{d:?}")),
+        update: update.map(str::to_string),
     }
 }
 
@@ -55,12 +58,15 @@ impl Engine {
     /// Every task of a stack's services, newest first within each service.
     pub async fn stack_tasks(&self, stack: &str) -> Result<Vec<TaskRow>> {
         let services = self.stack_services(stack).await?;
-        let names: HashMap<String, String> = services
+        let names: HashMap<String, (String, Option<&str>)> = services
             .iter()
             .map(|s| {
                 (
                     s.id.clone().unwrap_or_default(),
-                    service_name(s).to_string(),
+                    (
+                        service_name(s).to_string(),
+                        crate::converge::update_phase(s),
+                    ),
                 )
             })
             .collect();
@@ -69,7 +75,7 @@ impl Engine {
         }
         let filters = HashMap::from([(
             "service".to_string(),
-            names.values().cloned().collect::<Vec<_>>(),
+            names.values().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         )]);
         let mut tasks = self
             .docker
@@ -82,11 +88,11 @@ impl Engine {
         let mut rows: Vec<TaskRow> = tasks
             .iter()
             .map(|t| {
-                let svc = names
+                let (svc, update) = names
                     .get(t.service_id.as_deref().unwrap_or_default())
                     .cloned()
                     .unwrap_or_default();
-                row(t, &svc)
+                row(t, &svc, update)
             })
             .collect();
         rows.sort_by(|a, b| a.service.cmp(&b.service));

@@ -13,7 +13,7 @@ use cooper_engine::apply::{Applied, PreflightError};
 use cooper_engine::converge::{Failure, Outcome, WatchOptions};
 use cooper_engine::convert;
 use cooper_engine::Engine;
-use cooper_recipe::abra_dir::AbraDir;
+use cooper_recipe::abra_dir::{AbraDir, App};
 use cooper_recipe::repo::{Origin, RecipeRepo};
 use cooper_recipe::stack::{self, VersionChoice};
 use cooper_recipe::version::RecipeVersion;
@@ -85,8 +85,11 @@ pub struct Overview {
     pub app: String,
     pub server: String,
     pub recipe: String,
+    /// The version running now; `None` for a first deploy.
     pub current_version: Option<String>,
     pub new_version: String,
+    /// Nothing of the app runs yet.
+    pub first_deploy: bool,
     pub source: String,
     pub chaos: bool,
     pub compose_files: Vec<String>,
@@ -269,10 +272,17 @@ async fn failure_details(engine: &Engine, failures: &[Failure]) -> Vec<String> {
     let mut lines = Vec::new();
     for f in failures {
         lines.push(describe_failure(f));
+        // The output read while the watch saw the container turn unhealthy; failing that, the
+        // failed task's container, if Swarm has not removed it yet.
+        let health = match (&f.health_output, &f.container_id) {
+            (Some(h), _) => Some(h.clone()),
+            (None, Some(c)) => engine.last_health_output(c).await,
+            (None, None) => None,
+        };
+        if let Some(h) = health.filter(|h| !h.is_empty()) {
+            lines.push(format!("  last healthcheck output: {h}"));
+        }
         if let Some(c) = &f.container_id {
-            if let Some(h) = engine.last_health_output(c).await.filter(|h| !h.is_empty()) {
-                lines.push(format!("  last healthcheck output: {h}"));
-            }
             let logs = engine.container_logs(c, 10).await;
             if !logs.is_empty() {
                 lines.push("  last log lines:".into());
@@ -315,11 +325,14 @@ pub async fn deploy(
     })
 }
 
+/// The phases of a deploy, in order: connect, [`choose`] the version, [`plan`] the stack,
+/// [`preflight`] and confirm, the safety backup, apply, watch, then [`settle`] (converged) or
+/// [`roll_back`] (failed). The caller records the outcome.
 async fn run_deploy(
     abra: &AbraDir,
     req: &DeployRequest,
     reporter: &mut dyn Reporter,
-    app: &mut cooper_recipe::abra_dir::App,
+    app: &mut App,
     record: &mut Record,
     started: Instant,
 ) -> Result<DeployReport> {
@@ -334,7 +347,131 @@ async fn run_deploy(
         t,
     );
 
-    let deployed = deployed_version(&engine, &stack_name).await?;
+    let target = choose(abra, req, app, &engine, &stack_name, reporter).await?;
+    record.from_version = target.current_version.clone();
+    record.to_version = Some(target.new_version.clone());
+    let planned = plan(req, app, &stack_name, &target, record)?;
+    preflight(&engine, &planned, app, record).await?;
+    let overview = overview(&engine, &stack_name, app, &target, &planned).await?;
+    if !reporter.confirm(&overview) {
+        record.step("confirm", "declined", false, Instant::now());
+        return Err(OpsError::Refused(
+            "not confirmed; nothing was changed".into(),
+        ));
+    }
+    let safety_snapshot = if req.kind == DeployKind::Upgrade && req.safety_backup {
+        safety_backup(abra, app, &engine, reporter, record).await?
+    } else {
+        None
+    };
+
+    let t = Instant::now();
+    let applied = engine.apply(&planned.stack).await?;
+    record.step(
+        "apply",
+        format!(
+            "created {:?}, updated {:?}, removed {:?}",
+            applied.created, applied.updated, applied.removed
+        ),
+        true,
+        t,
+    );
+    let names = applied.services();
+    reporter.info(&format!(
+        "waiting for {} service{} to converge (timeout {}s)",
+        names.len(),
+        plural(names.len()),
+        planned.timeout.as_secs()
+    ));
+    let opts = WatchOptions {
+        timeout: planned.timeout,
+        max_task_failures: req.max_task_failures,
+        returning: false,
+    };
+    let t = Instant::now();
+    let outcome = engine
+        .watch(&stack_name, &names, &opts, |p| reporter.progress(p))
+        .await?;
+    let deployed = Deployed {
+        engine: &engine,
+        stack: &stack_name,
+        applied: &applied,
+        target: &target,
+        safety_snapshot: safety_snapshot.as_deref(),
+    };
+    match outcome {
+        Outcome::Converged { elapsed } => {
+            record.step(
+                "converge",
+                format!("converged in {:.1}s", elapsed.as_secs_f64()),
+                true,
+                t,
+            );
+            settle(app, &deployed, elapsed, started)
+        }
+        failed => {
+            let (what, mut lines) = describe_outcome(&engine, &failed, planned.timeout).await;
+            record.step(
+                "converge",
+                format!("{what}: {}", lines.join("; ")),
+                false,
+                t,
+            );
+            let way_back = roll_back(&deployed, req, &opts, reporter, record).await?;
+            lines.push(way_back.line());
+            if let Some(id) = &safety_snapshot {
+                lines.push(format!(
+                    "the data from before the upgrade is in snapshot {id}; if the failed version \
+                     changed it, put it back with `cooper app restore {} --snapshot {id}`",
+                    app.at.domain
+                ));
+            }
+            let message = format!(
+                "{} of {} to {} {what}:\n  {}",
+                req.kind.name().trim_start_matches("app "),
+                app.at.domain,
+                target.new_version,
+                lines.join("\n  ")
+            );
+            Err(if way_back.runs_as_before() {
+                OpsError::Failed(message)
+            } else {
+                OpsError::Broken(message)
+            })
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The version a deploy goes to, and where its files come from.
+struct Target {
+    repo: RecipeRepo,
+    files: cooper_recipe::repo::RecipeFiles,
+    /// The version running now (or, for a first deploy, the one the `.env` names).
+    current_version: Option<String>,
+    /// Nothing of the stack runs yet.
+    first_deploy: bool,
+    new_version: String,
+}
+
+/// Phase 1: what runs now, which release to go to (refusing what makes no sense: a plain
+/// deploy of a deployed app, an upgrade of an undeployed one, a release over a chaos deploy).
+async fn choose(
+    abra: &AbraDir,
+    req: &DeployRequest,
+    app: &App,
+    engine: &Engine,
+    stack_name: &str,
+    reporter: &mut dyn Reporter,
+) -> Result<Target> {
+    let deployed = deployed_version(engine, stack_name).await?;
     if let (Some((v, _)), DeployKind::Deploy, false) = (&deployed, req.kind, req.force) {
         return Err(OpsError::Refused(format!(
             "{} is already deployed (version {v}); use `cooper app upgrade {}` for a newer release, \
@@ -360,7 +497,6 @@ async fn run_deploy(
         .as_ref()
         .map(|(v, _)| v.clone())
         .or_else(|| app.recipe.version.clone());
-
     let repo = abra.recipe(&app.recipe.name)?;
     let explicit = choose_version(
         &repo,
@@ -382,42 +518,69 @@ async fn run_deploy(
         },
     )?;
     let new_version = files.origin.version_label();
-    record.from_version = current_version.clone();
-    record.to_version = Some(new_version.clone());
     if files.origin.is_chaos() {
         reporter.info(&format!(
             "chaos: deploying recipe {} from its {}",
             app.recipe.name, files.origin
         ));
     }
+    Ok(Target {
+        repo,
+        files,
+        current_version,
+        first_deploy: deployed.is_none(),
+        new_version,
+    })
+}
 
+/// What a deploy will send.
+struct Planned {
+    stack: convert::StackPlan,
+    compose_files: Vec<String>,
+    timeout: Duration,
+}
+
+/// Phase 2: the recipe's files at the version → the stack → Swarm specs, with cooper's labels
+/// (recipe, chaos, version when the recipe has no label of its own) and the timeout (the
+/// request's, else the recipe's `coop-cloud.<stack>.timeout` label, else the default).
+fn plan(
+    req: &DeployRequest,
+    app: &App,
+    stack_name: &str,
+    target: &Target,
+    record: &mut Record,
+) -> Result<Planned> {
     let t = Instant::now();
-    let loaded = stack::load(&app.at.domain, &app.env, &files)?;
+    let files = &target.files;
+    let loaded = stack::load(&app.at.domain, &app.env, files)?;
     let mut extra = BTreeMap::new();
-    extra.insert(label(&stack_name, "recipe"), app.recipe.name.clone());
+    extra.insert(label(stack_name, "recipe"), app.recipe.name.clone());
     extra.insert(
-        label(&stack_name, "chaos"),
+        label(stack_name, "chaos"),
         files.origin.is_chaos().to_string(),
     );
     if let Origin::WorkTree { .. } = files.origin {
-        extra.insert(label(&stack_name, "chaos-version"), new_version.clone());
+        extra.insert(
+            label(stack_name, "chaos-version"),
+            target.new_version.clone(),
+        );
     }
-    let version_key = label(&stack_name, "version");
+    let version_key = label(stack_name, "version");
     let has_version_label = loaded
         .compose
         .services
         .values()
         .any(|s| s.deploy.labels.contains_key(&version_key));
     if !has_version_label {
-        extra.insert(version_key, new_version.clone());
+        extra.insert(version_key, target.new_version.clone());
     }
-    let plan = convert::convert(&stack_name, &loaded.compose, &files, &extra)?;
+    let stack = convert::convert(stack_name, &loaded.compose, files, &extra)?;
     let timeout = req.timeout.unwrap_or_else(|| {
         loaded
             .compose
             .services
             .values()
-            .find_map(|s| s.deploy.labels.get(&label(&stack_name, "timeout")))
+            .find_map(|s| s.deploy.labels.get(&label(stack_name, "timeout")))
             .and_then(|t| t.trim().parse::<u64>().ok())
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TIMEOUT)
@@ -433,63 +596,79 @@ async fn run_deploy(
         true,
         t,
     );
+    Ok(Planned {
+        stack,
+        compose_files: loaded.compose_files,
+        timeout,
+    })
+}
 
+/// Phase 3: everything the stack needs that the deploy does not create is there (networks,
+/// secrets, configs, images); otherwise refuse with the fixes, having changed nothing.
+async fn preflight(
+    engine: &Engine,
+    planned: &Planned,
+    app: &App,
+    record: &mut Record,
+) -> Result<()> {
     let t = Instant::now();
-    let problems = engine.preflight(&plan).await?;
-    if !problems.is_empty() {
-        let mut lines: Vec<String> = Vec::new();
-        for p in &problems {
-            lines.push(p.to_string());
-            if let PreflightError::MissingSecrets(_) = p {
-                lines.push(format!(
-                    "  fix: `cooper app secret generate {} --all` (or `cooper app secret insert` for \
-                     secrets marked generate=false)",
-                    app.at.domain
-                ));
-            }
-        }
-        record.step("preflight", lines.join("; "), false, t);
-        return Err(OpsError::Refused(format!(
-            "cannot deploy {}; nothing was changed:\n  {}",
-            app.at.domain,
-            lines.join("\n  ")
-        )));
+    let problems = engine.preflight(&planned.stack).await?;
+    if problems.is_empty() {
+        record.step(
+            "preflight",
+            "networks, secrets, configs and images present",
+            true,
+            t,
+        );
+        return Ok(());
     }
-    record.step(
-        "preflight",
-        "networks, secrets, configs and images present",
-        true,
-        t,
-    );
+    let mut lines: Vec<String> = Vec::new();
+    for p in &problems {
+        lines.push(p.to_string());
+        if let PreflightError::MissingSecrets(_) = p {
+            lines.push(format!(
+                "  fix: `cooper app secret generate {} --all` (or `cooper app secret insert` for \
+                 secrets marked generate=false)",
+                app.at.domain
+            ));
+        }
+    }
+    record.step("preflight", lines.join("; "), false, t);
+    Err(OpsError::Refused(format!(
+        "cannot deploy {}; nothing was changed:\n  {}",
+        app.at.domain,
+        lines.join("\n  ")
+    )))
+}
 
+/// Phase 4: what the operator is asked to confirm: versions, files, services created or
+/// removed, environment variables that change (names only), release notes crossed.
+async fn overview(
+    engine: &Engine,
+    stack_name: &str,
+    app: &App,
+    target: &Target,
+    planned: &Planned,
+) -> Result<Overview> {
+    use cooper_engine::apply::container_env;
     let current_specs: BTreeMap<String, Vec<String>> = engine
-        .stack_services(&stack_name)
+        .stack_services(stack_name)
         .await?
         .iter()
         .map(|s| {
-            let env = s
-                .spec
-                .as_ref()
-                .and_then(|sp| sp.task_template.as_ref())
-                .and_then(|t| t.container_spec.as_ref())
-                .and_then(|c| c.env.clone())
-                .unwrap_or_default();
-            (cooper_engine::apply::service_name(s).to_string(), env)
+            (
+                cooper_engine::apply::service_name(s).to_string(),
+                container_env(s.spec.as_ref()),
+            )
         })
         .collect();
     let mut env_changes = Vec::new();
     let mut new_services = Vec::new();
-    for spec in plan.services.values() {
+    for spec in planned.stack.services.values() {
         let name = spec.name.clone().unwrap_or_default();
-        let env = spec
-            .task_template
-            .as_ref()
-            .and_then(|t| t.container_spec.as_ref())
-            .and_then(|c| c.env.clone())
-            .unwrap_or_default();
         match current_specs.get(&name) {
             Some(old) => {
-                let d = env_diff(old, &env);
+                let d = env_diff(old, &container_env(Some(spec)));
                 if !d.is_empty() {
                     env_changes.push((name, d));
                 }
@@ -497,227 +676,296 @@ async fn run_deploy(
             None => new_services.push(name),
         }
     }
-    let planned: Vec<String> = plan
-        .services
-        .values()
-        .filter_map(|s| s.name.clone())
-        .collect();
     let removed_services: Vec<String> = current_specs
         .keys()
-        .filter(|n| !planned.contains(n))
+        .filter(|n| {
+            !planned
+                .stack
+                .services
+                .values()
+                .any(|s| s.name.as_ref() == Some(n))
+        })
         .cloned()
         .collect();
-    let overview = Overview {
+    let origin = &target.files.origin;
+    Ok(Overview {
         env_changes,
         new_services,
         removed_services,
         app: app.at.domain.clone(),
         server: app.at.server.clone(),
         recipe: app.recipe.name.clone(),
-        current_version: current_version.clone(),
-        new_version: new_version.clone(),
-        source: files.origin.to_string(),
-        chaos: files.origin.is_chaos(),
-        compose_files: loaded.compose_files.clone(),
-        services: plan.services.keys().cloned().collect(),
-        release_notes: if files.origin.is_chaos() {
+        current_version: if target.first_deploy {
+            None
+        } else {
+            target.current_version.clone()
+        },
+        first_deploy: target.first_deploy,
+        new_version: target.new_version.clone(),
+        source: origin.to_string(),
+        chaos: origin.is_chaos(),
+        compose_files: planned.compose_files.clone(),
+        services: planned.stack.services.keys().cloned().collect(),
+        release_notes: if origin.is_chaos() {
             Vec::new()
         } else {
-            release_notes(&repo, current_version.as_deref(), &new_version)
+            release_notes(
+                &target.repo,
+                target.current_version.as_deref(),
+                &target.new_version,
+            )
         },
-        timeout_secs: timeout.as_secs(),
-    };
-    if !reporter.confirm(&overview) {
-        record.step("confirm", "declined", false, Instant::now());
-        return Err(OpsError::Refused(
-            "not confirmed; nothing was changed".into(),
+        timeout_secs: planned.timeout.as_secs(),
+    })
+}
+
+/// Phase 5 (upgrades): a backup before anything changes; its failure refuses the upgrade. An
+/// app with nothing to back up goes on with a warning.
+async fn safety_backup(
+    abra: &AbraDir,
+    app: &App,
+    engine: &Engine,
+    reporter: &mut dyn Reporter,
+    record: &mut Record,
+) -> Result<Option<String>> {
+    reporter.info("safety backup before the upgrade");
+    match crate::backup::create_with(abra, app, engine, reporter, record).await {
+        Ok(r) => {
+            if let Some(id) = &r.snapshot {
+                record
+                    .details
+                    .insert("safety_snapshot".into(), serde_json::json!(id));
+                reporter.info(&format!("safety backup: snapshot {id}"));
+            }
+            Ok(r.snapshot)
+        }
+        Err(OpsError::Refused(why)) if why.starts_with("nothing to back up") => {
+            reporter.info(&format!("warning: no safety backup: {why}"));
+            Ok(None)
+        }
+        Err(e) => Err(OpsError::Refused(format!(
+            "the safety backup before upgrading {} failed, so nothing was changed:\n  {e}\n  \
+             fix the backup, or pass --no-backup to upgrade without one",
+            app.at.domain
+        ))),
+    }
+}
+
+/// What was sent, for settling or going back.
+struct Deployed<'a> {
+    engine: &'a Engine,
+    stack: &'a str,
+    applied: &'a Applied,
+    target: &'a Target,
+    safety_snapshot: Option<&'a str>,
+}
+
+/// Phase 6a: converged. The deployed version goes on the app's TYPE line (not for chaos).
+fn settle(
+    app: &mut App,
+    d: &Deployed<'_>,
+    elapsed: Duration,
+    started: Instant,
+) -> Result<DeployReport> {
+    let version = &d.target.new_version;
+    if !d.target.files.origin.is_chaos() {
+        app.set_version(Some(version));
+        app.save()?;
+    }
+    let n = d.applied.services().len();
+    let mut summary = vec![format!(
+        "{} runs {} {} ({} service{} converged in {:.1}s)",
+        app.at.domain,
+        app.recipe.name,
+        version,
+        n,
+        plural(n),
+        elapsed.as_secs_f64()
+    )];
+    if let Some(id) = d.safety_snapshot {
+        summary.push(format!(
+            "the data from before the upgrade is in snapshot {id} (`cooper app restore {} \
+             --snapshot {id}` puts it back)",
+            app.at.domain
         ));
     }
+    Ok(DeployReport {
+        version: version.clone(),
+        elapsed: started.elapsed(),
+        record_path: None,
+        summary,
+    })
+}
 
-    let mut safety_snapshot: Option<String> = None;
-    if req.kind == DeployKind::Upgrade && req.safety_backup {
-        reporter.info("safety backup before the upgrade");
-        match crate::backup::create_with(abra, app, &engine, reporter, record).await {
-            Ok(r) => {
-                safety_snapshot = r.snapshot.clone();
-                if let Some(id) = &r.snapshot {
-                    record
-                        .details
-                        .insert("safety_snapshot".into(), serde_json::json!(id));
-                    reporter.info(&format!("safety backup: snapshot {id}"));
-                }
-            }
-            Err(OpsError::Refused(why)) if why.starts_with("nothing to back up") => {
-                reporter.info(&format!("warning: no safety backup: {why}"));
-            }
-            Err(e) => {
-                return Err(OpsError::Refused(format!(
-                "the safety backup before upgrading {} failed, so nothing was changed:\n  {e}\n  \
-                     fix the backup, or pass --no-backup to upgrade without one",
-                app.at.domain
-            )))
-            }
-        }
+/// Why a watch did not converge, and the lines that say so (task errors, healthcheck output,
+/// log lines, or what was still pending at the timeout).
+async fn describe_outcome(
+    engine: &Engine,
+    outcome: &Outcome,
+    timeout: Duration,
+) -> (&'static str, Vec<String>) {
+    match outcome {
+        Outcome::Failed { failures, .. } => ("failed", failure_details(engine, failures).await),
+        Outcome::TimedOut { pending, .. } => (
+            "did not converge in time",
+            pending
+                .iter()
+                .map(|p| {
+                    format!(
+                        "service {}: {}/{} running after {}s{}",
+                        p.service,
+                        p.running,
+                        p.desired,
+                        timeout.as_secs(),
+                        p.last_error
+                            .as_ref()
+                            .map(|e| format!(" (last task error: {e})"))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect(),
+        ),
+        Outcome::Converged { .. } => ("converged", Vec::new()),
+    }
+}
+
+/// How a failed deploy ended.
+enum WayBack {
+    /// `--no-rollback`: left as it is.
+    NotTried,
+    /// A first deploy has nothing to go back to.
+    Nothing { domain: String },
+    /// The previous specs run N/N again: put back by cooper, by Swarm's own rollback, or both.
+    Back {
+        by_swarm: Vec<String>,
+        by_cooper: Vec<String>,
+        version: Option<String>,
+        running: usize,
+        desired: usize,
+    },
+    /// The way back did not converge: the app does not run as before.
+    Stuck { why: String },
+}
+
+impl WayBack {
+    fn runs_as_before(&self) -> bool {
+        matches!(self, WayBack::Back { .. })
     }
 
-    let t = Instant::now();
-    let applied = engine.apply(&plan).await?;
-    record.step(
-        "apply",
-        format!(
-            "created {:?}, updated {:?}, removed {:?}",
-            applied.created, applied.updated, applied.removed
-        ),
-        true,
-        t,
-    );
-    let names = applied.services();
-    reporter.info(&format!(
-        "waiting for {} service{} to converge (timeout {}s)",
-        names.len(),
-        if names.len() == 1 { "" } else { "s" },
-        timeout.as_secs()
-    ));
-    let opts = WatchOptions {
-        timeout,
-        max_task_failures: req.max_task_failures,
-    };
-    let t = Instant::now();
-    let outcome = engine
-        .watch(&stack_name, &names, &opts, |p| reporter.progress(p))
-        .await?;
-    match outcome {
-        Outcome::Converged { elapsed } => {
-            record.step(
-                "converge",
-                format!("converged in {:.1}s", elapsed.as_secs_f64()),
-                true,
-                t,
-            );
-            if !files.origin.is_chaos() {
-                app.set_version(Some(&new_version));
-                app.save()?;
+    fn line(&self) -> String {
+        match self {
+            WayBack::NotTried => "--no-rollback: the failed services were left as they are".into(),
+            WayBack::Nothing { domain } => format!(
+                "this was a first deploy, so there is nothing to roll back to; the services are \
+                 left for inspection (`cooper app errors {domain}`), remove them with `cooper app \
+                 undeploy {domain}`"
+            ),
+            WayBack::Back {
+                by_swarm,
+                by_cooper,
+                version,
+                running,
+                desired,
+            } => {
+                let runs = format!(
+                    "{} runs again ({running}/{desired} tasks running; volumes were not touched)",
+                    version.as_deref().unwrap_or("the previous version")
+                );
+                if by_swarm.is_empty() {
+                    format!("rolled back: the previous version runs again — {runs}")
+                } else if by_cooper.is_empty() {
+                    format!(
+                        "Swarm rolled back on its own (failure_action: rollback on {}): {runs}",
+                        by_swarm.join(", ")
+                    )
+                } else {
+                    format!(
+                        "Swarm rolled back {} (its failure_action) and cooper put back {}: {runs}",
+                        by_swarm.join(", "),
+                        by_cooper.join(", ")
+                    )
+                }
             }
-            let mut summary = Vec::new();
-            if let Some(id) = &safety_snapshot {
-                summary.push(format!(
-                    "the data from before the upgrade is in snapshot {id} (`cooper app restore {} \
-                     --snapshot {id}` puts it back)",
-                    app.at.domain
-                ));
-            }
-            summary.insert(
-                0,
-                format!(
-                    "{} runs {} {} ({} service{} converged in {:.1}s)",
-                    app.at.domain,
-                    app.recipe.name,
-                    new_version,
-                    names.len(),
-                    if names.len() == 1 { "" } else { "s" },
-                    elapsed.as_secs_f64()
-                ),
-            );
-            Ok(DeployReport {
-                version: new_version.clone(),
-                elapsed: started.elapsed(),
-                record_path: None,
-                summary,
-            })
-        }
-        failed => {
-            let mut lines = match &failed {
-                Outcome::Failed { failures, .. } => failure_details(&engine, failures).await,
-                Outcome::TimedOut { pending, .. } => pending
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "service {}: {}/{} running after {}s{}",
-                            p.service,
-                            p.running,
-                            p.desired,
-                            timeout.as_secs(),
-                            p.last_error
-                                .as_ref()
-                                .map(|e| format!(" (last task error: {e})"))
-                                .unwrap_or_default()
-                        )
-                    })
-                    .collect(),
-                Outcome::Converged { .. } => Vec::new(),
-            };
-            let what = if matches!(failed, Outcome::TimedOut { .. }) {
-                "did not converge in time"
-            } else {
-                "failed"
-            };
-            record.step(
-                "converge",
-                format!("{what}: {}", lines.join("; ")),
-                false,
-                t,
-            );
-            let rolled_back =
-                rollback(&engine, &stack_name, &applied, req, &opts, reporter, record).await?;
-            lines.push(rolled_back);
-            if let Some(id) = &safety_snapshot {
-                lines.push(format!(
-                    "the data from before the upgrade is in snapshot {id}; if the failed version \
-                     changed it, put it back with `cooper app restore {} --snapshot {id}`",
-                    app.at.domain
-                ));
-            }
-            Err(OpsError::Failed(format!(
-                "{} of {} {} {what}:\n  {}",
-                req.kind.name().trim_start_matches("app "),
-                app.at.domain,
-                new_version,
-                lines.join("\n  ")
-            )))
+            WayBack::Stuck { why } => format!(
+                "ROLLBACK DID NOT CONVERGE: {why}; check `cooper app ps` and `cooper app errors` \
+                 now (volumes were not touched)"
+            ),
         }
     }
 }
 
-async fn rollback(
-    engine: &Engine,
-    stack_name: &str,
-    applied: &Applied,
+/// Phase 6b: the way back. Services Swarm is rolling back itself are left to it (no competing
+/// update); the others get the specs read before the apply (created ones removed, removed ones
+/// re-created). Then both are awaited until the previous specs run N/N and healthy, with at
+/// least the default patience: old tasks may take their whole stop grace period to go.
+async fn roll_back(
+    d: &Deployed<'_>,
     req: &DeployRequest,
     opts: &WatchOptions,
     reporter: &mut dyn Reporter,
     record: &mut Record,
-) -> Result<String> {
+) -> Result<WayBack> {
     if req.no_rollback {
-        return Ok("--no-rollback: the failed services were left as they are".into());
+        return Ok(WayBack::NotTried);
     }
-    if applied.previous.services.is_empty() {
-        return Ok(format!(
-            "this was a first deploy, so there is nothing to roll back to; the services are left for \
-             inspection (`cooper app errors {}`), remove them with `cooper app undeploy {}`",
-            req.domain, req.domain
-        ));
+    if d.applied.previous.services.is_empty() {
+        return Ok(WayBack::Nothing {
+            domain: req.domain.clone(),
+        });
     }
     let t = Instant::now();
-    reporter.info("rolling back to the previous service specs");
-    engine.restore(applied).await?;
-    let names: Vec<String> = applied.previous.services.keys().cloned().collect();
-    // The way back gets at least the default patience, whatever the failed deploy had: old
-    // tasks may take their whole stop grace period to go.
+    let restored = d.engine.restore(d.applied).await?;
+    if !restored.left_to_swarm.is_empty() {
+        reporter.info(&format!(
+            "Swarm is rolling back {} itself; waiting for it",
+            restored.left_to_swarm.join(", ")
+        ));
+    }
+    if !restored.sent.is_empty() {
+        reporter.info("rolling back to the previous service specs");
+    }
+    let names: Vec<String> = d.applied.previous.services.keys().cloned().collect();
     let back = WatchOptions {
         timeout: opts.timeout.max(DEFAULT_TIMEOUT),
+        returning: true,
         ..opts.clone()
     };
-    let outcome = engine
-        .watch(stack_name, &names, &back, |p| reporter.progress(p))
+    let mut last: Vec<cooper_engine::converge::ServiceProgress> = Vec::new();
+    let outcome = d
+        .engine
+        .watch(d.stack, &names, &back, |p| {
+            last = p.to_vec();
+            reporter.progress(p)
+        })
         .await?;
-    let ok = matches!(outcome, Outcome::Converged { .. });
-    let line = if ok {
-        "rolled back: the previous version runs again (volumes were not touched)".to_string()
-    } else {
-        "ROLLBACK DID NOT CONVERGE: check `cooper app ps` and `cooper app errors` now (volumes were not touched)".to_string()
+    let way_back = match outcome {
+        Outcome::Converged { .. } => WayBack::Back {
+            by_swarm: restored.left_to_swarm,
+            by_cooper: restored.sent,
+            version: deployed_version(d.engine, d.stack)
+                .await?
+                .map(|(v, _)| v)
+                .or_else(|| d.target.current_version.clone()),
+            running: last.iter().map(|p| p.running).sum(),
+            desired: last.iter().map(|p| p.desired).sum(),
+        },
+        Outcome::Failed { failures, .. } => WayBack::Stuck {
+            why: failures
+                .iter()
+                .map(describe_failure)
+                .collect::<Vec<_>>()
+                .join("; "),
+        },
+        Outcome::TimedOut { pending, .. } => WayBack::Stuck {
+            why: pending
+                .iter()
+                .map(|p| format!("{} {}/{} running", p.service, p.running, p.desired))
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
     };
-    record.step("rollback", line.clone(), ok, t);
-    Ok(line)
+    record.step("rollback", way_back.line(), way_back.runs_as_before(), t);
+    Ok(way_back)
 }
 
 /// Removes an app's services, networks and configs; keeps volumes and secrets. Waits until

@@ -81,6 +81,10 @@ pub enum OpsError {
     Refused(String),
     #[error("{0}")]
     Failed(String),
+    /// The operation failed and the app does not run as it did before (the way back did not
+    /// converge, there was none, or it was declined): someone must look now.
+    #[error("{0}")]
+    Broken(String),
 }
 
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;

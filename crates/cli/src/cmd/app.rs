@@ -304,11 +304,7 @@ fn ls(ctx: &Ctx, a: Ls) -> anyhow::Result<u8> {
                 Ok(stacks) => match stacks.get(&stack_name) {
                     None => r.status = Some("undeployed".into()),
                     Some(st) => {
-                        r.status = Some(if st.running >= st.desired {
-                            format!("deployed {}/{}", st.running, st.desired)
-                        } else {
-                            format!("degraded {}/{}", st.running, st.desired)
-                        });
+                        r.status = Some(st.describe());
                         r.deployed_version = st.version.clone();
                         r.chaos = Some(st.chaos);
                     }

@@ -64,13 +64,14 @@ impl Ps {
                     r.image.clone(),
                     r.state.clone(),
                     r.desired.clone(),
+                    r.update.clone().unwrap_or_else(|| "-".into()),
                     r.error.clone().unwrap_or_default(),
                 ]
             })
             .collect();
         output::table(
             ctx.tty,
-            &["SERVICE", "IMAGE", "STATE", "DESIRED", "ERROR"],
+            &["SERVICE", "IMAGE", "STATE", "DESIRED", "UPDATE", "ERROR"],
             &table,
         );
         Ok(0)
