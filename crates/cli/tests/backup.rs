@@ -158,15 +158,20 @@ fn kill_9_mid_backup_leaves_a_checkable_repository_and_the_next_backup_succeeds(
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
-    // restic notices cooper is gone (its standard input closes) and stops cleanly.
+    // restic notices cooper is gone (its standard input closes) and stops cleanly; the promise
+    // is that once the helper has stopped, it left no lock. Wait for exactly that (bounded).
     let start = Instant::now();
     while !helpers(true, Some(&s.stack)).is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the helper kept running after cooper was killed"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+    eprintln!(
+        "the helper stopped {:.2}s after cooper was killed",
+        start.elapsed().as_secs_f64()
+    );
     let check = s.restic(&["check"]);
     assert!(
         check.status.success(),
@@ -363,9 +368,15 @@ fn kill_9_mid_recipe_test_then_cleanup_leaves_nothing() {
     );
     assert!(text.contains("removed"), "{text}");
     let label = format!("label=com.docker.stack.namespace={stack}");
-    for kind in ["service", "network", "config", "secret"] {
+    for (kind, label) in [
+        ("service", &label),
+        ("network", &label),
+        ("config", &label),
+        ("secret", &label),
+        ("secret", &format!("label=cooper.stack={stack}")),
+    ] {
         assert_eq!(
-            docker(&[kind, "ls", "-q", "--filter", &label]),
+            docker(&[kind, "ls", "-q", "--filter", label]),
             "",
             "{kind}s"
         );

@@ -294,6 +294,9 @@ impl Engine {
                 .map(|(k, (id, _))| (k, id)),
         );
         let secret_ids = self.secret_ids(&plan.secrets).await?;
+        // Secrets made by earlier cooper versions carry Docker's stack label, which
+        // `docker stack rm` deletes by; they get cooper's own.
+        self.relabel_secrets(&plan.secrets).await?;
 
         for spec in plan.services.values() {
             let mut spec = spec.clone();

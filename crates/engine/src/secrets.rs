@@ -9,6 +9,11 @@ use cooper_recipe::secrets::SecretValue;
 
 use crate::{Engine, EngineError, Result, STACK_LABEL};
 
+/// The label cooper puts on the secrets it creates: `cooper.stack=<stack>`. Not Docker's
+/// `com.docker.stack.namespace`, because `docker stack rm` deletes every secret carrying that
+/// one, and an app's secrets must outlive its stack (their generated values were shown once).
+pub const SECRET_STACK_LABEL: &str = "cooper.stack";
+
 impl Engine {
     /// Names of existing secrets among `names`.
     pub async fn existing_secrets(&self, names: &[String]) -> Result<Vec<String>> {
@@ -17,8 +22,9 @@ impl Engine {
         Ok(found)
     }
 
-    /// Secrets labelled with the stack (created by cooper or `docker stack deploy`) and any
-    /// whose name starts with `<stack>_` (created by abra).
+    /// Secrets labelled with the stack (`cooper.stack`, or Docker's stack label as earlier
+    /// cooper versions and `docker stack deploy` set it) and any whose name starts with
+    /// `<stack>_` (created by abra).
     pub async fn stack_secrets(&self, stack: &str) -> Result<Vec<(String, String)>> {
         let list = self
             .docker
@@ -31,11 +37,10 @@ impl Engine {
             .filter_map(|s| {
                 let spec = s.spec?;
                 let name = spec.name?;
-                let labelled = spec
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(STACK_LABEL))
-                    .is_some_and(|v| v == stack);
+                let labels = spec.labels.unwrap_or_default();
+                let labelled = [SECRET_STACK_LABEL, STACK_LABEL]
+                    .iter()
+                    .any(|k| labels.get(*k).is_some_and(|v| v == stack));
                 (labelled || name.starts_with(&prefix)).then_some((name, s.id?))
             })
             .collect();
@@ -48,7 +53,7 @@ impl Engine {
         let spec = SecretSpec {
             name: Some(name.to_string()),
             labels: Some(HashMap::from([(
-                STACK_LABEL.to_string(),
+                SECRET_STACK_LABEL.to_string(),
                 stack.to_string(),
             )])),
             data: Some(base64::engine::general_purpose::STANDARD.encode(value.expose())),
@@ -59,6 +64,56 @@ impl Engine {
             .await
             .map_err(EngineError::api(format!("creating secret {name}")))?;
         Ok(())
+    }
+
+    /// Moves the given secrets from Docker's stack label to cooper's own (only labels of a
+    /// secret can change), so that `docker stack rm` no longer deletes them. Earlier cooper
+    /// versions labelled their secrets with the stack namespace; a deploy relabels them.
+    /// Returns the names relabelled.
+    pub async fn relabel_secrets(&self, names: &[String]) -> Result<Vec<String>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filters = HashMap::from([("name".to_string(), names.to_vec())]);
+        let list = self
+            .docker
+            .list_secrets(Some(
+                bollard::query_parameters::ListSecretsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(EngineError::api("listing secrets"))?;
+        let mut done = Vec::new();
+        for secret in list {
+            let (Some(id), Some(mut spec), Some(version)) =
+                (secret.id, secret.spec, secret.version.and_then(|v| v.index))
+            else {
+                continue;
+            };
+            let name = spec.name.clone().unwrap_or_default();
+            let mut labels = spec.labels.take().unwrap_or_default();
+            if !names.contains(&name) {
+                continue;
+            }
+            let Some(stack) = labels.remove(STACK_LABEL) else {
+                continue;
+            };
+            labels.insert(SECRET_STACK_LABEL.to_string(), stack);
+            spec.labels = Some(labels);
+            self.docker
+                .update_secret(
+                    &id,
+                    spec,
+                    bollard::query_parameters::UpdateSecretOptionsBuilder::default()
+                        .version(version as i64)
+                        .build(),
+                )
+                .await
+                .map_err(EngineError::api(format!("relabelling secret {name}")))?;
+            done.push(name);
+        }
+        Ok(done)
     }
 
     /// Removes a secret by name; `false` when there was none.

@@ -113,9 +113,15 @@ impl Prod {
     fn no_staging_left(&self, staging: &str) {
         let stack = staging.replace('.', "_");
         let label = format!("label=com.docker.stack.namespace={stack}");
-        for kind in ["service", "network", "config", "secret"] {
+        for (kind, label) in [
+            ("service", &label),
+            ("network", &label),
+            ("config", &label),
+            ("secret", &label),
+            ("secret", &format!("label=cooper.stack={stack}")),
+        ] {
             assert_eq!(
-                docker(&[kind, "ls", "-q", "--filter", &label]),
+                docker(&[kind, "ls", "-q", "--filter", label]),
                 "",
                 "staging {kind}s"
             );

@@ -543,3 +543,90 @@ async fn app_tests_run_report_and_clean_up_after_themselves() {
     assert_eq!(logs.len(), 1, "{logs:?}");
     w.cleanup().await;
 }
+
+/// `docker stack rm` (an operator's reflex, and how other stack tools undeploy) deletes every
+/// secret labelled with the stack namespace. cooper's secrets carry their own label, so they
+/// outlive the stack and a deploy brings the app back with the same secrets; a secret that an
+/// earlier cooper version labelled the old way is relabelled by the next deploy.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_outlive_docker_stack_rm() {
+    let w = world("t-stackrm").await;
+    let secret = format!("{}_db_password_v1", w.stack);
+    let id_of = |name: &str| docker(&["secret", "inspect", name, "--format", "{{.ID}}"]);
+    let labels_of = |name: &str| {
+        docker(&[
+            "secret",
+            "inspect",
+            name,
+            "--format",
+            "{{json .Spec.Labels}}",
+        ])
+    };
+    assert!(
+        labels_of(&secret).contains("\"cooper.stack\""),
+        "{}",
+        labels_of(&secret)
+    );
+    assert!(!labels_of(&secret).contains("com.docker.stack.namespace"));
+
+    // A secret as an earlier cooper made it: Docker's stack label.
+    let old = format!("{}_api_key_v1", w.stack);
+    let created = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "printf old-secret | docker secret create --label com.docker.stack.namespace={} {old} -",
+                w.stack
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    w.set_env("COMPOSE_FILE", "compose.yml:compose.extra-secret.yml");
+    let (r, _) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    r.unwrap();
+    assert!(
+        labels_of(&old).contains("\"cooper.stack\"") && !labels_of(&old).contains("namespace"),
+        "the deploy relabelled the old secret: {}",
+        labels_of(&old)
+    );
+    let ids = (id_of(&secret), id_of(&old));
+
+    docker(&["stack", "rm", &w.stack]);
+    // Wait for what `docker stack rm` removes (services, then their tasks' containers).
+    let start = std::time::Instant::now();
+    while !docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={}", w.stack),
+    ])
+    .is_empty()
+        || !docker(&[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={}", w.stack),
+        ])
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "docker stack rm did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        (id_of(&secret), id_of(&old)),
+        ids,
+        "the secrets are still there after docker stack rm"
+    );
+
+    let (r, _) = w.deploy(DeployKind::Deploy, |_| {}).await;
+    assert_eq!(r.expect("the app comes back"), "1.0.0+1.0");
+    assert_eq!(w.running_tasks("db"), 1, "db reads the same secret");
+    assert_eq!((id_of(&secret), id_of(&old)), ids, "the same secrets");
+    w.set_env("COMPOSE_FILE", "compose.yml");
+    w.cleanup().await;
+}

@@ -7,18 +7,30 @@ use super::*;
 /// lifeline, wait for standard input to close (cooper went away) and interrupt restic with
 /// SIGINT — restic 0.14+ removes its lock and writes no snapshot on SIGINT, while SIGTERM would
 /// leave a stale lock — and let no restic start afterwards; fail on the first error.
+///
+/// A SIGINT that lands while restic is still taking its lock can leave that lock behind
+/// (seen: a `restic check` right after the helper ended found a lock 1 s old). So once cooper
+/// is gone, the helper waits for the interrupted restic to end and runs `restic unlock`, which
+/// removes only locks of processes that no longer run on the helper's own host — the one just
+/// interrupted — and then exits. The promise: when the helper container has stopped, the
+/// repository holds no lock of it (measured: the helper stops within about a second of
+/// cooper's death; `kill_9_mid_backup…` in `crates/cli/tests/backup.rs` waits for exactly that).
 const PRELUDE: &str = r#"while IFS= read -r l; do [ -z "$l" ] && break; export "$l"; done
 exec 3<&0
 ( cat <&3 >/dev/null; touch /tmp/.cooper-gone; p=$(cat /tmp/.cooper-restic 2>/dev/null); [ -z "$p" ] || kill -INT "$p" ) 2>/dev/null &
 exec 0</dev/null 3<&-
 set -e
+gone() { restic unlock >/dev/null 2>&1 || true; exit 130; }
 r() {
-  [ ! -e /tmp/.cooper-gone ] || exit 130
+  [ ! -e /tmp/.cooper-gone ] || gone
   restic "$@" &
   rp=$!
   echo "$rp" > /tmp/.cooper-restic
   [ ! -e /tmp/.cooper-gone ] || kill -INT "$rp"
-  wait "$rp"
+  rc=0
+  wait "$rp" || rc=$?
+  [ ! -e /tmp/.cooper-gone ] || gone
+  return "$rc"
 }
 "#;
 
