@@ -325,6 +325,62 @@ fn lint_passes_a_clean_recipe_and_fails_planted_defects() {
     assert!(!text.contains('│'));
 }
 
+/// An overlay switched on through its commented `.env.sample` block gets that block's
+/// settings too, as an operator uncommenting the block would: a required setting in the
+/// block loads; one documented in another block loads with a warning (C008) that names it;
+/// one documented nowhere fails C006, naming the variable, the overlay and where to add it.
+#[test]
+fn lint_switches_on_an_overlays_commented_block() {
+    let abra = Abra::new();
+    let lint = |name: &str| {
+        abra.recipe(name, &[(&format!("lint/{name}"), "1.0.0+1.27.2")]);
+        let out = abra.cooper(&["recipe", "lint", name, "-m", "-o"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let finding = |rule: &str| {
+            report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["rule"] == rule)
+                .unwrap_or_else(|| panic!("{rule} missing: {report}"))
+                .clone()
+        };
+        (out.status.code(), finding("C006"), finding("C008"))
+    };
+
+    let (code, c006, c008) = lint("overlay-block");
+    assert_eq!(code, Some(0), "{c006}");
+    assert_eq!(c006["status"], "ok", "{c006}");
+    assert_eq!(c008["status"], "ok", "{c008}");
+
+    let (code, c006, c008) = lint("overlay-elsewhere");
+    assert_eq!(code, Some(0), "a warning only: {c008}");
+    assert_eq!(c006["status"], "ok", "{c006}");
+    assert_eq!(c008["status"], "failed");
+    let why = c008["detail"][0].as_str().unwrap();
+    for s in [
+        "compose.sso.yml requires SSO_DOMAIN",
+        "\"Identity provider (used by the single sign-on below)\"",
+        "line 6",
+    ] {
+        assert!(why.contains(s), "{s:?} in {why}");
+    }
+
+    let (code, c006, _) = lint("overlay-nowhere");
+    assert_eq!(code, Some(3), "{c006}");
+    let why = c006["detail"][0].as_str().unwrap();
+    for s in [
+        "compose.yml:compose.sso.yml",
+        "set SSO_DOMAIN to your identity provider",
+        "SSO_DOMAIN is required by compose.sso.yml but documented nowhere in .env.sample",
+        "add `#SSO_DOMAIN=…` to the block \"Single sign-on\" (line 5) of .env.sample",
+    ] {
+        assert!(why.contains(s), "{s:?} in {why}");
+    }
+    // The message says each thing once.
+    assert_eq!(why.matches("SSO_DOMAIN is required").count(), 1, "{why}");
+}
+
 #[test]
 fn listing_and_checking_apps() {
     let abra = Abra::new();

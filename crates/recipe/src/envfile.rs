@@ -78,6 +78,29 @@ pub struct Entry {
     pub modifiers: Modifiers,
 }
 
+/// A commented block of a `.env.sample` (see [`EnvFile::commented_blocks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentedBlock {
+    /// Its first comment line that is not a setting (`## Single sign-on` → `Single sign-on`).
+    pub title: Option<String>,
+    /// The line the block starts on (1-based).
+    pub line: usize,
+    /// Compose files its commented `COMPOSE_FILE` line adds.
+    pub overlays: Vec<String>,
+    /// Its other commented settings: key, value, line.
+    pub settings: Vec<(String, String, usize)>,
+}
+
+impl CommentedBlock {
+    /// How to point at the block in a message: `"## Single sign-on" (line 12)`.
+    pub fn describe(&self) -> String {
+        match &self.title {
+            Some(t) => format!("the block \"{t}\" (line {})", self.line),
+            None => format!("the block at line {}", self.line),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Line {
     Other(String),
@@ -162,6 +185,70 @@ impl EnvFile {
                 Line::Entry { .. } => None,
             })
             .collect()
+    }
+
+    /// The sample's commented blocks: runs of lines between blank lines that hold commented
+    /// settings, such as
+    ///
+    /// ```text
+    /// ## Single sign-on
+    /// #COMPOSE_FILE="$COMPOSE_FILE:compose.sso.yml"
+    /// #SSO_DOMAIN=id.example.com
+    /// ```
+    ///
+    /// An operator switches such a feature on by uncommenting the whole block; tools that
+    /// switch an overlay on (lint, releases, the catalogue) do the same.
+    pub fn commented_blocks(&self) -> Vec<CommentedBlock> {
+        let mut blocks = Vec::new();
+        let mut current: Option<CommentedBlock> = None;
+        for (i, l) in self.lines.iter().enumerate() {
+            let raw = match l {
+                Line::Other(raw) => raw.trim(),
+                Line::Entry { .. } => {
+                    continue;
+                }
+            };
+            if raw.is_empty() {
+                blocks.extend(current.take());
+                continue;
+            }
+            let block = current.get_or_insert_with(|| CommentedBlock {
+                title: None,
+                line: i + 1,
+                overlays: Vec::new(),
+                settings: Vec::new(),
+            });
+            let Some(body) = raw.strip_prefix('#') else {
+                continue;
+            };
+            let body = body.trim();
+            let body = body.strip_prefix("export ").unwrap_or(body);
+            let setting = body
+                .split_once('=')
+                .filter(|(k, _)| is_valid_key(k))
+                .and_then(|_| EnvFile::parse(body).ok())
+                .and_then(|e| e.entries().next().cloned());
+            match setting {
+                Some(e) if e.key == "COMPOSE_FILE" => block.overlays.extend(
+                    e.value
+                        .split(':')
+                        .map(str::trim)
+                        .filter(|f| !f.is_empty() && !f.contains('$'))
+                        .map(crate::compose::clean_relative),
+                ),
+                Some(e) => block.settings.push((e.key, e.value, i + 1)),
+                None if block.title.is_none() && block.settings.is_empty() => {
+                    let title = body.trim_start_matches('#').trim();
+                    if !title.is_empty() {
+                        block.title = Some(title.to_string());
+                    }
+                }
+                None => {}
+            }
+        }
+        blocks.extend(current);
+        blocks.retain(|b| !b.settings.is_empty() || !b.overlays.is_empty());
+        blocks
     }
 
     /// Sets `key` to `value`: rewrites the last line that sets it (keeping its trailing comment)

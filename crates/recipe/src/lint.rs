@@ -1,4 +1,11 @@
-//! `recipe lint`: abra's rules R001–R016 and cooper's own C001–C007.
+//! `recipe lint`: abra's rules R001–R016 and cooper's own C001–C008.
+//!
+//! Compose files are loaded in every combination an operator can switch on: the sample's
+//! selection, each commented block of `.env.sample` that adds overlays (with the block's
+//! commented settings switched on too, as an operator uncommenting the block would), and each
+//! other overlay on its own. An overlay's required setting (`${X:?…}`) documented in another
+//! block is switched on as well and warned about (C008); one documented nowhere fails C006,
+//! naming the variable, the overlay and where to document it.
 //!
 //! Levels are `warn` and `critical`; a failed critical rule makes `cooper recipe lint` exit
 //! non-zero, so CI can gate on it. Rules that cannot be decided (offline, no configs, …) are
@@ -114,34 +121,68 @@ fn semver_like(tag: &str) -> bool {
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// The compose file sets lint loads: the `.env.sample` selection (or `compose.yml`), then that
-/// selection plus each other overlay (overlays build on the default selection, e.g. bonfire's
-/// tuning overlay on its postgres overlay).
-pub(crate) fn combinations(files: &RecipeFiles, sample: Option<&EnvFile>) -> Vec<Vec<String>> {
+/// The compose file sets lint loads: the `.env.sample` selection (or `compose.yml`); that
+/// selection plus the overlays of each commented block of `.env.sample` that enables some
+/// (`#COMPOSE_FILE="$COMPOSE_FILE:compose.sso.yml"`), with the block's settings switched on;
+/// then the selection plus each overlay no block enables (overlays build on the default
+/// selection, e.g. bonfire's tuning overlay on its postgres overlay).
+pub(crate) fn combinations(files: &RecipeFiles, sample: Option<&EnvFile>) -> Vec<Combination> {
     let base = sample
         .map(stack::compose_files)
         .unwrap_or_else(|| vec!["compose.yml".to_string()]);
-    let mut combos = vec![base.clone()];
+    let mut combos = vec![Combination {
+        files: base.clone(),
+        block: None,
+    }];
+    let blocks = sample.map(EnvFile::commented_blocks).unwrap_or_default();
+    for (i, b) in blocks.iter().enumerate() {
+        let extra: Vec<&String> = b
+            .overlays
+            .iter()
+            .filter(|o| !base.contains(o) && files.text(o).is_some())
+            .collect();
+        if !extra.is_empty() {
+            let mut c = base.clone();
+            c.extend(extra.into_iter().cloned());
+            combos.push(Combination {
+                files: c,
+                block: Some(i),
+            });
+        }
+    }
     for path in files.paths() {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        let is_compose = name.starts_with("compose.") && name.ends_with(".yml");
-        if is_compose && !base.iter().any(|b| b == path) {
+        let covered = base.iter().any(|b| b == path)
+            || combos.iter().any(|c| c.files.iter().any(|f| f == path));
+        if crate::compose::is_compose_file(path) && !covered {
             let mut c = base.clone();
             c.push(path.to_string());
-            combos.push(c);
+            combos.push(Combination {
+                files: c,
+                block: None,
+            });
         }
     }
     combos
 }
 
-/// Every combination of [`combinations`] loaded with the `.env.sample` defaults (each compose
-/// file parsed once): what lint, releases and the catalogue look at.
+/// One set of compose files lint loads, and the `.env.sample` block that enables it.
+pub(crate) struct Combination {
+    pub files: Vec<String>,
+    /// Index into [`EnvFile::commented_blocks`].
+    pub block: Option<usize>,
+}
+
+/// Every combination of [`combinations`] loaded with the `.env.sample` defaults (plus the
+/// enabling block's settings): what lint, releases and the catalogue look at.
 pub(crate) struct Loaded {
     pub sample: Option<EnvFile>,
-    /// The combinations that load, the default selection first.
+    /// The combinations that load, with their stacks.
     pub stacks: Vec<(Vec<String>, Compose)>,
     /// The combinations that do not, with why.
     pub failed: Vec<(Vec<String>, String)>,
+    /// Settings an overlay requires that `.env.sample` documents in another block than the
+    /// one that enables the overlay (loaded with them, and warned about: C008).
+    pub elsewhere: Vec<String>,
 }
 
 pub(crate) fn load_combinations(files: &RecipeFiles) -> Loaded {
@@ -149,19 +190,155 @@ pub(crate) fn load_combinations(files: &RecipeFiles) -> Loaded {
         .text(".env.sample")
         .and_then(|t| EnvFile::parse(&t).ok());
     let env = lint_env(sample.as_ref());
+    let blocks = sample
+        .as_ref()
+        .map(EnvFile::commented_blocks)
+        .unwrap_or_default();
     let cache = stack::ComposeCache::new(LINT_DOMAIN, &env, files);
     let mut out = Loaded {
         stacks: Vec::new(),
         failed: Vec::new(),
+        elsewhere: Vec::new(),
         sample: None,
     };
     for combo in combinations(files, sample.as_ref()) {
-        match cache.load(&combo) {
-            Ok(c) => out.stacks.push((combo, c)),
-            Err(e) => out.failed.push((combo, e.to_string())),
+        let block = combo.block.map(|i| &blocks[i]);
+        let mut env = env.clone();
+        if let Some(b) = block {
+            for (k, v, _) in &b.settings {
+                env.set(k, v);
+            }
+        }
+        let first = match block {
+            None => cache.load(&combo.files),
+            Some(_) => stack::ComposeCache::new(LINT_DOMAIN, &env, files).load(&combo.files),
+        };
+        let err = match first {
+            Ok(c) => {
+                out.stacks.push((combo.files, c));
+                continue;
+            }
+            Err(e) => e.to_string(),
+        };
+        // Required settings the combination's files use without a value: documented in
+        // another block (switch it on too, and warn), or nowhere (say where to document it).
+        let overlays: Vec<&String> = combo.files.iter().skip(1).collect();
+        let needed: BTreeSet<String> = combo
+            .files
+            .iter()
+            .filter_map(|f| files.text(f))
+            .flat_map(|t| required_variables(&t))
+            .filter(|v| env.get(v).is_none_or(str::is_empty))
+            .collect();
+        let mut nowhere = Vec::new();
+        let mut found = Vec::new();
+        for var in &needed {
+            match blocks
+                .iter()
+                .find_map(|b| b.settings.iter().find(|(k, ..)| k == var).map(|s| (b, s)))
+            {
+                Some((b, (k, v, line))) => {
+                    env.set(k, v);
+                    found.push(format!(
+                        "{} requires {k}, which .env.sample documents in {} (line {line}), not in                          the block that enables {}: move it there so operators switch them on                          together",
+                        overlays
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(":"),
+                        b.describe(),
+                        overlays
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(":"),
+                    ));
+                }
+                None => nowhere.push(var.clone()),
+            }
+        }
+        let retried = (!found.is_empty())
+            .then(|| stack::ComposeCache::new(LINT_DOMAIN, &env, files).load(&combo.files));
+        match retried {
+            Some(Ok(c)) if nowhere.is_empty() => {
+                out.elsewhere.extend(found);
+                out.stacks.push((combo.files, c));
+            }
+            Some(Err(e)) => {
+                let e = e.to_string();
+                out.failed.push((
+                    combo.files.clone(),
+                    undocumented(&e, &nowhere, &combo, &blocks),
+                ));
+            }
+            _ => out.failed.push((
+                combo.files.clone(),
+                undocumented(&err, &nowhere, &combo, &blocks),
+            )),
         }
     }
     out.sample = sample;
+    out
+}
+
+/// A load error, plus where to document the required settings `.env.sample` lacks.
+fn undocumented(
+    err: &str,
+    nowhere: &[String],
+    combo: &Combination,
+    blocks: &[crate::envfile::CommentedBlock],
+) -> String {
+    if nowhere.is_empty() {
+        return err.to_string();
+    }
+    let overlay = combo
+        .files
+        .last()
+        .map(String::as_str)
+        .unwrap_or("compose.yml");
+    let place = match combo.block.map(|i| &blocks[i]) {
+        Some(b) => format!(
+            "to {} of .env.sample, which enables {overlay}",
+            b.describe()
+        ),
+        None => format!(
+            "to .env.sample, in a commented block with `#COMPOSE_FILE=\"$COMPOSE_FILE:{overlay}\"`"
+        ),
+    };
+    format!(
+        "{err}; {} documented nowhere in .env.sample: add {} {place}",
+        if nowhere.len() == 1 {
+            format!("{} is required by {overlay} but", nowhere[0])
+        } else {
+            format!("{} are required by {overlay} but", nowhere.join(", "))
+        },
+        nowhere
+            .iter()
+            .map(|v| format!("`#{v}=…`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// Variables a compose text requires (`${X:?msg}`, `${X?msg}`): loading fails without them.
+fn required_variables(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        let escaped = rest[..i].ends_with('$');
+        rest = &rest[i + 2..];
+        if escaped {
+            continue;
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let after = &rest[name.len()..];
+        if !name.is_empty() && (after.starts_with(":?") || after.starts_with('?')) {
+            out.push(name);
+        }
+    }
     out
 }
 
@@ -255,6 +432,7 @@ pub fn lint(input: &Input) -> Report {
         sample,
         stacks,
         failed,
+        elsewhere,
     } = load_combinations(files);
     let load_errors: Vec<String> = failed
         .iter()
@@ -756,6 +934,15 @@ pub fn lint(input: &Input) -> Report {
         "every compose file loads",
         "fix the error at the file, line and column shown",
         outcome(load_errors),
+    ));
+
+    // C008
+    findings.push(finding(
+        "C008",
+        Level::Warn,
+        "an overlay's required settings are in the block that enables it",
+        "move the commented setting into the .env.sample block with the overlay's COMPOSE_FILE line",
+        outcome(elsewhere),
     ));
 
     Report {
