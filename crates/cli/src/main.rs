@@ -112,7 +112,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report::render_error(&e));
             match e.downcast_ref::<cooper_ops::OpsError>() {
                 Some(cooper_ops::OpsError::Broken(_)) => ExitCode::from(exit::APP_DOWN),
                 _ => ExitCode::from(exit::FAILURE),
@@ -152,5 +152,38 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{p:?}");
         }
+    }
+
+    /// Every command, flag and argument says what it is for in `--help`.
+    #[test]
+    fn every_flag_and_command_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{p} (the command)"));
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "cooper", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "without a help line:\n  {}",
+            missing.join("\n  ")
+        );
     }
 }

@@ -140,3 +140,75 @@ impl Reporter for CliReporter {
         matches!(answer.trim(), "y" | "Y" | "yes")
     }
 }
+
+/// An error and its causes on one line, each saying what it adds: a cause whose text the
+/// message already holds (a layer that quotes its source, as typed errors with `#[source]`
+/// often do) is not repeated, so `{:#}`'s "a: b: b: b" becomes "a: b".
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || out.contains(text) {
+            continue;
+        }
+        if out.is_empty() {
+            out.push_str(text);
+        } else if text.contains(out.as_str()) {
+            // A cause that restates the whole message and more: keep the fuller one.
+            out = text.to_string();
+        } else {
+            out.push_str(": ");
+            out.push_str(text);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::render_error;
+
+    /// A layer that quotes its source in its own message and also returns it as `source()`.
+    #[derive(Debug)]
+    struct Outer {
+        path: String,
+        source: Inner,
+    }
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}: {}; fix the line", self.path, self.source)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("line 3: expected KEY=value")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[test]
+    fn a_cause_the_message_quotes_is_not_repeated() {
+        let e = anyhow::Error::new(Outer {
+            path: "a.env".into(),
+            source: Inner,
+        });
+        assert_eq!(
+            render_error(&e),
+            "a.env: line 3: expected KEY=value; fix the line"
+        );
+        let e = e.context("loading app a");
+        assert_eq!(
+            render_error(&e),
+            "loading app a: a.env: line 3: expected KEY=value; fix the line"
+        );
+    }
+}

@@ -212,6 +212,11 @@ fn errors_name_the_file_and_the_fix() {
     std::fs::write(&app, "TYPE=clean\nDOMAIN e.example.org\n").unwrap();
     let err = abra.fails(&["app", "render", "e.example.org"], 1);
     assert!(err.contains("e.example.org.env: line 2"), "{err}");
+    assert_eq!(
+        err.matches("expected KEY=value").count(),
+        1,
+        "each thing said once: {err}"
+    );
 
     // An unknown app lists the apps.
     let err = abra.fails(&["app", "render", "x.example.org"], 1);
@@ -237,6 +242,11 @@ fn compose_errors_carry_file_line_and_column() {
     assert!(
         err.contains("compose.bad.yml: invalid YAML at line"),
         "{err}"
+    );
+    assert_eq!(
+        err.matches("at line").count(),
+        1,
+        "each thing said once: {err}"
     );
 
     std::fs::write(

@@ -23,7 +23,10 @@ pub enum AppCommand {
     Ls(Ls),
     /// Edit an app's .env in $EDITOR (alias: cfg).
     #[command(alias = "cfg")]
-    Config { domain: String },
+    Config {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
+        domain: String,
+    },
     /// Report keys of the recipe's .env.sample missing from the app's .env (alias: chk).
     #[command(alias = "chk")]
     Check(VersionArgs),
@@ -104,6 +107,7 @@ pub struct Render {
 
 #[derive(Debug, Args)]
 pub struct New {
+    /// The recipe (a git repository under `$ABRA_DIR/recipes`).
     recipe: String,
     /// Recipe version (default: the newest release).
     #[arg(value_name = "VERSION")]

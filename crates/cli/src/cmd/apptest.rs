@@ -12,6 +12,7 @@ use crate::{output, Ctx};
 
 #[derive(Debug, Args)]
 pub struct AppTest {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     /// Production: run only suites marked `prod = true` (the others are reported skipped).
     #[arg(long)]
@@ -40,6 +41,7 @@ pub struct AppTest {
     #[arg(long)]
     cleanup: bool,
     #[arg(short = 'm', long)]
+    /// Print JSON (machine-readable) instead of a table.
     machine: bool,
 }
 
@@ -121,8 +123,10 @@ pub struct RecipeTest {
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
     #[arg(long, value_name = "DIR")]
+    /// Where reports go (JUnit XML, JSON, logs of failures).
     results: Option<PathBuf>,
     #[arg(long, env = "COOPER_PROBE_IMAGE", default_value = DEFAULT_PROBE_IMAGE)]
+    /// The image of the helper that probes HTTP from inside the Swarm (needs `sh` and `wget`).
     probe_image: String,
     /// The throwaway app's address for browser steps and external commands.
     #[arg(long, value_name = "URL")]
@@ -134,6 +138,7 @@ pub struct RecipeTest {
     #[arg(long)]
     cleanup: bool,
     #[arg(short = 'm', long)]
+    /// Print JSON (machine-readable) instead of a table.
     machine: bool,
 }
 
@@ -226,11 +231,13 @@ pub struct AutoUpgrade {
     #[arg(short = 'p', long)]
     publish: bool,
     #[arg(long, env = "COOPER_PROBE_IMAGE", default_value = DEFAULT_PROBE_IMAGE)]
+    /// The image of the helper that probes HTTP from inside the Swarm (needs `sh` and `wget`).
     probe_image: String,
     /// Convergence timeout per deploy, in seconds.
     #[arg(short = 't', long, value_name = "SECONDS")]
     timeout: Option<u64>,
     #[arg(short = 'm', long)]
+    /// Print JSON (machine-readable) instead of a table.
     machine: bool,
 }
 

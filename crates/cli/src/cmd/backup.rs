@@ -29,16 +29,19 @@ fn human(bytes: u64) -> String {
 pub enum BackupCommand {
     /// Show what a backup would save (services, volumes, paths, hooks) and what nothing covers.
     Plan {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
         /// Use the recipe's working tree.
         #[arg(short = 'C', long)]
         chaos: bool,
         #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
         machine: bool,
     },
     /// Back the app up now: pre-hooks in the running containers, restic, post-hooks; fails
     /// when a hook fails, a path is missing or a dump is empty.
     Create {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
         /// Run the deployed backup-bot-two's `backup --host <stack> create` instead.
         #[arg(long)]
@@ -47,17 +50,21 @@ pub enum BackupCommand {
         #[arg(long, value_name = "SECONDS")]
         wait: Option<u64>,
         #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
         machine: bool,
     },
     /// The app's snapshots, with sizes and when each was last verified (alias: ls).
     #[command(alias = "ls")]
     List {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
         #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
         machine: bool,
     },
     /// Write a snapshot (or one path of it) as a tar file.
     Download {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
         /// A snapshot id or its prefix (default: the newest).
         #[arg(short = 's', long)]
@@ -72,21 +79,29 @@ pub enum BackupCommand {
     /// Prove a snapshot restores: repository check, restore into scratch volumes with content
     /// verification, file list and sizes compared with the snapshot.
     Verify {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
         #[arg(short = 's', long)]
+        /// The snapshot to verify (default: the newest).
         snapshot: Option<String>,
         #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
         machine: bool,
     },
     /// Forget the app's snapshots outside the retention and prune the repository.
     Prune {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
+        /// Keep the newest snapshot of each of the last N days.
         #[arg(long, default_value_t = 7)]
         keep_daily: u32,
+        /// Keep the newest snapshot of each of the last N weeks.
         #[arg(long, default_value_t = 4)]
         keep_weekly: u32,
+        /// Keep the newest snapshot of each of the last N months.
         #[arg(long, default_value_t = 6)]
         keep_monthly: u32,
+        /// Wait up to this many seconds for another operation on the app to finish.
         #[arg(long, value_name = "SECONDS")]
         wait: Option<u64>,
     },
@@ -94,6 +109,7 @@ pub enum BackupCommand {
 
 #[derive(Debug, Args)]
 pub struct Restore {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     /// A snapshot id or its prefix (default: the newest).
     #[arg(short = 's', long)]
@@ -105,6 +121,7 @@ pub struct Restore {
     #[arg(short = 't', long, value_name = "SECONDS")]
     timeout: Option<u64>,
     #[arg(long, value_name = "SECONDS")]
+    /// Wait up to this many seconds for another operation on the app to finish.
     wait: Option<u64>,
 }
 

@@ -178,6 +178,7 @@ impl Deploy {
 
 #[derive(Debug, Args)]
 pub struct Undeploy {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
 }
 
@@ -192,6 +193,7 @@ impl Undeploy {
 
 #[derive(Debug, Args)]
 pub struct Remove {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     /// Also remove the app's volumes (its data!).
     #[arg(long)]

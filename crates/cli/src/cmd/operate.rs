@@ -40,8 +40,10 @@ async fn service_names(
 
 #[derive(Debug, Args)]
 pub struct Ps {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     #[arg(short = 'm', long)]
+    /// Print JSON (machine-readable) instead of a table.
     machine: bool,
 }
 
@@ -80,8 +82,10 @@ impl Ps {
 
 #[derive(Debug, Args)]
 pub struct Errors {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     #[arg(short = 'm', long)]
+    /// Print JSON (machine-readable) instead of a table.
     machine: bool,
 }
 
@@ -115,8 +119,10 @@ impl Errors {
 
 #[derive(Debug, Args)]
 pub struct Labels {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     #[arg(short = 'm', long)]
+    /// Print JSON (machine-readable) instead of a table.
     machine: bool,
 }
 
@@ -153,6 +159,7 @@ impl Labels {
 
 #[derive(Debug, Args)]
 pub struct Logs {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     /// A service (default: all of the app's services).
     service: Option<String>,
@@ -214,7 +221,9 @@ impl Logs {
 
 #[derive(Debug, Args)]
 pub struct Run {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
+    /// The service, as the recipe's compose file names it (e.g. `app`).
     service: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, required = true)]
@@ -272,6 +281,7 @@ impl Run {
 
 #[derive(Debug, Args)]
 pub struct Cmd {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     /// `[service] function`: the service defaults to `app`.
     #[arg(required = true, num_args = 1..=2)]
@@ -344,6 +354,7 @@ impl Cmd {
 
 #[derive(Debug, Args)]
 pub struct Restart {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     /// A service (default: all of the app's services).
     service: Option<String>,
@@ -385,13 +396,16 @@ pub enum VolumeCommand {
     /// List the app's volumes.
     #[command(alias = "list")]
     Ls {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
         #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
         machine: bool,
     },
     /// Remove the app's volumes (its data!); the app must be undeployed.
     #[command(alias = "remove")]
     Rm {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
         /// Volume names (default: all of the app's volumes).
         names: Vec<String>,

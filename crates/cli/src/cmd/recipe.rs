@@ -18,19 +18,25 @@ pub enum RecipeCommand {
     #[command(alias = "list")]
     Ls {
         #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
         machine: bool,
     },
     /// List a recipe's versions and each service's image (alias: v).
     #[command(alias = "v")]
     Versions {
+        /// The recipe (a git repository under `$ABRA_DIR/recipes`).
         recipe: String,
         #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
         machine: bool,
     },
     /// Create a new recipe from cooper's template (alias: n).
     #[command(alias = "n")]
-    New { name: String },
-    /// Check a recipe against rules R001–R016 and C001–C007 (alias: l).
+    New {
+        /// The new recipe's name (a directory under `$ABRA_DIR/recipes`).
+        name: String,
+    },
+    /// Check a recipe against rules R001–R016 and C001–C008 (alias: l).
     #[command(alias = "l")]
     Lint(Lint),
     /// Run the lifecycle tiers of a release on a throwaway app: install, seed, upgrade, backup,
@@ -57,6 +63,7 @@ pub enum RecipeCommand {
 
 #[derive(Debug, Args)]
 pub struct Release {
+    /// The recipe (a git repository under `$ABRA_DIR/recipes`).
     recipe: String,
     /// The version to give, as <semver>+<upstream> (default: computed from what changed).
     #[arg(value_name = "VERSION")]
@@ -163,6 +170,7 @@ fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<bool> {
 
 #[derive(Debug, Args)]
 pub struct Upgrade {
+    /// The recipe (a git repository under `$ABRA_DIR/recipes`).
     recipe: String,
     /// The biggest step allowed (default: patch).
     #[command(flatten)]
@@ -292,6 +300,7 @@ pub struct Lint {
     #[arg(short = 't', long, value_name = "VERSION")]
     tag: Option<String>,
     #[arg(short = 'm', long)]
+    /// Print JSON (machine-readable) instead of a table.
     machine: bool,
 }
 
@@ -318,9 +327,7 @@ struct RecipeRow {
     status: Option<i64>,
     latest: Option<String>,
     versions: usize,
-    /// The lifecycle level of the latest version, when tested.
     level: Option<u8>,
-    /// A clone is in $ABRA_DIR/recipes.
     local: bool,
 }
 

@@ -20,23 +20,28 @@ pub enum SecretCommand {
     /// List the app's secrets and whether each exists on the server.
     #[command(alias = "list")]
     Ls {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
         #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
         machine: bool,
     },
     /// Remove secrets from the server.
     #[command(alias = "remove")]
     Rm {
+        /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
         domain: String,
         /// Secret names (default with --all: every secret of the app).
         names: Vec<String>,
         #[arg(short = 'a', long)]
+        /// Remove every secret of the app.
         all: bool,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct Generate {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
     /// Secret name (as in the compose file); omit with --all.
     name: Option<String>,
@@ -47,14 +52,18 @@ pub struct Generate {
     #[arg(short = 'a', long, conflicts_with = "name")]
     all: bool,
     #[arg(short = 'm', long)]
+    /// Print JSON (machine-readable) instead of a table.
     machine: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct Insert {
+    /// The app's domain (its name: `$ABRA_DIR/servers/<server>/<domain>.env`).
     domain: String,
+    /// The secret's name, as the recipe's compose file names it.
     name: String,
     #[arg(value_name = "VERSION")]
+    /// The secret's version (e.g. `v1`), as in the app's `SECRET_<NAME>_VERSION`.
     secret_version: String,
     /// The value. Prefer --file or standard input: a value here is visible in the process list.
     value: Option<String>,

@@ -28,6 +28,7 @@ pub enum ServerCommand {
     #[command(alias = "list")]
     Ls {
         #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
         machine: bool,
         /// Do not contact the servers.
         #[arg(long)]
@@ -35,7 +36,10 @@ pub enum ServerCommand {
     },
     /// Forget a server (refused while it has apps).
     #[command(alias = "remove")]
-    Rm { name: String },
+    Rm {
+        /// The server's name (a directory under `$ABRA_DIR/servers`).
+        name: String,
+    },
 }
 
 impl ServerCommand {
