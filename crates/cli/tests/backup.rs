@@ -400,3 +400,33 @@ fn kill_9_mid_recipe_test_then_cleanup_leaves_nothing() {
     let again = cmd(&["recipe", "test", "--cleanup"]).output().unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("no leftovers"));
 }
+
+/// A helper image the server does not have and cannot pull (no registry here) is reported with
+/// the ways out — pull it, build one, or point RESTIC_IMAGE elsewhere — and an upgrade whose
+/// safety backup cannot run changes nothing.
+#[test]
+fn a_missing_helper_image_names_the_fix() {
+    let s = setup("c-bimg");
+    std::fs::write(
+        s.dir.path().join(format!("cooper/backup/{}.env", s.domain)),
+        "RESTIC_IMAGE=cooper-test/no-such-restic:9.9\n",
+    )
+    .unwrap();
+    let out = s.run(&["app", "backup", "create", &s.domain]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "image cooper-test/no-such-restic:9.9 is not available",
+        "`docker pull cooper-test/no-such-restic:9.9`",
+        "build an image with restic and a POSIX sh",
+        "RESTIC_IMAGE",
+        "default.env",
+    ] {
+        assert!(err.contains(want), "{want:?} in {err}");
+    }
+    assert!(!err.contains("pre-hook"), "no hook ran: {err}");
+    assert!(
+        helpers(false, Some(&s.stack)).is_empty(),
+        "no helper container was made"
+    );
+}

@@ -293,3 +293,39 @@ fn steps_follow_the_changes_and_sync_writes_only_the_label() {
         "a refused release writes nothing"
     );
 }
+
+/// A dry run commits nothing, so it needs no git identity; the real release checks for one
+/// before it changes anything, and says how to set it.
+#[test]
+fn a_dry_run_needs_no_git_identity_and_a_release_without_one_changes_nothing() {
+    let s = setup();
+    write(
+        &s,
+        "compose.yml",
+        &read(&s, "compose.yml").replace("nginx:1.27.1-alpine", "nginx:1.28.0-alpine"),
+    );
+    // git refuses an empty name, whatever the machine's own configuration says.
+    let anonymous = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cooper"))
+            .args(args)
+            .env("ABRA_DIR", &s.abra)
+            .env("GIT_AUTHOR_NAME", "")
+            .env("GIT_COMMITTER_NAME", "")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let before = snapshot(s.abra.parent().unwrap());
+    let out = ok(&anonymous(&["recipe", "release", "relapp", "--dry-run"]));
+    assert!(out.contains("annotated tag 1.1.0+1.28.0-alpine"), "{out}");
+    let err = failed(&anonymous(&["-n", "recipe", "release", "relapp"]));
+    assert!(
+        err.contains("git has no identity") && err.contains("git config --global user.name"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(s.abra.parent().unwrap()),
+        before,
+        "neither the dry run nor the refused release changed a byte"
+    );
+}

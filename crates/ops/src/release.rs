@@ -242,7 +242,6 @@ pub fn plan(abra: &AbraDir, req: &ReleaseRequest) -> Result<ReleasePlan> {
     let mut commit_paths = Vec::new();
     let (mut commit_message, mut tag, mut push) = (None, None, None);
     if req.commit {
-        git::check_identity(&repo.path)?;
         if let Origin::WorkTree { dirty, .. } = &work.origin {
             commit_paths.extend(dirty.iter().cloned());
         }
@@ -322,6 +321,11 @@ fn planned_files(
 pub fn execute(plan: &ReleasePlan, skip_lint: bool) -> Result<()> {
     if let Some(why) = plan.refusal(skip_lint) {
         return Err(OpsError::Refused(why));
+    }
+    // Checked here, before anything changes, not when planning: a dry run commits nothing
+    // and needs no identity.
+    if plan.commit_message.is_some() {
+        git::check_identity(&plan.dir)?;
     }
     for w in &plan.writes {
         write_atomic(&plan.dir.join(&w.path), &w.content)?;

@@ -161,6 +161,8 @@ pub async fn create_with(
         engine,
         settings: &settings,
     };
+    // Before any hook runs: a backup that cannot start its helper must not dump anything.
+    restic.require_image().await?;
     let mut secrets = settings.secret_values();
     secrets.extend(app_secret_values(app));
     let _ = engine.reap_helpers(PURPOSE).await;

@@ -98,6 +98,7 @@ impl Restic<'_> {
         out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> Result<(String, i64)> {
         let job = self.job(body, args, volumes);
+        self.require_image().await?;
         let preamble = self.settings.preamble()?;
         let end = self.engine.run_oneshot(&job, &preamble, out).await?;
         let secrets = self.settings.secret_values();
@@ -105,6 +106,24 @@ impl Restic<'_> {
             scrub(&String::from_utf8_lossy(&end.stderr), &secrets),
             end.exit_code,
         ))
+    }
+
+    /// The helper image is on the server (pulled when it is not), or an error that says
+    /// the three ways out.
+    pub(super) async fn require_image(&self) -> Result<()> {
+        let image = &self.settings.image;
+        if let Err(e) = self.engine.ensure_image(image).await? {
+            let settings = match self.settings.files.first() {
+                Some(f) => f.display().to_string(),
+                None => "$ABRA_DIR/cooper/backup/<server>.env".to_string(),
+            };
+            return Err(OpsError::Refused(format!(
+                "the backup helper cannot start: {e}. Pull it on the server (`docker pull \
+                 {image}`), build an image with restic and a POSIX sh, or point RESTIC_IMAGE \
+                 in {settings} at one the server has"
+            )));
+        }
+        Ok(())
     }
 
     /// Runs a script that must succeed.
