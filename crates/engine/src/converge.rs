@@ -520,7 +520,8 @@ impl Engine {
                     ev = events.next() => match ev {
                         Some(Ok(ev)) => {
                             if let Some((service, container)) = unhealthy_container(&ev, names) {
-                                if let Some(out) = self.last_health_output(&container).await {
+                                let at = ev.time_nano.or(ev.time.map(|s| s * 1_000_000_000));
+                                if let Some(out) = self.health_output_at(&container, at).await {
                                     if !out.is_empty() {
                                         health.insert(service, out);
                                     }

@@ -117,13 +117,30 @@ impl Engine {
 
     /// The last healthcheck output of a container on this engine's node, if it has one.
     pub async fn last_health_output(&self, container: &str) -> Option<String> {
+        self.health_output_at(container, None).await
+    }
+
+    /// The output of the last healthcheck of a container that ended by `at` (Unix time in
+    /// nanoseconds; `None`: the last one): the check that turned it unhealthy, not one that ran
+    /// while Swarm was already killing it.
+    pub async fn health_output_at(&self, container: &str, at: Option<i64>) -> Option<String> {
         let c = self
             .docker
             .inspect_container(container, None::<InspectContainerOptions>)
             .await
             .ok()?;
         let log = c.state?.health?.log?;
-        log.last()
+        let ended_by = |l: &&bollard::models::HealthcheckResult| match (at, l.end.as_deref()) {
+            (Some(at), Some(end)) => {
+                time::OffsetDateTime::parse(end, &time::format_description::well_known::Rfc3339)
+                    .map(|t| t.unix_timestamp_nanos() <= i128::from(at))
+                    .unwrap_or(true)
+            }
+            _ => true,
+        };
+        log.iter()
+            .rfind(ended_by)
+            .or(log.last())
             .and_then(|l| l.output.clone())
             .map(|o| o.trim().to_string())
     }

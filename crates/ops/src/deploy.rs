@@ -20,6 +20,7 @@ use cooper_recipe::version::RecipeVersion;
 use serde::Serialize;
 
 use crate::lock::AppLock;
+use crate::op::{self, Cancel, Envelope, Op};
 use crate::record::Record;
 use crate::{connect, label, OpsError, Reporter, Result, DEFAULT_TIMEOUT};
 
@@ -293,59 +294,51 @@ async fn failure_details(engine: &Engine, failures: &[Failure]) -> Vec<String> {
     lines
 }
 
-/// Deploys, upgrades or rolls back an app.
+/// Deploys, upgrades or rolls back an app, inside the operation envelope.
 pub async fn deploy(
     abra: &AbraDir,
     req: &DeployRequest,
     reporter: &mut dyn Reporter,
 ) -> Result<DeployReport> {
-    let started = Instant::now();
-    let mut app = abra.app(&req.domain)?;
-    let server_dir = abra.servers_dir().join(&app.at.server);
-    let lock = AppLock::acquire(&server_dir, &app.at.domain, req.kind.name(), req.wait_lock)?;
-    if let Some(h) = &lock.recovered_from {
-        reporter.info(&format!(
-            "note: the previous operation on this app, {h}, ended without finishing; checking the \
-             stack's real state now"
-        ));
-    }
-    let mut record = Record::new(
-        req.kind.name(),
-        &app.at.domain,
-        &app.at.server,
-        &app.recipe.name,
-    );
-    let result = run_deploy(abra, req, reporter, &mut app, &mut record, started).await;
-    record.finish_with(&result);
-    let saved = record.save(&abra.root).ok();
-    drop(lock);
-    result.map(|mut r| {
-        r.record_path = saved;
-        r
+    deploy_cancellable(abra, req, reporter, Cancel::new()).await
+}
+
+/// [`deploy`] that stops when `cancel` fires before it changes anything (after the apply,
+/// the deploy runs to its end: converged, or rolled back).
+pub async fn deploy_cancellable(
+    abra: &AbraDir,
+    req: &DeployRequest,
+    reporter: &mut dyn Reporter,
+    cancel: Cancel,
+) -> Result<DeployReport> {
+    let envelope = Envelope::locked(req.kind.name(), &req.domain).waiting(req.wait_lock);
+    let done = op::run(abra, envelope, reporter, cancel, async |op: &mut Op<'_>| {
+        run_deploy(op, req).await
+    })
+    .await?;
+    Ok(DeployReport {
+        record_path: done.record_path,
+        elapsed: done.elapsed,
+        ..done.value
     })
 }
 
 /// The phases of a deploy, in order: connect, [`choose`] the version, [`plan`] the stack,
 /// [`preflight`] and confirm, the safety backup, apply, watch, then [`settle`] (converged) or
 /// [`roll_back`] (failed). The caller records the outcome.
-async fn run_deploy(
-    abra: &AbraDir,
-    req: &DeployRequest,
-    reporter: &mut dyn Reporter,
-    app: &mut App,
-    record: &mut Record,
-    started: Instant,
-) -> Result<DeployReport> {
-    let stack_name = crate::stack_of(app);
-    let t = Instant::now();
-    let engine = connect(abra, &app.at.server).await?;
+async fn run_deploy(op: &mut Op<'_>, req: &DeployRequest) -> Result<DeployReport> {
+    let engine = op.connect().await?;
     engine.require_manager().await?;
-    record.step(
-        "connect",
-        format!("{} ({})", app.at.server, engine.endpoint),
-        true,
-        t,
-    );
+    let Op {
+        abra,
+        app,
+        record,
+        reporter,
+        cancel,
+        ..
+    } = op;
+    let (abra, reporter) = (*abra, &mut **reporter);
+    let stack_name = crate::stack_of(app);
 
     let target = choose(abra, req, app, &engine, &stack_name, reporter).await?;
     record.from_version = target.current_version.clone();
@@ -364,6 +357,15 @@ async fn run_deploy(
     } else {
         None
     };
+    if cancel.is_cancelled() {
+        record.step(
+            "cancel",
+            "cancelled before the apply",
+            false,
+            Instant::now(),
+        );
+        return Err(OpsError::Refused("cancelled; nothing was changed".into()));
+    }
 
     let t = Instant::now();
     let applied = engine.apply(&planned.stack).await?;
@@ -407,7 +409,7 @@ async fn run_deploy(
                 true,
                 t,
             );
-            settle(app, &deployed, elapsed, started)
+            settle(app, &deployed, elapsed)
         }
         failed => {
             let (what, mut lines) = describe_outcome(&engine, &failed, planned.timeout).await;
@@ -761,12 +763,7 @@ struct Deployed<'a> {
 }
 
 /// Phase 6a: converged. The deployed version goes on the app's TYPE line (not for chaos).
-fn settle(
-    app: &mut App,
-    d: &Deployed<'_>,
-    elapsed: Duration,
-    started: Instant,
-) -> Result<DeployReport> {
+fn settle(app: &mut App, d: &Deployed<'_>, elapsed: Duration) -> Result<DeployReport> {
     let version = &d.target.new_version;
     if !d.target.files.origin.is_chaos() {
         app.set_version(Some(version));
@@ -791,7 +788,8 @@ fn settle(
     }
     Ok(DeployReport {
         version: version.clone(),
-        elapsed: started.elapsed(),
+        // Filled in by the envelope.
+        elapsed: Duration::ZERO,
         record_path: None,
         summary,
     })
@@ -971,31 +969,31 @@ async fn roll_back(
 /// Removes an app's services, networks and configs; keeps volumes and secrets. Waits until
 /// the services' tasks are gone.
 pub async fn undeploy(abra: &AbraDir, domain: &str, reporter: &mut dyn Reporter) -> Result<()> {
-    let app = abra.app(domain)?;
-    let server_dir = abra.servers_dir().join(&app.at.server);
-    let _lock = AppLock::acquire(&server_dir, domain, "app undeploy", None)?;
-    let mut record = Record::new("app undeploy", domain, &app.at.server, &app.recipe.name);
-    let stack_name = crate::stack_of(&app);
-    let result = async {
-        let engine = connect(abra, &app.at.server).await?;
-        engine.require_manager().await?;
-        let t = Instant::now();
-        let removed = engine.remove_stack(&stack_name).await?;
-        record.step("remove", removed.join(", "), true, t);
-        reporter.info(&format!(
-            "removed {}",
-            if removed.is_empty() {
-                "nothing (not deployed)".to_string()
-            } else {
-                removed.join(", ")
-            }
-        ));
-        Ok::<(), OpsError>(())
-    }
-    .await;
-    record.finish_with(&result);
-    let _ = record.save(&abra.root);
-    result
+    let envelope = Envelope::locked("app undeploy", domain);
+    op::run(
+        abra,
+        envelope,
+        reporter,
+        Cancel::new(),
+        async |op: &mut Op<'_>| {
+            let engine = op.connect().await?;
+            engine.require_manager().await?;
+            let t = Instant::now();
+            let removed = engine.remove_stack(&crate::stack_of(&op.app)).await?;
+            op.record.step("remove", removed.join(", "), true, t);
+            op.reporter.info(&format!(
+                "removed {}",
+                if removed.is_empty() {
+                    "nothing (not deployed)".to_string()
+                } else {
+                    removed.join(", ")
+                }
+            ));
+            Ok(())
+        },
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Deletes an app's `.env` (and optionally its volumes and secrets). The app must be undeployed.

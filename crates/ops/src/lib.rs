@@ -1,8 +1,8 @@
 //! cooper's operations on apps: deploy, upgrade, rollback, undeploy, remove, secrets, backups,
-//! deployment tests. Each is a
-//! plan over the recipe model and the engine, runs under the app's lock, reports progress
-//! through a [`Reporter`], and leaves a [`record::Record`]. The CLI and the future dashboard
-//! both call these functions; nothing here prints.
+//! deployment tests. Each is a plan over the recipe model and the engine that runs inside the
+//! operation envelope ([`op::run`]: the app's lock, a [`record::Record`], progress through a
+//! [`Reporter`], cancellation, the finished record handed to the front end). The CLI and the
+//! dashboard both call these functions; nothing here prints.
 
 pub mod autoupgrade;
 pub mod backup;
@@ -13,6 +13,7 @@ pub mod git;
 pub mod lifecycle;
 pub mod lock;
 pub mod maintain;
+pub mod op;
 pub mod record;
 pub mod rehearse;
 pub mod release;
@@ -39,6 +40,9 @@ pub trait Reporter {
     fn confirm(&mut self, overview: &Overview) -> bool;
     /// Asks a yes/no question (answer `true` without asking when running unattended).
     fn ask(&mut self, question: &str) -> bool;
+    /// An operation finished and its record was saved (the dashboard keeps it as the audit
+    /// trail; the CLI has printed what it needed already).
+    fn finished(&mut self, _record: &record::Record) {}
 }
 
 /// A reporter that answers yes and keeps the lines (tests, unattended runs).

@@ -279,7 +279,7 @@ async fn tiers(
     reporter: &mut dyn Reporter,
 ) -> Result<()> {
     let t = Instant::now();
-    crate::secrets::generate(r.abra, &r.domain, &[], None).await?;
+    crate::secrets::generate(r.abra, &r.domain, &[], None, reporter).await?;
     let installed = r.deploy(DeployKind::Deploy, None).await;
     let outcome = match installed {
         Err(e) => Outcome::Failed(format!("deploy: {e}")),

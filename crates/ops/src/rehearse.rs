@@ -334,7 +334,7 @@ async fn staging_rehearsal(
             )
             .as_bytes(),
         )?;
-        crate::secrets::generate(abra, staging, &[], None).await?;
+        crate::secrets::generate(abra, staging, &[], None, &mut Collect::default()).await?;
         let mut d = DeployRequest::new(staging, DeployKind::Deploy);
         d.timeout = req.timeout;
         crate::deploy(abra, &d, &mut Collect::default()).await?;

@@ -8,9 +8,8 @@ use cooper_recipe::secrets::{self, Recipe, SecretSpec, SecretValue};
 use cooper_recipe::stack::{self, VersionChoice};
 use serde::Serialize;
 
-use crate::lock::AppLock;
-use crate::record::Record;
-use crate::{connect, OpsError, Result};
+use crate::op::{self, Cancel, Envelope, Op};
+use crate::{connect, OpsError, Reporter, Result};
 
 /// A secret of an app and whether it exists on the server.
 #[derive(Debug, Clone, Serialize)]
@@ -66,10 +65,27 @@ pub async fn generate(
     domain: &str,
     only: &[String],
     version: Option<&str>,
+    reporter: &mut dyn Reporter,
 ) -> Result<Vec<(String, String, SecretValue)>> {
-    let app = abra.app(domain)?;
-    let server_dir = abra.servers_dir().join(&app.at.server);
-    let _lock = AppLock::acquire(&server_dir, domain, "app secret generate", None)?;
+    let envelope = Envelope::locked("app secret generate", domain);
+    let done = op::run(
+        abra,
+        envelope,
+        reporter,
+        Cancel::new(),
+        async |op: &mut Op<'_>| generate_in(op, only, version).await,
+    )
+    .await?;
+    Ok(done.value)
+}
+
+async fn generate_in(
+    op: &mut Op<'_>,
+    only: &[String],
+    version: Option<&str>,
+) -> Result<Vec<(String, String, SecretValue)>> {
+    let (abra, domain) = (op.abra, op.app.at.domain.clone());
+    let domain = domain.as_str();
     let (stack_name, list) = specs(abra, domain, false)?;
     for name in only {
         if let (Some(v), Some(spec)) = (version, list.iter().find(|s| &s.key == name)) {
@@ -91,15 +107,10 @@ pub async fn generate(
             )));
         }
     }
-    let engine = connect(abra, &app.at.server).await?;
+    let engine = op.connect().await?;
     let names: Vec<String> = list.iter().map(|s| s.swarm_name.clone()).collect();
     let existing = engine.existing_secrets(&names).await?;
-    let mut record = Record::new(
-        "app secret generate",
-        domain,
-        &app.at.server,
-        &app.recipe.name,
-    );
+    let record = &mut op.record;
     let mut created = Vec::new();
     for s in &list {
         if !only.is_empty() && !only.contains(&s.key) {
@@ -124,8 +135,6 @@ pub async fn generate(
         record.step("create secret", s.swarm_name.clone(), true, t);
         created.push((s.key.clone(), s.swarm_name.clone(), value));
     }
-    record.finish(Ok(()));
-    let _ = record.save(&abra.root);
     Ok(created)
 }
 
@@ -136,8 +145,28 @@ pub async fn insert(
     key: &str,
     version: &str,
     value: &SecretValue,
+    reporter: &mut dyn Reporter,
 ) -> Result<String> {
-    let app = abra.app(domain)?;
+    let envelope = Envelope::locked("app secret insert", domain);
+    let done = op::run(
+        abra,
+        envelope,
+        reporter,
+        Cancel::new(),
+        async |op: &mut Op<'_>| insert_in(op, key, version, value).await,
+    )
+    .await?;
+    Ok(done.value)
+}
+
+async fn insert_in(
+    op: &mut Op<'_>,
+    key: &str,
+    version: &str,
+    value: &SecretValue,
+) -> Result<String> {
+    let (abra, domain) = (op.abra, op.app.at.domain.clone());
+    let domain = domain.as_str();
     let (stack_name, list) = specs(abra, domain, false)?;
     let swarm_name = match list.iter().find(|s| s.key == key) {
         Some(s) if s.version == version => s.swarm_name.clone(),
@@ -160,7 +189,7 @@ pub async fn insert(
             "the secret value is empty; nothing was stored".into(),
         ));
     }
-    let engine = connect(abra, &app.at.server).await?;
+    let engine = op.connect().await?;
     if !engine
         .existing_secrets(std::slice::from_ref(&swarm_name))
         .await?
@@ -171,23 +200,11 @@ pub async fn insert(
              in the app's .env and insert the new one, or remove it first with `cooper app secret rm {domain} {key}`"
         )));
     }
+    let t = std::time::Instant::now();
     engine
         .create_secret(&swarm_name, &stack_name, value)
         .await?;
-    let mut record = Record::new(
-        "app secret insert",
-        domain,
-        &app.at.server,
-        &app.recipe.name,
-    );
-    record.step(
-        "create secret",
-        swarm_name.clone(),
-        true,
-        std::time::Instant::now(),
-    );
-    record.finish(Ok(()));
-    let _ = record.save(&abra.root);
+    op.record.step("create secret", swarm_name.clone(), true, t);
     Ok(swarm_name)
 }
 

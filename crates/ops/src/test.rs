@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::op::{self, Cancel, Envelope, Op};
 use cooper_checks::report::{Outcome, RunReport, StepResult};
 use cooper_checks::suite::{self, Action, Step, Suite};
 use cooper_engine::exec::ExecRequest;
@@ -125,16 +126,43 @@ pub fn run_id() -> String {
     .unwrap_or_default()
 }
 
-/// Runs the app's tests.
+/// Runs the app's tests, inside the operation envelope (a read: tests take no lock, as they
+/// change nothing but what they mark and clean up).
 pub async fn run(
     abra: &AbraDir,
     req: &TestRequest,
     reporter: &mut dyn Reporter,
 ) -> Result<TestRun> {
-    let app = abra.app(&req.domain)?;
-    let engine = connect(abra, &app.at.server).await?;
-    let stack_name = crate::stack_of(&app);
-    let (version, chaos) = crate::deploy::deployed_version(&engine, &stack_name)
+    let envelope = Envelope::read("app test", &req.domain);
+    let done = op::run(
+        abra,
+        envelope,
+        reporter,
+        Cancel::new(),
+        async |op: &mut Op<'_>| {
+            let engine = op.connect().await?;
+            let (app, record, reporter) = (&op.app, &mut op.record, &mut *op.reporter);
+            let run = run_in(abra, req, app, &engine, record, reporter).await?;
+            if run.report.failed() > 0 {
+                op.verdict = Some(Err(format!("{} step(s) failed", run.report.failed())));
+            }
+            Ok(run)
+        },
+    )
+    .await?;
+    Ok(done.value)
+}
+
+async fn run_in(
+    abra: &AbraDir,
+    req: &TestRequest,
+    app: &App,
+    engine: &Engine,
+    record: &mut Record,
+    reporter: &mut dyn Reporter,
+) -> Result<TestRun> {
+    let stack_name = crate::stack_of(app);
+    let (version, chaos) = crate::deploy::deployed_version(engine, &stack_name)
         .await?
         .ok_or_else(|| {
             OpsError::Refused(format!(
@@ -143,7 +171,7 @@ pub async fn run(
             ))
         })?;
     let files = abra.app_files(
-        &app,
+        app,
         &VersionChoice {
             explicit: (!chaos && version != "unknown").then(|| version.clone()),
             chaos,
@@ -183,7 +211,6 @@ pub async fn run(
     });
     std::fs::create_dir_all(&results_dir)
         .map_err(|e| OpsError::Failed(format!("creating {}: {e}", results_dir.display())))?;
-    let mut record = Record::new("app test", &app.at.domain, &app.at.server, &app.recipe.name);
     record.to_version = Some(version.clone());
     record
         .details
@@ -199,14 +226,14 @@ pub async fn run(
         results: Vec::new(),
     };
     let ctx = Ctx {
-        engine: &engine,
-        app: &app,
+        engine,
+        app,
         stack: stack_name,
         run: run.clone(),
         probe_image: req.probe_image.clone(),
         files: &files,
         work: results_dir.join(".work"),
-        secrets: crate::backup::app_secret_values(&app),
+        secrets: crate::backup::app_secret_values(app),
         base_url: req
             .base_url
             .clone()
@@ -267,7 +294,7 @@ pub async fn run(
         // Other apps' suites this one requires: their setup first.
         let mut deps = Vec::new();
         for need in &s.requires {
-            match resolve(abra, &app, need).await {
+            match resolve(abra, app, need).await {
                 Ok(d) => deps.push(d),
                 Err(e) => {
                     let r = StepResult {
@@ -390,12 +417,6 @@ pub async fn run(
         "results".into(),
         serde_json::json!(results_dir.display().to_string()),
     );
-    record.finish(if report.failed() == 0 {
-        Ok(())
-    } else {
-        Err(format!("{} step(s) failed", report.failed()))
-    });
-    let _ = record.save(&abra.root);
     Ok(TestRun {
         report,
         results: results_dir,

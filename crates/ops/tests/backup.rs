@@ -290,6 +290,7 @@ async fn backup_wipe_restore_gives_identical_data_and_no_live_state() {
             monthly: 0,
         },
         None,
+        &mut Collect::default(),
     )
     .await
     .unwrap();

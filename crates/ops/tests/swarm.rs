@@ -63,7 +63,7 @@ async fn world(name: &str) -> World {
         env,
     )
     .unwrap();
-    cooper_ops::secrets::generate(&abra, &domain, &[], None)
+    cooper_ops::secrets::generate(&abra, &domain, &[], None, &mut Collect::default())
         .await
         .unwrap();
     World {

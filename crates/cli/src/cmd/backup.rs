@@ -384,6 +384,7 @@ impl BackupCommand {
                         monthly: keep_monthly,
                     },
                     wait.map(Duration::from_secs),
+                    &mut CliReporter::new(ctx.tty, ctx.no_input),
                 ))?;
                 print!("{out}");
                 Ok(0)

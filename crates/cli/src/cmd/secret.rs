@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use cooper_recipe::secrets::SecretValue;
 
+use crate::report::CliReporter;
 use crate::{output, Ctx};
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +92,7 @@ impl SecretCommand {
                     &g.domain,
                     &only,
                     g.secret_version.as_deref(),
+                    &mut CliReporter::new(ctx.tty, ctx.no_input),
                 ))?;
                 if g.machine {
                     let rows: Vec<serde_json::Value> = created
@@ -136,6 +138,7 @@ impl SecretCommand {
                     &i.name,
                     &i.secret_version,
                     &SecretValue::new(value),
+                    &mut CliReporter::new(ctx.tty, ctx.no_input),
                 ))?;
                 println!("stored {name}");
                 Ok(0)

@@ -1,6 +1,7 @@
 //! `app backup create`: hooks, source checks, restic, and the backup-bot-two delegation.
 
 use super::*;
+use crate::op::{self, Cancel, Envelope, Op};
 
 /// The result of a backup.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -13,35 +14,29 @@ pub struct BackupReport {
     pub record_path: Option<PathBuf>,
 }
 
-/// `app backup create`: takes the app's lock, backs up, records.
+/// `app backup create`: backs up inside the operation envelope (the app's lock, a record).
 pub async fn create(
     abra: &AbraDir,
     domain: &str,
     wait_lock: Option<Duration>,
     reporter: &mut dyn Reporter,
 ) -> Result<BackupReport> {
-    let app = abra.app(domain)?;
-    let server_dir = abra.servers_dir().join(&app.at.server);
-    let lock = AppLock::acquire(&server_dir, &app.at.domain, "app backup create", wait_lock)?;
-    let mut record = Record::new(
-        "backup create",
-        &app.at.domain,
-        &app.at.server,
-        &app.recipe.name,
-    );
-    let started = Instant::now();
-    let result = async {
-        let engine = connect(abra, &app.at.server).await?;
-        create_with(abra, &app, &engine, reporter, &mut record).await
-    }
-    .await;
-    record.finish_with(&result);
-    let saved = record.save(&abra.root).ok();
-    drop(lock);
-    result.map(|mut r| {
-        r.elapsed_ms = started.elapsed().as_millis() as u64;
-        r.record_path = saved;
-        r
+    let envelope = Envelope::locked("backup create", domain).waiting(wait_lock);
+    let done = op::run(
+        abra,
+        envelope,
+        reporter,
+        Cancel::new(),
+        async |op: &mut Op<'_>| {
+            let engine = op.connect().await?;
+            create_with(abra, &op.app, &engine, &mut *op.reporter, &mut op.record).await
+        },
+    )
+    .await?;
+    Ok(BackupReport {
+        elapsed_ms: done.elapsed.as_millis() as u64,
+        record_path: done.record_path,
+        ..done.value
     })
 }
 
@@ -54,59 +49,55 @@ pub async fn create_via_backupbot(
     wait_lock: Option<Duration>,
     reporter: &mut dyn Reporter,
 ) -> Result<String> {
-    let app = abra.app(domain)?;
-    let server_dir = abra.servers_dir().join(&app.at.server);
-    let lock = AppLock::acquire(&server_dir, &app.at.domain, "app backup create", wait_lock)?;
-    let mut record = Record::new(
-        "backup create (backup-bot-two)",
-        &app.at.domain,
-        &app.at.server,
-        &app.recipe.name,
-    );
-    let result = async {
-        let engine = connect(abra, &app.at.server).await?;
-        let Some((bot_stack, bot_service)) = engine.find_backupbot().await? else {
-            return Err(OpsError::Refused(format!(
+    let envelope = Envelope::locked("backup create (backup-bot-two)", domain).waiting(wait_lock);
+    let done = op::run(
+        abra,
+        envelope,
+        reporter,
+        Cancel::new(),
+        async |op: &mut Op<'_>| {
+            let engine = op.connect().await?;
+            let (app, record, reporter) = (&op.app, &mut op.record, &mut *op.reporter);
+            let Some((bot_stack, bot_service)) = engine.find_backupbot().await? else {
+                return Err(OpsError::Refused(format!(
                 "no backup-bot-two is deployed on {}; deploy it (`cooper app new backup-bot-two`) \
                  or back up without --via-backupbot",
                 app.at.server
             )));
-        };
-        let stack_name = stack_of(&app);
-        let command = format!("backup --host {stack_name} create");
-        reporter.info(&format!("running `{command}` in {bot_stack}_{bot_service}"));
-        let t = Instant::now();
-        let run = run_hook(
-            &engine,
-            &bot_stack,
-            &bot_service,
-            "backup-bot-two",
-            &command,
-            &app_secret_values(&app),
-        )
-        .await?;
-        let ok = run.exit_code == 0;
-        record.step(
-            "backup-bot-two",
-            format!("{command}: exit {}: {}", run.exit_code, run.output),
-            ok,
-            t,
-        );
-        if ok {
-            Ok(run.output)
-        } else {
-            Err(OpsError::Failed(format!(
-                "backup-bot-two's `{command}` FAILED (exit {}): {}",
-                run.exit_code,
-                tail(&run.output, 8)
-            )))
-        }
-    }
-    .await;
-    record.finish_with(&result);
-    let _ = record.save(&abra.root);
-    drop(lock);
-    result
+            };
+            let stack_name = stack_of(app);
+            let command = format!("backup --host {stack_name} create");
+            reporter.info(&format!("running `{command}` in {bot_stack}_{bot_service}"));
+            let t = Instant::now();
+            let run = run_hook(
+                &engine,
+                &bot_stack,
+                &bot_service,
+                "backup-bot-two",
+                &command,
+                &app_secret_values(app),
+            )
+            .await?;
+            let ok = run.exit_code == 0;
+            record.step(
+                "backup-bot-two",
+                format!("{command}: exit {}: {}", run.exit_code, run.output),
+                ok,
+                t,
+            );
+            if ok {
+                Ok(run.output)
+            } else {
+                Err(OpsError::Failed(format!(
+                    "backup-bot-two's `{command}` FAILED (exit {}): {}",
+                    run.exit_code,
+                    tail(&run.output, 8)
+                )))
+            }
+        },
+    )
+    .await?;
+    Ok(done.value)
 }
 
 /// A backup of an app whose lock the caller holds (also the upgrade's safety backup).

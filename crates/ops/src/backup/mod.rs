@@ -35,7 +35,6 @@ use cooper_recipe::secrets::SecretValue;
 use cooper_recipe::stack::{self, VersionChoice};
 use serde::{Deserialize, Serialize};
 
-use crate::lock::AppLock;
 use crate::record::Record;
 pub use crate::stack_of;
 use crate::{connect, tail, OpsError, Reporter, Result};

@@ -1,6 +1,7 @@
 //! `app restore`: stop the writers, restore hooks, replace the volumes, start, converge.
 
 use super::*;
+use crate::op::{self, Cancel, Envelope, Op};
 
 /// What to restore.
 #[derive(Debug, Clone, Default)]
@@ -36,19 +37,21 @@ pub async fn restore(
     req: &RestoreRequest,
     reporter: &mut dyn Reporter,
 ) -> Result<RestoreReport> {
-    let app = abra.app(&req.domain)?;
-    let server_dir = abra.servers_dir().join(&app.at.server);
-    let lock = AppLock::acquire(&server_dir, &app.at.domain, "app restore", req.wait_lock)?;
-    let mut record = Record::new("restore", &app.at.domain, &app.at.server, &app.recipe.name);
-    let started = Instant::now();
-    let result = run_restore(abra, &app, req, reporter, &mut record).await;
-    record.finish_with(&result);
-    let saved = record.save(&abra.root).ok();
-    drop(lock);
-    result.map(|mut r| {
-        r.elapsed_ms = started.elapsed().as_millis() as u64;
-        r.record_path = saved;
-        r
+    let envelope = Envelope::locked("restore", &req.domain).waiting(req.wait_lock);
+    let done = op::run(
+        abra,
+        envelope,
+        reporter,
+        Cancel::new(),
+        async |op: &mut Op<'_>| {
+            run_restore(abra, &op.app, req, &mut *op.reporter, &mut op.record).await
+        },
+    )
+    .await?;
+    Ok(RestoreReport {
+        elapsed_ms: done.elapsed.as_millis() as u64,
+        record_path: done.record_path,
+        ..done.value
     })
 }
 

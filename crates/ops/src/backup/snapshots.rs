@@ -2,6 +2,7 @@
 //! downloading it, and retention.
 
 use super::*;
+use crate::op::{self, Cancel, Envelope, Op};
 
 /// What the app's records say of a snapshot.
 #[derive(Debug, Clone, Default)]
@@ -224,6 +225,7 @@ pub async fn prune(
     domain: &str,
     keep: Keep,
     wait_lock: Option<Duration>,
+    reporter: &mut dyn Reporter,
 ) -> Result<String> {
     if keep.daily + keep.weekly + keep.monthly == 0 {
         return Err(OpsError::Refused(
@@ -232,17 +234,10 @@ pub async fn prune(
                 .into(),
         ));
     }
-    let app = abra.app(domain)?;
-    let server_dir = abra.servers_dir().join(&app.at.server);
-    let lock = AppLock::acquire(&server_dir, &app.at.domain, "app backup prune", wait_lock)?;
-    let mut record = Record::new(
-        "backup prune",
-        &app.at.domain,
-        &app.at.server,
-        &app.recipe.name,
-    );
-    let result = async {
-        let engine = connect(abra, &app.at.server).await?;
+    let envelope = Envelope::locked("backup prune", domain).waiting(wait_lock);
+    let done = op::run(abra, envelope, reporter, Cancel::new(), async |op: &mut Op<'_>| {
+        let engine = op.connect().await?;
+        let (app, record) = (&op.app, &mut op.record);
         let settings = settings(abra, &app.at.server, &app.at.domain, false)?;
         let restic = Restic {
             engine: &engine,
@@ -254,7 +249,7 @@ pub async fn prune(
                 "restic forget --prune",
                 "r forget --host \"$1\" --keep-daily \"$2\" --keep-weekly \"$3\" --keep-monthly \"$4\" --prune 2>&1",
                 &[
-                    stack_of(&app),
+                    stack_of(app),
                     keep.daily.to_string(),
                     keep.weekly.to_string(),
                     keep.monthly.to_string(),
@@ -263,17 +258,9 @@ pub async fn prune(
             .await?;
         record.step("forget --prune", tail(&out, 20), true, t);
         Ok(out)
-    }
-    .await;
-    record.finish(
-        result
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e: &OpsError| e.to_string()),
-    );
-    let _ = record.save(&abra.root);
-    drop(lock);
-    result
+    })
+    .await?;
+    Ok(done.value)
 }
 
 /// Forgets every snapshot of the app's stack and prunes (a throwaway test app's teardown);

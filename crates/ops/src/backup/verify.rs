@@ -2,6 +2,7 @@
 //! recipe's data checks.
 
 use super::*;
+use crate::op::{self, Cancel, Envelope, Op};
 
 /// The result of a verification.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -25,26 +26,25 @@ pub async fn verify(
     snapshot: Option<&str>,
     reporter: &mut dyn Reporter,
 ) -> Result<VerifyReport> {
-    let app = abra.app(domain)?;
-    let mut record = Record::new(
-        "backup verify",
-        &app.at.domain,
-        &app.at.server,
-        &app.recipe.name,
-    );
-    let started = Instant::now();
-    let result = run_verify(abra, &app, snapshot, reporter, &mut record).await;
-    let outcome = match &result {
-        Ok(r) if r.problems.is_empty() => Ok(()),
-        Ok(r) => Err(r.problems.join("; ")),
-        Err(e) => Err(e.to_string()),
-    };
-    record.finish(outcome);
-    let saved = record.save(&abra.root).ok();
-    result.map(|mut r| {
-        r.elapsed_ms = started.elapsed().as_millis() as u64;
-        r.record_path = saved;
-        r
+    let envelope = Envelope::read("backup verify", domain);
+    let done = op::run(
+        abra,
+        envelope,
+        reporter,
+        Cancel::new(),
+        async |op: &mut Op<'_>| {
+            let r = run_verify(abra, &op.app, snapshot, &mut *op.reporter, &mut op.record).await?;
+            if !r.problems.is_empty() {
+                op.verdict = Some(Err(r.problems.join("; ")));
+            }
+            Ok(r)
+        },
+    )
+    .await?;
+    Ok(VerifyReport {
+        elapsed_ms: done.elapsed.as_millis() as u64,
+        record_path: done.record_path,
+        ..done.value
     })
 }
 
