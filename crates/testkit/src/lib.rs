@@ -331,6 +331,31 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// What is left of a stack on the engine: services, networks, configs and secrets labelled
+/// with it (Docker's stack label, or cooper's own on secrets) and volumes named after it, as
+/// `kind id` lines; empty when nothing is left.
+pub fn stack_leftovers(stack: &str) -> Vec<String> {
+    let namespace = format!("label=com.docker.stack.namespace={stack}");
+    let cooper = format!("label=cooper.stack={stack}");
+    let volume = format!("name={stack}");
+    let mut left = Vec::new();
+    for (kind, filter) in [
+        ("service", &namespace),
+        ("network", &namespace),
+        ("config", &namespace),
+        ("secret", &namespace),
+        ("secret", &cooper),
+        ("volume", &volume),
+    ] {
+        left.extend(
+            docker(&[kind, "ls", "-q", "--filter", filter])
+                .lines()
+                .map(|id| format!("{kind} {id}")),
+        );
+    }
+    left
+}
+
 /// Removes whatever an earlier test run left of a stack: services (waiting for their
 /// containers), networks, configs, secrets and volumes.
 pub fn scrub_stack(stack: &str) {
