@@ -419,7 +419,15 @@ async fn run_deploy(op: &mut Op<'_>, req: &DeployRequest) -> Result<DeployReport
                 false,
                 t,
             );
-            let way_back = roll_back(&deployed, req, &opts, reporter, record).await?;
+            let by_swarm: Vec<String> = match &failed {
+                Outcome::Failed { failures, .. } => failures
+                    .iter()
+                    .filter(|f| f.swarm_rollback)
+                    .map(|f| f.service.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let way_back = roll_back(&deployed, req, &opts, by_swarm, reporter, record).await?;
             lines.push(way_back.line());
             if let Some(id) = &safety_snapshot {
                 lines.push(format!(
@@ -829,8 +837,9 @@ async fn describe_outcome(
 
 /// How a failed deploy ended.
 enum WayBack {
-    /// `--no-rollback`: left as it is.
-    NotTried,
+    /// `--no-rollback`: left as it is by cooper (Swarm may still roll back the services whose
+    /// `failure_action` says so; they are named).
+    NotTried { by_swarm: Vec<String> },
     /// A first deploy has nothing to go back to.
     Nothing { domain: String },
     /// The previous specs run N/N again: put back by cooper, by Swarm's own rollback, or both.
@@ -852,7 +861,14 @@ impl WayBack {
 
     fn line(&self) -> String {
         match self {
-            WayBack::NotTried => "--no-rollback: the failed services were left as they are".into(),
+            WayBack::NotTried { by_swarm } if by_swarm.is_empty() => {
+                "--no-rollback: the failed services were left as they are".into()
+            }
+            WayBack::NotTried { by_swarm } => format!(
+                "--no-rollback: cooper did not roll back, but Swarm rolls back {} by itself (its \
+                 failure_action: rollback); cooper did not wait for it",
+                by_swarm.join(", ")
+            ),
             WayBack::Nothing { domain } => format!(
                 "this was a first deploy, so there is nothing to roll back to; the services are \
                  left for inspection (`cooper app errors {domain}`), remove them with `cooper app \
@@ -900,11 +916,12 @@ async fn roll_back(
     d: &Deployed<'_>,
     req: &DeployRequest,
     opts: &WatchOptions,
+    by_swarm: Vec<String>,
     reporter: &mut dyn Reporter,
     record: &mut Record,
 ) -> Result<WayBack> {
     if req.no_rollback {
-        return Ok(WayBack::NotTried);
+        return Ok(WayBack::NotTried { by_swarm });
     }
     if d.applied.previous.services.is_empty() {
         return Ok(WayBack::Nothing {
@@ -1072,6 +1089,47 @@ pub async fn remove_app(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_way_back_says_who_went_back() {
+        let line = |w: WayBack| (w.line(), w.runs_as_before());
+        let back = |by_swarm: &[&str], by_cooper: &[&str]| WayBack::Back {
+            by_swarm: by_swarm.iter().map(|s| s.to_string()).collect(),
+            by_cooper: by_cooper.iter().map(|s| s.to_string()).collect(),
+            version: Some("1.0.0+1".into()),
+            running: 3,
+            desired: 3,
+        };
+        let (l, ok) = line(back(&["s_app"], &[]));
+        assert!(ok);
+        assert!(
+            l.starts_with("Swarm rolled back on its own (failure_action: rollback on s_app)")
+                && l.contains("1.0.0+1 runs again (3/3 tasks running"),
+            "{l}"
+        );
+        let (l, _) = line(back(&[], &["s_app"]));
+        assert!(
+            l.starts_with("rolled back: the previous version runs again"),
+            "{l}"
+        );
+        let (l, _) = line(back(&["s_app"], &["s_db"]));
+        assert!(
+            l.contains("Swarm rolled back s_app") && l.contains("cooper put back s_db"),
+            "{l}"
+        );
+        let (l, ok) = line(WayBack::NotTried {
+            by_swarm: vec!["s_app".into()],
+        });
+        assert!(!ok);
+        assert!(l.contains("Swarm rolls back s_app by itself"), "{l}");
+        let (l, ok) = line(WayBack::Stuck {
+            why: "s_app 0/1 running".into(),
+        });
+        assert!(
+            !ok && l.starts_with("ROLLBACK DID NOT CONVERGE: s_app 0/1 running"),
+            "{l}"
+        );
+    }
 
     #[test]
     fn env_changes_show_names_only() {
