@@ -248,6 +248,17 @@ fn compose_errors_carry_file_line_and_column() {
         1,
         "each thing said once: {err}"
     );
+    // The same error through a chaos deploy (which fails before it changes anything).
+    let err = abra.fails(&["app", "deploy", "y.example.org", "-C", "-n"], 1);
+    assert!(
+        err.contains("compose.bad.yml: invalid YAML at line"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("at line").count(),
+        1,
+        "each thing said once: {err}"
+    );
 
     std::fs::write(
         dir.join("compose.bad.yml"),
