@@ -604,6 +604,35 @@ EMPTY=
 "#;
 
     #[test]
+    fn commented_blocks_carry_their_overlays_and_settings() {
+        let env = EnvFile::parse(
+            "TYPE=app\nDOMAIN=x.org\n\n# Store uploads in S3:\n#COMPOSE_FILE=\"$COMPOSE_FILE:compose.s3.yml\"\n#SECRET_S3_KEY_VERSION=v1\n#S3_BUCKET=\n# Optionally a token file\n# COMPOSE_FILE=\"$COMPOSE_FILE:./compose.s3.token.yml\"\n\n## Single sign-on\n#SSO_DOMAIN=id.example.com # the provider\n\n# just a note\n",
+        )
+        .unwrap();
+        let blocks = env.commented_blocks();
+        assert_eq!(blocks.len(), 2, "{blocks:?}");
+        assert_eq!(blocks[0].title.as_deref(), Some("Store uploads in S3:"));
+        assert_eq!(blocks[0].line, 4);
+        assert_eq!(
+            blocks[0].overlays,
+            vec!["compose.s3.yml", "compose.s3.token.yml"]
+        );
+        assert_eq!(
+            blocks[0].settings,
+            vec![
+                ("SECRET_S3_KEY_VERSION".to_string(), "v1".to_string(), 6),
+                ("S3_BUCKET".to_string(), String::new(), 7),
+            ]
+        );
+        assert_eq!(blocks[1].title.as_deref(), Some("Single sign-on"));
+        assert_eq!(
+            blocks[1].settings,
+            vec![("SSO_DOMAIN".to_string(), "id.example.com".to_string(), 12)]
+        );
+        assert!(blocks[1].overlays.is_empty());
+    }
+
+    #[test]
     fn parses_abra_semantics() {
         let env = EnvFile::parse(SAMPLE).unwrap();
         assert_eq!(env.get("DOMAIN"), Some("bonfire.example.com"));

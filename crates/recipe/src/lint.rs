@@ -141,9 +141,11 @@ pub(crate) fn combinations(files: &RecipeFiles, sample: Option<&EnvFile>) -> Vec
             .iter()
             .filter(|o| !base.contains(o) && files.text(o).is_some())
             .collect();
-        if !extra.is_empty() {
+        // A block may add several overlays, each building on the one before (bonfire's S3
+        // block: `compose.s3.yml`, then optionally `compose.s3.tokenfile.yml`): load each step.
+        for n in 1..=extra.len() {
             let mut c = base.clone();
-            c.extend(extra.into_iter().cloned());
+            c.extend(extra[..n].iter().map(|o| (*o).clone()));
             combos.push(Combination {
                 files: c,
                 block: Some(i),
