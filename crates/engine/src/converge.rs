@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{EventMessage, Service, ServiceUpdateStatusStateEnum, Task, TaskState};
 use bollard::query_parameters::{EventsOptionsBuilder, ListTasksOptionsBuilder};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 use crate::apply::service_name;
 use crate::{Engine, EngineError, Result};
@@ -384,6 +384,25 @@ fn unhealthy_container(ev: &EventMessage, names: &[String]) -> Option<(String, S
 }
 
 impl Engine {
+    /// When `ev` says a container of one of `names` turned unhealthy: keeps the output of the
+    /// check that did it (the last one that ended by the event's time), by service.
+    async fn note_health(
+        &self,
+        ev: &EventMessage,
+        names: &[String],
+        health: &mut HashMap<String, String>,
+    ) {
+        let Some((service, container)) = unhealthy_container(ev, names) else {
+            return;
+        };
+        let at = ev.time_nano.or(ev.time.map(|s| s * 1_000_000_000));
+        if let Some(out) = self.health_output_at(&container, at).await {
+            if !out.is_empty() {
+                health.insert(service, out);
+            }
+        }
+    }
+
     /// Tasks of the given services (full names), grouped by service ID.
     async fn tasks_by_service(&self, services: &[Service]) -> Result<HashMap<String, Vec<Task>>> {
         let names: Vec<String> = services
@@ -488,15 +507,49 @@ impl Engine {
                 on_progress(&progress);
                 last = progress.clone();
             }
-            let failures: Vec<Failure> = results
-                .into_iter()
-                .filter_map(|(_, f)| f)
-                .map(|mut f| {
-                    f.health_output = health.get(&f.service).cloned();
-                    f
-                })
-                .collect();
+            let failures: Vec<Failure> = results.into_iter().filter_map(|(_, f)| f).collect();
             if !failures.is_empty() {
+                // The container's health event was written to the stream before Swarm failed
+                // its task and stopped the update, but this loop may not have read it yet:
+                // read everything already there before saying why.
+                // A task that failed its healthcheck without its output in hand yet gets up to
+                // a second more for the event (bounded: only the evidence waits, not the
+                // verdict).
+                let unhealthy_unread = |health: &HashMap<String, String>| {
+                    failures.iter().any(|f| {
+                        !health.contains_key(&f.service)
+                            && f.task_error
+                                .as_deref()
+                                .is_some_and(|e| e.contains("unhealthy"))
+                    })
+                };
+                let drain_until = Instant::now() + Duration::from_secs(1);
+                while events_alive {
+                    let next = match events.next().now_or_never() {
+                        Some(ev) => Some(ev),
+                        None if unhealthy_unread(&health) && Instant::now() < drain_until => {
+                            tokio::time::timeout(
+                                drain_until.saturating_duration_since(Instant::now()),
+                                events.next(),
+                            )
+                            .await
+                            .ok()
+                        }
+                        None => None,
+                    };
+                    match next {
+                        Some(Some(Ok(ev))) => self.note_health(&ev, names, &mut health).await,
+                        Some(_) => events_alive = false,
+                        None => break,
+                    }
+                }
+                let failures = failures
+                    .into_iter()
+                    .map(|mut f| {
+                        f.health_output = health.get(&f.service).cloned();
+                        f
+                    })
+                    .collect();
                 return Ok(Outcome::Failed {
                     failures,
                     elapsed: start.elapsed(),
@@ -518,16 +571,7 @@ impl Engine {
             if events_alive {
                 tokio::select! {
                     ev = events.next() => match ev {
-                        Some(Ok(ev)) => {
-                            if let Some((service, container)) = unhealthy_container(&ev, names) {
-                                let at = ev.time_nano.or(ev.time.map(|s| s * 1_000_000_000));
-                                if let Some(out) = self.health_output_at(&container, at).await {
-                                    if !out.is_empty() {
-                                        health.insert(service, out);
-                                    }
-                                }
-                            }
-                        }
+                        Some(Ok(ev)) => self.note_health(&ev, names, &mut health).await,
                         _ => events_alive = false,
                     },
                     _ = tokio::time::sleep(tick) => {}
