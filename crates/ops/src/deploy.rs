@@ -312,9 +312,12 @@ pub async fn deploy_cancellable(
     cancel: Cancel,
 ) -> Result<DeployReport> {
     let envelope = Envelope::locked(req.kind.name(), &req.domain).waiting(req.wait_lock);
-    let done = op::run(abra, envelope, reporter, cancel, async |op: &mut Op<'_>| {
-        run_deploy(op, req).await
-    })
+    let done = op::run(
+        abra,
+        envelope.cancelled_by(cancel),
+        reporter,
+        async |op: &mut Op<'_>| run_deploy(op, req).await,
+    )
     .await?;
     Ok(DeployReport {
         record_path: done.record_path,
@@ -987,28 +990,22 @@ async fn roll_back(
 /// the services' tasks are gone.
 pub async fn undeploy(abra: &AbraDir, domain: &str, reporter: &mut dyn Reporter) -> Result<()> {
     let envelope = Envelope::locked("app undeploy", domain);
-    op::run(
-        abra,
-        envelope,
-        reporter,
-        Cancel::new(),
-        async |op: &mut Op<'_>| {
-            let engine = op.connect().await?;
-            engine.require_manager().await?;
-            let t = Instant::now();
-            let removed = engine.remove_stack(&crate::stack_of(&op.app)).await?;
-            op.record.step("remove", removed.join(", "), true, t);
-            op.reporter.info(&format!(
-                "removed {}",
-                if removed.is_empty() {
-                    "nothing (not deployed)".to_string()
-                } else {
-                    removed.join(", ")
-                }
-            ));
-            Ok(())
-        },
-    )
+    op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
+        let engine = op.connect().await?;
+        engine.require_manager().await?;
+        let t = Instant::now();
+        let removed = engine.remove_stack(&crate::stack_of(&op.app)).await?;
+        op.record.step("remove", removed.join(", "), true, t);
+        op.reporter.info(&format!(
+            "removed {}",
+            if removed.is_empty() {
+                "nothing (not deployed)".to_string()
+            } else {
+                removed.join(", ")
+            }
+        ));
+        Ok(())
+    })
     .await
     .map(|_| ())
 }

@@ -32,6 +32,8 @@ pub struct Envelope<'a> {
     /// `None`: a read that takes no lock. `Some(wait)`: take the app's lock, waiting up to
     /// `wait` for another operation to finish (`None` inside: refuse at once).
     pub lock: Option<Option<Duration>>,
+    /// Fired by the front end to ask the operation to stop where it safely can.
+    pub cancel: Cancel,
 }
 
 impl<'a> Envelope<'a> {
@@ -42,6 +44,7 @@ impl<'a> Envelope<'a> {
             name,
             domain,
             lock: Some(None),
+            cancel: Cancel::new(),
         }
     }
 
@@ -51,7 +54,14 @@ impl<'a> Envelope<'a> {
             name,
             domain,
             lock: None,
+            cancel: Cancel::new(),
         }
+    }
+
+    /// Lets `cancel` stop the operation where it safely can.
+    pub fn cancelled_by(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// Waits up to `wait` for the lock instead of refusing at once.
@@ -108,7 +118,6 @@ pub async fn run<T>(
     abra: &AbraDir,
     envelope: Envelope<'_>,
     reporter: &mut dyn Reporter,
-    cancel: Cancel,
     body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>,
 ) -> Result<Done<T>> {
     let app = abra.app(envelope.domain)?;
@@ -137,7 +146,7 @@ pub async fn run<T>(
         app,
         record,
         reporter,
-        cancel,
+        cancel: envelope.cancel,
         started: Instant::now(),
         verdict: None,
     };
@@ -214,7 +223,6 @@ mod tests {
             &abra,
             Envelope::locked("app try", "a.example.org"),
             &mut audit,
-            Cancel::new(),
             async |op: &mut Op<'_>| {
                 op.record.step("work", "did it", true, Instant::now());
                 // The lock is held while the body runs.
@@ -242,7 +250,6 @@ mod tests {
             &abra,
             Envelope::locked("app try", "a.example.org"),
             &mut audit,
-            Cancel::new(),
             async |_op: &mut Op<'_>| -> Result<()> { Err(OpsError::Failed("it broke".into())) },
         )
         .await
@@ -254,7 +261,6 @@ mod tests {
             &abra,
             Envelope::read("app check", "a.example.org"),
             &mut audit,
-            Cancel::new(),
             async |op: &mut Op<'_>| {
                 op.verdict = Some(Err("2 problems".into()));
                 Ok(())

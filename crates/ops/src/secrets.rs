@@ -8,7 +8,7 @@ use cooper_recipe::secrets::{self, Recipe, SecretSpec, SecretValue};
 use cooper_recipe::stack::{self, VersionChoice};
 use serde::Serialize;
 
-use crate::op::{self, Cancel, Envelope, Op};
+use crate::op::{self, Envelope, Op};
 use crate::{connect, OpsError, Reporter, Result};
 
 /// A secret of an app and whether it exists on the server.
@@ -68,13 +68,9 @@ pub async fn generate(
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<(String, String, SecretValue)>> {
     let envelope = Envelope::locked("app secret generate", domain);
-    let done = op::run(
-        abra,
-        envelope,
-        reporter,
-        Cancel::new(),
-        async |op: &mut Op<'_>| generate_in(op, only, version).await,
-    )
+    let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
+        generate_in(op, only, version).await
+    })
     .await?;
     Ok(done.value)
 }
@@ -148,13 +144,9 @@ pub async fn insert(
     reporter: &mut dyn Reporter,
 ) -> Result<String> {
     let envelope = Envelope::locked("app secret insert", domain);
-    let done = op::run(
-        abra,
-        envelope,
-        reporter,
-        Cancel::new(),
-        async |op: &mut Op<'_>| insert_in(op, key, version, value).await,
-    )
+    let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
+        insert_in(op, key, version, value).await
+    })
     .await?;
     Ok(done.value)
 }

@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::op::{self, Cancel, Envelope, Op};
+use crate::op::{self, Envelope, Op};
 use cooper_checks::report::{Outcome, RunReport, StepResult};
 use cooper_checks::suite::{self, Action, Step, Suite};
 use cooper_engine::exec::ExecRequest;
@@ -134,21 +134,15 @@ pub async fn run(
     reporter: &mut dyn Reporter,
 ) -> Result<TestRun> {
     let envelope = Envelope::read("app test", &req.domain);
-    let done = op::run(
-        abra,
-        envelope,
-        reporter,
-        Cancel::new(),
-        async |op: &mut Op<'_>| {
-            let engine = op.connect().await?;
-            let (app, record, reporter) = (&op.app, &mut op.record, &mut *op.reporter);
-            let run = run_in(abra, req, app, &engine, record, reporter).await?;
-            if run.report.failed() > 0 {
-                op.verdict = Some(Err(format!("{} step(s) failed", run.report.failed())));
-            }
-            Ok(run)
-        },
-    )
+    let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
+        let engine = op.connect().await?;
+        let (app, record, reporter) = (&op.app, &mut op.record, &mut *op.reporter);
+        let run = run_in(abra, req, app, &engine, record, reporter).await?;
+        if run.report.failed() > 0 {
+            op.verdict = Some(Err(format!("{} step(s) failed", run.report.failed())));
+        }
+        Ok(run)
+    })
     .await?;
     Ok(done.value)
 }

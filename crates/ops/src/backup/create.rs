@@ -1,7 +1,7 @@
 //! `app backup create`: hooks, source checks, restic, and the backup-bot-two delegation.
 
 use super::*;
-use crate::op::{self, Cancel, Envelope, Op};
+use crate::op::{self, Envelope, Op};
 
 /// The result of a backup.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -22,16 +22,10 @@ pub async fn create(
     reporter: &mut dyn Reporter,
 ) -> Result<BackupReport> {
     let envelope = Envelope::locked("backup create", domain).waiting(wait_lock);
-    let done = op::run(
-        abra,
-        envelope,
-        reporter,
-        Cancel::new(),
-        async |op: &mut Op<'_>| {
-            let engine = op.connect().await?;
-            create_with(abra, &op.app, &engine, &mut *op.reporter, &mut op.record).await
-        },
-    )
+    let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
+        let engine = op.connect().await?;
+        create_with(abra, &op.app, &engine, &mut *op.reporter, &mut op.record).await
+    })
     .await?;
     Ok(BackupReport {
         elapsed_ms: done.elapsed.as_millis() as u64,
@@ -50,52 +44,46 @@ pub async fn create_via_backupbot(
     reporter: &mut dyn Reporter,
 ) -> Result<String> {
     let envelope = Envelope::locked("backup create (backup-bot-two)", domain).waiting(wait_lock);
-    let done = op::run(
-        abra,
-        envelope,
-        reporter,
-        Cancel::new(),
-        async |op: &mut Op<'_>| {
-            let engine = op.connect().await?;
-            let (app, record, reporter) = (&op.app, &mut op.record, &mut *op.reporter);
-            let Some((bot_stack, bot_service)) = engine.find_backupbot().await? else {
-                return Err(OpsError::Refused(format!(
+    let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
+        let engine = op.connect().await?;
+        let (app, record, reporter) = (&op.app, &mut op.record, &mut *op.reporter);
+        let Some((bot_stack, bot_service)) = engine.find_backupbot().await? else {
+            return Err(OpsError::Refused(format!(
                 "no backup-bot-two is deployed on {}; deploy it (`cooper app new backup-bot-two`) \
                  or back up without --via-backupbot",
                 app.at.server
             )));
-            };
-            let stack_name = stack_of(app);
-            let command = format!("backup --host {stack_name} create");
-            reporter.info(&format!("running `{command}` in {bot_stack}_{bot_service}"));
-            let t = Instant::now();
-            let run = run_hook(
-                &engine,
-                &bot_stack,
-                &bot_service,
-                "backup-bot-two",
-                &command,
-                &app_secret_values(app),
-            )
-            .await?;
-            let ok = run.exit_code == 0;
-            record.step(
-                "backup-bot-two",
-                format!("{command}: exit {}: {}", run.exit_code, run.output),
-                ok,
-                t,
-            );
-            if ok {
-                Ok(run.output)
-            } else {
-                Err(OpsError::Failed(format!(
-                    "backup-bot-two's `{command}` FAILED (exit {}): {}",
-                    run.exit_code,
-                    tail(&run.output, 8)
-                )))
-            }
-        },
-    )
+        };
+        let stack_name = stack_of(app);
+        let command = format!("backup --host {stack_name} create");
+        reporter.info(&format!("running `{command}` in {bot_stack}_{bot_service}"));
+        let t = Instant::now();
+        let run = run_hook(
+            &engine,
+            &bot_stack,
+            &bot_service,
+            "backup-bot-two",
+            &command,
+            &app_secret_values(app),
+        )
+        .await?;
+        let ok = run.exit_code == 0;
+        record.step(
+            "backup-bot-two",
+            format!("{command}: exit {}: {}", run.exit_code, run.output),
+            ok,
+            t,
+        );
+        if ok {
+            Ok(run.output)
+        } else {
+            Err(OpsError::Failed(format!(
+                "backup-bot-two's `{command}` FAILED (exit {}): {}",
+                run.exit_code,
+                tail(&run.output, 8)
+            )))
+        }
+    })
     .await?;
     Ok(done.value)
 }

@@ -1,7 +1,7 @@
 //! `app restore`: stop the writers, restore hooks, replace the volumes, start, converge.
 
 use super::*;
-use crate::op::{self, Cancel, Envelope, Op};
+use crate::op::{self, Envelope, Op};
 
 /// What to restore.
 #[derive(Debug, Clone, Default)]
@@ -38,15 +38,9 @@ pub async fn restore(
     reporter: &mut dyn Reporter,
 ) -> Result<RestoreReport> {
     let envelope = Envelope::locked("restore", &req.domain).waiting(req.wait_lock);
-    let done = op::run(
-        abra,
-        envelope,
-        reporter,
-        Cancel::new(),
-        async |op: &mut Op<'_>| {
-            run_restore(abra, &op.app, req, &mut *op.reporter, &mut op.record).await
-        },
-    )
+    let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
+        run_restore(abra, &op.app, req, &mut *op.reporter, &mut op.record).await
+    })
     .await?;
     Ok(RestoreReport {
         elapsed_ms: done.elapsed.as_millis() as u64,

@@ -2,7 +2,7 @@
 //! downloading it, and retention.
 
 use super::*;
-use crate::op::{self, Cancel, Envelope, Op};
+use crate::op::{self, Envelope, Op};
 
 /// What the app's records say of a snapshot.
 #[derive(Debug, Clone, Default)]
@@ -235,7 +235,7 @@ pub async fn prune(
         ));
     }
     let envelope = Envelope::locked("backup prune", domain).waiting(wait_lock);
-    let done = op::run(abra, envelope, reporter, Cancel::new(), async |op: &mut Op<'_>| {
+    let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
         let engine = op.connect().await?;
         let (app, record) = (&op.app, &mut op.record);
         let settings = settings(abra, &app.at.server, &app.at.domain, false)?;

@@ -2,7 +2,7 @@
 //! recipe's data checks.
 
 use super::*;
-use crate::op::{self, Cancel, Envelope, Op};
+use crate::op::{self, Envelope, Op};
 
 /// The result of a verification.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -27,19 +27,13 @@ pub async fn verify(
     reporter: &mut dyn Reporter,
 ) -> Result<VerifyReport> {
     let envelope = Envelope::read("backup verify", domain);
-    let done = op::run(
-        abra,
-        envelope,
-        reporter,
-        Cancel::new(),
-        async |op: &mut Op<'_>| {
-            let r = run_verify(abra, &op.app, snapshot, &mut *op.reporter, &mut op.record).await?;
-            if !r.problems.is_empty() {
-                op.verdict = Some(Err(r.problems.join("; ")));
-            }
-            Ok(r)
-        },
-    )
+    let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
+        let r = run_verify(abra, &op.app, snapshot, &mut *op.reporter, &mut op.record).await?;
+        if !r.problems.is_empty() {
+            op.verdict = Some(Err(r.problems.join("; ")));
+        }
+        Ok(r)
+    })
     .await?;
     Ok(VerifyReport {
         elapsed_ms: done.elapsed.as_millis() as u64,
