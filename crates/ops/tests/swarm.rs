@@ -630,3 +630,34 @@ async fn secrets_outlive_docker_stack_rm() {
     w.set_env("COMPOSE_FILE", "compose.yml");
     w.cleanup().await;
 }
+
+/// A deploy cancelled before its apply stops there, says so, records it, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_deploy_changes_nothing() {
+    let w = world("t-cancel").await;
+    let cancel = cooper_ops::op::Cancel::new();
+    cancel.cancel();
+    let req = DeployRequest::new(&w.domain, DeployKind::Deploy);
+    let err =
+        cooper_ops::deploy::deploy_cancellable(&w.abra, &req, &mut Collect::default(), cancel)
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("cancelled; nothing was changed"), "{err}");
+    assert!(docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.stack.namespace={}", w.stack)
+    ])
+    .is_empty());
+    let records = cooper_ops::record::list(&w.abra.root, &w.domain);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.operation == "app deploy" && r.ok == Some(false)),
+        "the cancelled deploy left a record"
+    );
+    scrub(&w.stack);
+}
