@@ -224,7 +224,7 @@ pub(crate) fn load_combinations(files: &RecipeFiles) -> Loaded {
         };
         // Required settings the combination's files use without a value: documented in
         // another block (switch it on too, and warn), or nowhere (say where to document it).
-        let overlays: Vec<&String> = combo.files.iter().skip(1).collect();
+        let overlays = combo.files[1..].join(":");
         let needed: BTreeSet<String> = combo
             .files
             .iter()
@@ -243,17 +243,9 @@ pub(crate) fn load_combinations(files: &RecipeFiles) -> Loaded {
                     env.set(k, v);
                     found.push(format!(
                         "{} requires {k}, which .env.sample documents in {} (line {line}), not in                          the block that enables {}: move it there so operators switch them on                          together",
-                        overlays
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(":"),
+                        overlays,
                         b.describe(),
-                        overlays
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(":"),
+                        overlays,
                     ));
                 }
                 None => nowhere.push(var.clone()),
