@@ -1,0 +1,509 @@
+//! Jobs (an operation asked for in the dashboard, run by the worker pool) and their lines,
+//! requests that wait for an operator, the audit log, and the index of operation records.
+
+use sqlx::Row;
+
+use crate::{new_id, now_ms, Result, Store, StoreError};
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    /// `cooper serve` stopped while the job ran; what is known was written and cleanup ran.
+    Interrupted,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Interrupted => "interrupted",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<JobState> {
+        Ok(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "interrupted" => JobState::Interrupted,
+            "cancelled" => JobState::Cancelled,
+            other => return Err(StoreError::Invalid(format!("unknown job state {other:?}"))),
+        })
+    }
+
+    pub fn finished(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+/// A job row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub domain: String,
+    /// The operation's arguments as JSON (version, snapshot, …; never secret values).
+    pub args: String,
+    pub state: JobState,
+    pub requested_by: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub record_path: Option<String>,
+    pub cancel_requested: bool,
+}
+
+/// One line of a job's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobLine {
+    pub seq: i64,
+    pub at: i64,
+    pub line: String,
+}
+
+/// A request by a community admin, waiting for an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub id: String,
+    pub kind: String,
+    pub domain: String,
+    pub requested_by: String,
+    pub note: String,
+    pub created_at: i64,
+    pub state: String,
+    pub decided_by: Option<String>,
+    pub job_id: Option<String>,
+}
+
+/// One line of the audit log: who did what, when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub domain: Option<String>,
+    pub server: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// An indexed operation record (the file under `$ABRA_DIR/cooper/records` is the truth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    pub path: String,
+    pub domain: String,
+    pub operation: String,
+    pub started: String,
+    pub ok: Option<bool>,
+    pub error: Option<String>,
+}
+
+const JOB_COLUMNS: &str = "id, kind, domain, args, state, requested_by, created_at, started_at, \
+                           finished_at, outcome, record_path, cancel_requested";
+
+fn job(r: &sqlx::any::AnyRow) -> Result<Job> {
+    Ok(Job {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        domain: r.try_get("domain")?,
+        args: r.try_get("args")?,
+        state: JobState::parse(&r.try_get::<String, _>("state")?)?,
+        requested_by: r.try_get("requested_by")?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        outcome: r.try_get("outcome")?,
+        record_path: r.try_get("record_path")?,
+        cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
+    })
+}
+
+fn request(r: &sqlx::any::AnyRow) -> Result<Request> {
+    Ok(Request {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        domain: r.try_get("domain")?,
+        requested_by: r.try_get("requested_by")?,
+        note: r.try_get("note")?,
+        created_at: r.try_get("created_at")?,
+        state: r.try_get("state")?,
+        decided_by: r.try_get("decided_by")?,
+        job_id: r.try_get("job_id")?,
+    })
+}
+
+impl Store {
+    /// Queues a job.
+    pub async fn create_job(
+        &self,
+        kind: &str,
+        domain: &str,
+        args: &str,
+        requested_by: &str,
+    ) -> Result<Job> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, domain, args, state, requested_by, created_at) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6)",
+        )
+        .bind(&id)
+        .bind(kind)
+        .bind(domain)
+        .bind(args)
+        .bind(requested_by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(self.job(&id).await?.expect("just inserted"))
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<Job>> {
+        let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(job).transpose()
+    }
+
+    /// The newest jobs, of one app or of all.
+    pub async fn jobs(&self, domain: Option<&str>, limit: i64) -> Result<Vec<Job>> {
+        let rows = match domain {
+            Some(d) => {
+                let q = format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE domain = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+                );
+                sqlx::query(&q)
+                    .bind(d)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let q = format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, id DESC LIMIT $1"
+                );
+                sqlx::query(&q).bind(limit).fetch_all(&self.pool).await?
+            }
+        };
+        rows.iter().map(job).collect()
+    }
+
+    /// Takes the oldest queued job whose app has no running job, marking it running. Two
+    /// workers never take the same job: the take is one conditional update.
+    pub async fn claim_job(&self) -> Result<Option<Job>> {
+        let q = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND domain NOT IN \
+             (SELECT domain FROM jobs WHERE state = 'running') ORDER BY created_at, id LIMIT 8"
+        );
+        let candidates = sqlx::query(&q).fetch_all(&self.pool).await?;
+        for c in candidates.iter().map(job) {
+            let c = c?;
+            let taken = sqlx::query(
+                "UPDATE jobs SET state = 'running', started_at = $1 WHERE id = $2 AND state = 'queued'",
+            )
+            .bind(now_ms())
+            .bind(&c.id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if taken == 1 {
+                return self.job(&c.id).await;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ends a job with its state and outcome (a sentence) and its record's path.
+    pub async fn finish_job(
+        &self,
+        id: &str,
+        state: JobState,
+        outcome: &str,
+        record_path: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = $1, outcome = $2, record_path = $3, finished_at = $4 WHERE id = $5",
+        )
+        .bind(state.as_str())
+        .bind(outcome)
+        .bind(record_path)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Asks a job to stop; a queued job is cancelled at once. Returns the state after.
+    pub async fn cancel_job(&self, id: &str) -> Result<Option<JobState>> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', outcome = 'cancelled before it started', \
+             finished_at = $1 WHERE id = $2 AND state = 'queued'",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1 AND state = 'running'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.job(id).await?.map(|j| j.state))
+    }
+
+    /// At start: every job still `running` was cut off by a stop of `cooper serve`. They are
+    /// marked interrupted (the caller then runs their cleanup) and returned.
+    pub async fn interrupt_running_jobs(&self) -> Result<Vec<Job>> {
+        let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running'");
+        let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
+        let jobs: Vec<Job> = rows.iter().map(job).collect::<Result<_>>()?;
+        for j in &jobs {
+            sqlx::query(
+                "UPDATE jobs SET state = 'interrupted', finished_at = $1, \
+                 outcome = 'cooper serve stopped while this job ran' WHERE id = $2 AND state = 'running'",
+            )
+            .bind(now_ms())
+            .bind(&j.id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(jobs)
+    }
+
+    /// Sets a finished job's outcome (after an interrupted job's cleanup).
+    pub async fn set_job_outcome(&self, id: &str, outcome: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET outcome = $1 WHERE id = $2")
+            .bind(outcome)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends a progress line to a job; returns its sequence number.
+    pub async fn add_job_line(&self, job_id: &str, line: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM job_lines WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let seq: i64 = row.try_get::<i64, _>("n")? + 1;
+        sqlx::query("INSERT INTO job_lines (job_id, seq, at, line) VALUES ($1, $2, $3, $4)")
+            .bind(job_id)
+            .bind(seq)
+            .bind(now_ms())
+            .bind(line)
+            .execute(&self.pool)
+            .await?;
+        Ok(seq)
+    }
+
+    /// A job's lines after `after` (0: all).
+    pub async fn job_lines(&self, job_id: &str, after: i64) -> Result<Vec<JobLine>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, line FROM job_lines WHERE job_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(job_id)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobLine {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    line: r.try_get("line")?,
+                })
+            })
+            .collect()
+    }
+
+    // --- requests ---
+
+    pub async fn create_request(
+        &self,
+        kind: &str,
+        domain: &str,
+        requested_by: &str,
+        note: &str,
+    ) -> Result<Request> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO requests (id, kind, domain, requested_by, note, created_at, state) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+        )
+        .bind(&id)
+        .bind(kind)
+        .bind(domain)
+        .bind(requested_by)
+        .bind(note)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(self.request(&id).await?.expect("just inserted"))
+    }
+
+    pub async fn request(&self, id: &str) -> Result<Option<Request>> {
+        let row = sqlx::query("SELECT * FROM requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(request).transpose()
+    }
+
+    pub async fn requests(&self, domain: Option<&str>, pending_only: bool) -> Result<Vec<Request>> {
+        let mut q = String::from("SELECT * FROM requests WHERE 1 = 1");
+        if domain.is_some() {
+            q.push_str(" AND domain = $1");
+        }
+        if pending_only {
+            q.push_str(" AND state = 'pending'");
+        }
+        q.push_str(" ORDER BY created_at DESC LIMIT 200");
+        let mut query = sqlx::query(&q);
+        if let Some(d) = domain {
+            query = query.bind(d);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(request).collect()
+    }
+
+    /// Decides a pending request once (`approved` with the job it started, or `declined`).
+    pub async fn decide_request(
+        &self,
+        id: &str,
+        state: &str,
+        decided_by: &str,
+        job_id: Option<&str>,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE requests SET state = $1, decided_by = $2, decided_at = $3, job_id = $4 \
+             WHERE id = $5 AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(decided_by)
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    // --- audit ---
+
+    /// Adds a line to the audit log.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        domain: Option<&str>,
+        server: Option<&str>,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (id, at, actor, action, domain, server, outcome, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new_id())
+        .bind(now_ms())
+        .bind(actor)
+        .bind(action)
+        .bind(domain)
+        .bind(server)
+        .bind(outcome)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest audit lines (newest first).
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, domain, server, outcome, detail FROM audit \
+             ORDER BY at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    domain: r.try_get("domain")?,
+                    server: r.try_get("server")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    // --- records index ---
+
+    /// Adds (or refreshes) a record in the index.
+    pub async fn index_record(&self, r: &RecordRow) -> Result<()> {
+        sqlx::query("DELETE FROM records WHERE path = $1")
+            .bind(&r.path)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO records (path, domain, operation, started, ok, error) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&r.path)
+        .bind(&r.domain)
+        .bind(&r.operation)
+        .bind(&r.started)
+        .bind(r.ok.map(i64::from))
+        .bind(&r.error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM records")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// An app's indexed records, newest first.
+    pub async fn records(&self, domain: &str, limit: i64) -> Result<Vec<RecordRow>> {
+        let rows = sqlx::query(
+            "SELECT path, domain, operation, started, ok, error FROM records WHERE domain = $1 \
+             ORDER BY started DESC LIMIT $2",
+        )
+        .bind(domain)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RecordRow {
+                    path: r.try_get("path")?,
+                    domain: r.try_get("domain")?,
+                    operation: r.try_get("operation")?,
+                    started: r.try_get("started")?,
+                    ok: r.try_get::<Option<i64>, _>("ok")?.map(|v| v != 0),
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect()
+    }
+}

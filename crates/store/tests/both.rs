@@ -1,0 +1,234 @@
+//! The store's behaviour, the same tests on SQLite and on Postgres (`COOPER_TEST_POSTGRES`,
+//! set by `scripts/test`; in CI its absence fails the Postgres half instead of skipping it).
+
+use cooper_store::{testing, JobState, RecordRow, Store, Token};
+
+/// Runs `body` on a fresh SQLite store and on a fresh Postgres store.
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                let (_dir, store) = testing::sqlite().await;
+                ($body)(store).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                match testing::postgres().await {
+                    Some(store) => ($body)(store).await,
+                    None => assert!(
+                        !testing::require_postgres(),
+                        "COOPER_TEST_POSTGRES is unset: run scripts/setup-postgres and export the URL it prints"
+                    ),
+                }
+            }
+        }
+    };
+}
+
+on_both!(people_and_memberships, |s: Store| async move {
+    let p = s
+        .add_person("Ada@Example.org", "Ada", Some("$argon2id$x"), true)
+        .await
+        .unwrap();
+    assert_eq!(p.email, "ada@example.org");
+    assert!(p.federation_admin);
+    let again = s.add_person("ada@example.org", "Ada 2", None, false).await;
+    assert!(again
+        .unwrap_err()
+        .to_string()
+        .contains("already has an account"));
+    let coop = s.add_coop("Autonomic").await.unwrap();
+    let com = s.add_community("Radio Bielefeld", &coop.id).await.unwrap();
+    s.add_membership(&p.id, "community", &com.id, "member")
+        .await
+        .unwrap();
+    s.add_membership(&p.id, "community", &com.id, "admin")
+        .await
+        .unwrap();
+    let m = s.memberships(&p.id).await.unwrap();
+    assert_eq!(m.len(), 1, "a new role replaces the old one: {m:?}");
+    assert_eq!(m[0].role, "admin");
+    let bad = s.add_membership(&p.id, "coop", &coop.id, "admin").await;
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("a co-op has operators"));
+    s.set_server_owner("default", &coop.id).await.unwrap();
+    s.set_instance_owner("radio.example.org", &com.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.server_owners().await.unwrap(),
+        vec![("default".into(), coop.id.clone())]
+    );
+    assert_eq!(s.count_admins().await.unwrap(), 1);
+});
+
+on_both!(tokens_are_single_use, |s: Store| async move {
+    let t = Token {
+        purpose: "invite".into(),
+        email: Some("b@example.org".into()),
+        kind: Some("community".into()),
+        target_id: Some("c1".into()),
+        role: Some("member".into()),
+        created_by: None,
+    };
+    let secret = s.issue_token(&t, 60_000).await.unwrap();
+    assert!(s.token_valid("invite", &secret).await.unwrap());
+    assert!(
+        !s.token_valid("setup", &secret).await.unwrap(),
+        "purpose is part of the key"
+    );
+    // Two uses at once: exactly one wins.
+    let (a, b) = tokio::join!(
+        s.use_token("invite", &secret),
+        s.use_token("invite", &secret)
+    );
+    let wins = [a.unwrap(), b.unwrap()].into_iter().flatten().count();
+    assert_eq!(wins, 1);
+    assert!(s.use_token("invite", &secret).await.unwrap().is_none());
+    let expired = s.issue_token(&t, -1).await.unwrap();
+    assert!(s.use_token("invite", &expired).await.unwrap().is_none());
+});
+
+on_both!(sessions_are_revocable, |s: Store| async move {
+    let p = s
+        .add_person("c@example.org", "C", None, false)
+        .await
+        .unwrap();
+    let later = cooper_store::now_ms() + 60_000;
+    assert!(s
+        .session_create("s1", Some(&p.id), "{}", later)
+        .await
+        .unwrap());
+    assert!(
+        !s.session_create("s1", None, "{}", later).await.unwrap(),
+        "ids are never reused"
+    );
+    s.session_save("s2", Some(&p.id), "{\"a\":1}", later)
+        .await
+        .unwrap();
+    s.session_save("gone", None, "{}", cooper_store::now_ms() - 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.session_load("s2").await.unwrap().as_deref(),
+        Some("{\"a\":1}")
+    );
+    assert_eq!(
+        s.session_load("gone").await.unwrap(),
+        None,
+        "expired sessions do not load"
+    );
+    assert_eq!(s.revoke_sessions(&p.id).await.unwrap(), 2);
+    assert_eq!(s.session_load("s1").await.unwrap(), None);
+});
+
+on_both!(jobs_run_one_at_a_time_per_app, |s: Store| async move {
+    let a1 = s
+        .create_job("deploy", "a.example.org", "{}", "p")
+        .await
+        .unwrap();
+    let a2 = s
+        .create_job("backup", "a.example.org", "{}", "p")
+        .await
+        .unwrap();
+    let b1 = s
+        .create_job("deploy", "b.example.org", "{}", "p")
+        .await
+        .unwrap();
+    let first = s.claim_job().await.unwrap().unwrap();
+    assert_eq!(first.id, a1.id);
+    assert_eq!(first.state, JobState::Running);
+    let second = s.claim_job().await.unwrap().unwrap();
+    assert_eq!(
+        second.id, b1.id,
+        "a.example.org's second job waits for its first"
+    );
+    assert!(s.claim_job().await.unwrap().is_none());
+    s.finish_job(
+        &a1.id,
+        JobState::Succeeded,
+        "deployed 1.0.0",
+        Some("/r.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.claim_job().await.unwrap().unwrap().id, a2.id);
+    assert_eq!(s.add_job_line(&a2.id, "one").await.unwrap(), 1);
+    assert_eq!(s.add_job_line(&a2.id, "two").await.unwrap(), 2);
+    let lines = s.job_lines(&a2.id, 1).await.unwrap();
+    assert_eq!(
+        lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+        ["two"]
+    );
+    // A restart finds a2 and b1 running: both interrupted, a1 untouched.
+    let cut = s.interrupt_running_jobs().await.unwrap();
+    assert_eq!(cut.len(), 2);
+    assert_eq!(
+        s.job(&a2.id).await.unwrap().unwrap().state,
+        JobState::Interrupted
+    );
+    assert_eq!(
+        s.job(&a1.id).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    let queued = s
+        .create_job("deploy", "c.example.org", "{}", "p")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cancel_job(&queued.id).await.unwrap(),
+        Some(JobState::Cancelled)
+    );
+    assert_eq!(s.jobs(Some("a.example.org"), 10).await.unwrap().len(), 2);
+});
+
+on_both!(requests_audit_and_records, |s: Store| async move {
+    let r = s
+        .create_request("upgrade", "a.example.org", "p", "please")
+        .await
+        .unwrap();
+    assert!(s
+        .decide_request(&r.id, "approved", "op", Some("j1"))
+        .await
+        .unwrap());
+    assert!(
+        !s.decide_request(&r.id, "declined", "op", None)
+            .await
+            .unwrap(),
+        "decided once"
+    );
+    assert_eq!(
+        s.requests(Some("a.example.org"), true).await.unwrap().len(),
+        0
+    );
+    s.audit(
+        "ada",
+        "deploy",
+        Some("a.example.org"),
+        Some("default"),
+        "ok",
+        "1.0.0",
+    )
+    .await
+    .unwrap();
+    s.audit("ada", "login", None, None, "ok", "").await.unwrap();
+    let log = s.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].action, "login", "newest first");
+    let row = RecordRow {
+        path: "/x/1.json".into(),
+        domain: "a.example.org".into(),
+        operation: "app deploy".into(),
+        started: "2026-12-01T00:00:00Z".into(),
+        ok: Some(true),
+        error: None,
+    };
+    s.index_record(&row).await.unwrap();
+    s.index_record(&row).await.unwrap();
+    assert_eq!(s.record_count().await.unwrap(), 1);
+    assert_eq!(s.records("a.example.org", 5).await.unwrap(), vec![row]);
+});
