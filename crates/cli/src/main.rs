@@ -54,6 +54,8 @@ pub enum Command {
     /// Manage servers (alias: s).
     #[command(alias = "s", subcommand)]
     Server(cmd::server::ServerCommand),
+    /// The dashboard: a web page where communities see their instances and operators act on them.
+    Serve(cmd::serve::Serve),
     /// Print a shell completion script (alias: ac), e.g. `source <(cooper autocomplete bash)`.
     #[command(alias = "ac")]
     Autocomplete(cmd::completion::Completion),
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
         Command::Recipe(c) => c.run(&ctx),
         Command::Server(c) => c.run(&ctx),
         Command::Catalogue(c) => c.run(&ctx),
+        Command::Serve(c) => c.run(&ctx),
         Command::Autocomplete(c) => c.run(),
     };
     match result {

@@ -54,7 +54,53 @@ fn row(t: &Task, service: &str, update: Option<&str>) -> TaskRow {
     }
 }
 
+/// A node of the Swarm, for the dashboard's server page.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeRow {
+    pub hostname: String,
+    /// `manager` or `worker`.
+    pub role: String,
+    /// `ready`, `down`, `disconnected`, `unknown`.
+    pub state: String,
+    pub availability: String,
+    pub engine_version: String,
+    pub nano_cpus: i64,
+    pub memory_bytes: i64,
+}
+
 impl Engine {
+    /// The Swarm's nodes (one call).
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
+        let nodes = self
+            .docker
+            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+            .await
+            .map_err(EngineError::api("listing the Swarm's nodes"))?;
+        let mut out: Vec<NodeRow> = nodes
+            .into_iter()
+            .map(|n| {
+                let d = n.description.unwrap_or_default();
+                let spec = n.spec.unwrap_or_default();
+                let res = d.resources.unwrap_or_default();
+                NodeRow {
+                    hostname: d.hostname.unwrap_or_default(),
+                    role: spec.role.map(|r| r.to_string()).unwrap_or_default(),
+                    state: n
+                        .status
+                        .and_then(|s| s.state)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default(),
+                    availability: spec.availability.map(|a| a.to_string()).unwrap_or_default(),
+                    engine_version: d.engine.and_then(|e| e.engine_version).unwrap_or_default(),
+                    nano_cpus: res.nano_cpus.unwrap_or(0),
+                    memory_bytes: res.memory_bytes.unwrap_or(0),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.role, &a.hostname).cmp(&(&b.role, &b.hostname)));
+        Ok(out)
+    }
+
     /// Every task of a stack's services, newest first within each service.
     pub async fn stack_tasks(&self, stack: &str) -> Result<Vec<TaskRow>> {
         let services = self.stack_services(stack).await?;

@@ -294,6 +294,61 @@ async fn failure_details(engine: &Engine, failures: &[Failure]) -> Vec<String> {
     lines
 }
 
+/// `app restart`: forces a new task for one service (`Some`) or every service of the app and
+/// waits until they run again, inside the operation envelope. Returns the services restarted.
+pub async fn restart(
+    abra: &AbraDir,
+    domain: &str,
+    service: Option<&str>,
+    reporter: &mut dyn Reporter,
+) -> Result<Vec<String>> {
+    let envelope = Envelope::locked("app restart", domain);
+    let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
+        let engine = op.connect().await?;
+        let stack = crate::stack_of(&op.app);
+        let names: Vec<String> = match service {
+            Some(s) => vec![format!("{stack}_{s}")],
+            None => engine
+                .stack_services(&stack)
+                .await?
+                .iter()
+                .map(|s| cooper_engine::apply::service_name(s).to_string())
+                .collect(),
+        };
+        if names.is_empty() {
+            return Err(OpsError::Refused(format!(
+                "{domain} is not deployed: nothing to restart (deploy it with `cooper app deploy {domain}`)"
+            )));
+        }
+        let t = Instant::now();
+        for n in &names {
+            engine.force_update(n).await?;
+        }
+        op.record.step("restart", names.join(", "), true, t);
+        let t = Instant::now();
+        let reporter = &mut *op.reporter;
+        let outcome = engine
+            .watch(&stack, &names, &WatchOptions::default(), |p| {
+                reporter.progress(p)
+            })
+            .await?;
+        match outcome {
+            Outcome::Converged { .. } => {
+                op.record.step("watch", "running again", true, t);
+                Ok(names)
+            }
+            other => {
+                op.record.step("watch", format!("{other:?}"), false, t);
+                Err(OpsError::Failed(format!(
+                    "restart of {domain} did not converge: {other:?}"
+                )))
+            }
+        }
+    })
+    .await?;
+    Ok(done.value)
+}
+
 /// Deploys, upgrades or rolls back an app, inside the operation envelope.
 pub async fn deploy(
     abra: &AbraDir,

@@ -83,11 +83,21 @@ impl Record {
     }
 
     /// Writes the record under `<abra_dir>/cooper/records/<app>/`; returns its path.
-    pub fn save(&self, abra_dir: &Path) -> std::io::Result<PathBuf> {
-        let dir = abra_dir.join("cooper").join("records").join(&self.app);
-        std::fs::create_dir_all(&dir)?;
+    /// Where [`Record::save`] puts the record.
+    pub fn path(&self, abra_dir: &Path) -> PathBuf {
         let stamp = self.started.replace([':', '-'], "");
-        let path = dir.join(format!("{stamp}-{}.json", self.operation.replace(' ', "-")));
+        abra_dir
+            .join("cooper")
+            .join("records")
+            .join(&self.app)
+            .join(format!("{stamp}-{}.json", self.operation.replace(' ', "-")))
+    }
+
+    pub fn save(&self, abra_dir: &Path) -> std::io::Result<PathBuf> {
+        let path = self.path(abra_dir);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(&path, text)?;
         Ok(path)

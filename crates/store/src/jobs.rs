@@ -483,6 +483,25 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
+    /// The newest successful record of each (app, operation): `(domain, operation, started)`.
+    pub async fn latest_records(&self) -> Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT domain, operation, MAX(started) AS started FROM records WHERE ok = 1 \
+             GROUP BY domain, operation",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("domain")?,
+                    r.try_get("operation")?,
+                    r.try_get("started")?,
+                ))
+            })
+            .collect()
+    }
+
     /// An app's indexed records, newest first.
     pub async fn records(&self, domain: &str, limit: i64) -> Result<Vec<RecordRow>> {
         let rows = sqlx::query(

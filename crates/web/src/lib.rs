@@ -1,1 +1,187 @@
-//! web
+//! `cooper serve`: the hosting co-op's dashboard. Server-rendered pages (askama templates,
+//! compiled in), assets embedded, live parts by Server-Sent Events, every page usable without
+//! JavaScript. The same `cooper-ops` library as the CLI does the work (as jobs, see [`jobs`]);
+//! [`cooper_store`] keeps people, rights, jobs and the audit log.
+//!
+//! The server is a function: [`app`] builds the router from the route table ([`routes::table`]),
+//! where every route carries its authorization rule; [`serve`] runs it on a listener.
+
+pub mod auth;
+pub mod authz;
+pub mod jobs;
+pub mod live;
+mod pages;
+pub mod routes;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cooper_recipe::abra_dir::AbraDir;
+use cooper_store::{Store, Token};
+
+pub use routes::{table, Rule};
+
+/// How the dashboard runs (resolved once, in `main`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Cookies without `Secure` (plain HTTP): only allowed on a loopback address.
+    pub insecure_http: bool,
+    /// Workers running jobs at once.
+    pub workers: usize,
+    /// How long live state from an engine is shared before the next look.
+    pub live_ttl: Duration,
+    /// Login tries per email per minute.
+    pub login_per_minute: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            insecure_http: false,
+            workers: 2,
+            live_ttl: Duration::from_secs(3),
+            login_per_minute: 10,
+        }
+    }
+}
+
+/// Everything a request handler can reach.
+pub struct Inner {
+    pub store: Store,
+    pub abra: AbraDir,
+    pub config: Config,
+    pub live: Arc<live::Live>,
+    pub jobs: Arc<jobs::Jobs>,
+    pub limit: Arc<auth::LoginLimit>,
+    pub apps: views::AppsCache,
+}
+
+/// The shared state of the dashboard.
+pub type AppState = Arc<Inner>;
+
+impl Inner {
+    /// The state with the real live source (the servers' engines).
+    pub fn new(store: Store, abra: AbraDir, config: Config) -> AppState {
+        let source: Arc<dyn live::Source> = Arc::new(live::Engines::new(abra.clone()));
+        Inner::with_source(store, abra, config, source)
+    }
+
+    /// The state with another live source (the benchmark's stand-in).
+    pub fn with_source(
+        store: Store,
+        abra: AbraDir,
+        config: Config,
+        source: Arc<dyn live::Source>,
+    ) -> AppState {
+        let live = Arc::new(live::Live::new(source, config.live_ttl));
+        let forget = live.clone();
+        let jobs = jobs::Jobs::new(
+            store.clone(),
+            abra.clone(),
+            Box::new(move |server| forget.forget(server)),
+        );
+        Arc::new(Inner {
+            limit: auth::LoginLimit::new(config.login_per_minute),
+            apps: views::AppsCache::new(abra.clone()),
+            store,
+            abra,
+            config,
+            live,
+            jobs,
+        })
+    }
+}
+
+/// What a start of `cooper serve` found and did.
+#[derive(Debug)]
+pub struct Started {
+    /// A one-time setup token, when nobody can administer yet (printed once).
+    pub setup_token: Option<String>,
+    /// Jobs that were running at the last stop, now marked interrupted (cleanup ran).
+    pub interrupted: usize,
+    /// Records added to the index.
+    pub indexed: usize,
+}
+
+/// The work of every start: interrupted jobs marked and cleaned, the record index filled, and
+/// a setup token issued when there is no federation admin yet.
+pub async fn start(state: &AppState) -> anyhow::Result<Started> {
+    let interrupted = state.jobs.recover().await?.len();
+    let mut known = std::collections::HashSet::new();
+    let indexed = jobs::index_records(&state.store, &state.abra, &mut known).await;
+    let setup_token = if state.store.count_admins().await? == 0 {
+        state.store.expire_tokens("setup").await?;
+        let token = Token {
+            purpose: "setup".into(),
+            email: None,
+            kind: None,
+            target_id: None,
+            role: None,
+            created_by: None,
+        };
+        Some(state.store.issue_token(&token, 24 * 3600 * 1000).await?)
+    } else {
+        None
+    };
+    // Operations run by the CLI leave records too: index them as they appear.
+    let (store, abra) = (state.store.clone(), state.abra.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            jobs::index_records(&store, &abra, &mut known).await;
+        }
+    });
+    Ok(Started {
+        setup_token,
+        interrupted,
+        indexed,
+    })
+}
+
+/// Creates a federation admin (`cooper serve --create-admin`).
+pub async fn create_admin(
+    store: &Store,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> anyhow::Result<cooper_store::Person> {
+    auth::check_new_password(password, email).map_err(anyhow::Error::msg)?;
+    let hash = auth::hash_password(password)?;
+    let p = store.add_person(email, name, Some(&hash), true).await?;
+    store
+        .audit(
+            "cooper serve --create-admin",
+            "create admin",
+            None,
+            None,
+            "ok",
+            &p.email,
+        )
+        .await?;
+    Ok(p)
+}
+
+/// The dashboard's router (every route from [`routes::table`], with its rule enforced).
+pub fn app(state: AppState) -> axum::Router {
+    routes::router(state)
+}
+
+/// Serves the dashboard on `listener` until `shutdown` resolves; workers run jobs meanwhile.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    state.jobs.start(state.config.workers);
+    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Whether an address is loopback (plain HTTP is only allowed there).
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}

@@ -9,4 +9,5 @@ pub mod lifecycle;
 pub mod operate;
 pub mod recipe;
 pub mod secret;
+pub mod serve;
 pub mod server;

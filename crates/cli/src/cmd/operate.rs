@@ -362,27 +362,13 @@ pub struct Restart {
 
 impl Restart {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
-        let (server, stack_name) = stack_of(ctx, &self.domain)?;
         let mut reporter = crate::report::CliReporter::new(ctx.tty, ctx.no_input);
-        ctx.block_on(async {
-            let engine = cooper_ops::connect(&ctx.abra, &server).await?;
-            let names = service_names(&engine, &stack_name, self.service.as_deref()).await?;
-            for n in &names {
-                engine.force_update(n).await?;
-            }
-            let outcome = engine
-                .watch(
-                    &stack_name,
-                    &names,
-                    &cooper_engine::converge::WatchOptions::default(),
-                    |p| cooper_ops::Reporter::progress(&mut reporter, p),
-                )
-                .await?;
-            match outcome {
-                cooper_engine::converge::Outcome::Converged { .. } => Ok(()),
-                other => bail!("restart did not converge: {other:?}"),
-            }
-        })?;
+        ctx.block_on(cooper_ops::deploy::restart(
+            &ctx.abra,
+            &self.domain,
+            self.service.as_deref(),
+            &mut reporter,
+        ))?;
         println!(
             "restarted {}",
             self.service.as_deref().unwrap_or("all services")

@@ -1,0 +1,143 @@
+//! `cooper serve`: the dashboard. Opens the store, marks jobs cut off by the last stop as
+//! interrupted (their cleanup runs), prints a one-time setup token while nobody administers,
+//! and serves until Ctrl-C or SIGTERM.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use crate::Ctx;
+
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+    /// The store: `sqlite://<path>` or `postgres://user:password@host/db` (default: SQLite at
+    /// `$ABRA_DIR/cooper/cooper.db`). Read from the environment, so a password stays out of argv.
+    #[arg(
+        long,
+        env = "COOPER_DATABASE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+    /// Session cookies without `Secure`, for plain HTTP; only on a loopback address (behind a
+    /// TLS proxy, leave it off).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Make a federation admin with this email and stop (the password is read from standard
+    /// input, never from the command line).
+    #[arg(long, value_name = "EMAIL")]
+    create_admin: Option<String>,
+    /// The admin's display name (with `--create-admin`).
+    #[arg(long, value_name = "NAME", default_value = "Administrator")]
+    admin_name: String,
+    /// How many jobs run at once.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    workers: usize,
+}
+
+impl Serve {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        if self.insecure_http && !self.listen.ip().is_loopback() {
+            bail!(
+                "--insecure-http is only allowed on a loopback address ({} is not): put cooper serve behind a TLS proxy (Traefik on Co-op Cloud) and drop --insecure-http",
+                self.listen
+            );
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        rt.block_on(self.serve(ctx))
+    }
+
+    async fn serve(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        let store = match &self.database {
+            Some(url) => cooper_store::Store::open(url).await?,
+            None => cooper_store::Store::open_default(&ctx.abra.root).await?,
+        };
+        if let Some(email) = &self.create_admin {
+            let password = read_password(ctx)?;
+            let p = cooper_web::create_admin(&store, email, &self.admin_name, &password).await?;
+            println!(
+                "federation admin {} created; start `cooper serve` and log in",
+                p.email
+            );
+            return Ok(0);
+        }
+        let config = cooper_web::Config {
+            insecure_http: self.insecure_http,
+            workers: self.workers,
+            ..Default::default()
+        };
+        let state = cooper_web::Inner::new(store, ctx.abra.clone(), config);
+        let started = cooper_web::start(&state).await?;
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "listening on {} (is another program using it? choose another with --listen)",
+                    self.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let shown = if addr.ip().is_loopback() {
+            format!("http://localhost:{}/", addr.port())
+        } else {
+            format!("http://{addr}/ (serve it behind a TLS proxy)")
+        };
+        println!("cooper serve: listening on {shown}");
+        if started.interrupted > 0 {
+            println!(
+                "cooper serve: {} job(s) were running at the last stop: marked interrupted, cleanup ran (see their pages)",
+                started.interrupted
+            );
+        }
+        if let Some(token) = &started.setup_token {
+            println!(
+                "cooper serve: nobody administers this dashboard yet. Open {}setup and give this one-time setup token (valid 24 h):\n\n    {token}\n",
+                shown.split(' ').next().unwrap_or_default()
+            );
+        }
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        cooper_web::serve(listener, state, shutdown()).await?;
+        println!("cooper serve: stopped");
+        Ok(0)
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// The new admin's password: one line of standard input (asked for on a terminal).
+fn read_password(ctx: &Ctx) -> anyhow::Result<String> {
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if tty && !ctx.no_input {
+        eprint!("password for the new admin (at least 12 characters; it shows as you type): ");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        bail!("no password on standard input: run `printf '%s\\n' \"$PASSWORD\" | cooper serve --create-admin <email>`");
+    }
+    Ok(password)
+}

@@ -1,0 +1,207 @@
+//! Who may see and do what: rights are levels on resources (an instance, a server, a job, a
+//! request), worked out in one place from a person's memberships and who owns what. A resource
+//! someone has no right to does not exist for them: absent from lists, 404 on its page.
+
+use std::collections::{HashMap, HashSet};
+
+use cooper_store::{Person, Store};
+
+/// Levels of right on a resource, each including the ones before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Right {
+    None,
+    /// See its status, version, jobs, backups and tests.
+    Read,
+    /// Ask an operator for an upgrade, a restore or an export (community admins).
+    Request,
+    /// Act on it: deploy, upgrade, back up, restore, see logs (operators).
+    Execute,
+}
+
+/// The role a person has, as shown on pages (rights are still checked per resource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member,
+    CommunityAdmin,
+    Operator,
+    FederationAdmin,
+}
+
+impl Role {
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::CommunityAdmin => "community admin",
+            Role::Operator => "operator",
+            Role::FederationAdmin => "federation admin",
+        }
+    }
+}
+
+/// Which co-op runs each server, which community each app is for, which co-op each community
+/// belongs to — read from the store once per request.
+#[derive(Debug, Clone, Default)]
+pub struct Owners {
+    pub server_coop: HashMap<String, String>,
+    pub instance_community: HashMap<String, String>,
+    pub community_coop: HashMap<String, String>,
+    pub coop_names: HashMap<String, String>,
+    pub community_names: HashMap<String, String>,
+}
+
+impl Owners {
+    pub async fn load(store: &Store) -> cooper_store::Result<Owners> {
+        let communities = store.communities().await?;
+        Ok(Owners {
+            server_coop: store.server_owners().await?.into_iter().collect(),
+            instance_community: store.instance_owners().await?.into_iter().collect(),
+            community_coop: communities
+                .iter()
+                .map(|c| (c.id.clone(), c.coop_id.clone()))
+                .collect(),
+            coop_names: store
+                .coops()
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c.name))
+                .collect(),
+            community_names: communities.into_iter().map(|c| (c.id, c.name)).collect(),
+        })
+    }
+}
+
+/// A logged-in person with their memberships.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub person: Person,
+    /// Co-ops they operate for.
+    pub coops: HashSet<String>,
+    /// Communities they belong to, with their role there (`admin` | `member`).
+    pub communities: HashMap<String, String>,
+}
+
+impl Viewer {
+    pub async fn load(store: &Store, person: Person) -> cooper_store::Result<Viewer> {
+        let mut coops = HashSet::new();
+        let mut communities = HashMap::new();
+        for m in store.memberships(&person.id).await? {
+            match m.kind.as_str() {
+                "coop" => {
+                    coops.insert(m.target_id);
+                }
+                _ => {
+                    communities.insert(m.target_id, m.role);
+                }
+            }
+        }
+        Ok(Viewer {
+            person,
+            coops,
+            communities,
+        })
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.person.federation_admin
+    }
+
+    /// The highest role, for the page header.
+    pub fn role(&self) -> Role {
+        if self.is_admin() {
+            Role::FederationAdmin
+        } else if !self.coops.is_empty() {
+            Role::Operator
+        } else if self.communities.values().any(|r| r == "admin") {
+            Role::CommunityAdmin
+        } else {
+            Role::Member
+        }
+    }
+
+    /// The right on an app (`domain` on `server`).
+    pub fn on_instance(&self, domain: &str, server: &str, owners: &Owners) -> Right {
+        if self.is_admin() || self.operates(server, owners) {
+            return Right::Execute;
+        }
+        match owners
+            .instance_community
+            .get(domain)
+            .and_then(|c| self.communities.get(c))
+            .map(String::as_str)
+        {
+            Some("admin") => Right::Request,
+            Some(_) => Right::Read,
+            None => Right::None,
+        }
+    }
+
+    /// The right on a server: operators of its co-op (and federation admins) act on it;
+    /// nobody else sees it.
+    pub fn on_server(&self, server: &str, owners: &Owners) -> Right {
+        if self.is_admin() || self.operates(server, owners) {
+            Right::Execute
+        } else {
+            Right::None
+        }
+    }
+
+    fn operates(&self, server: &str, owners: &Owners) -> bool {
+        owners
+            .server_coop
+            .get(server)
+            .is_some_and(|c| self.coops.contains(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(admin: bool) -> Person {
+        Person {
+            id: "p".into(),
+            email: "p@example.org".into(),
+            name: "P".into(),
+            federation_admin: admin,
+            disabled: false,
+            password_hash: None,
+            oidc_subject: None,
+        }
+    }
+
+    fn owners() -> Owners {
+        Owners {
+            server_coop: [("s1".to_string(), "coopA".to_string())].into(),
+            instance_community: [("a.example.org".to_string(), "comA".to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rights_follow_memberships_not_roles() {
+        let o = owners();
+        let mut v = Viewer {
+            person: person(false),
+            coops: HashSet::new(),
+            communities: HashMap::new(),
+        };
+        assert_eq!(v.on_instance("a.example.org", "s1", &o), Right::None);
+        v.communities.insert("comA".into(), "member".into());
+        assert_eq!(v.on_instance("a.example.org", "s1", &o), Right::Read);
+        assert_eq!(v.on_instance("b.example.org", "s1", &o), Right::None);
+        v.communities.insert("comA".into(), "admin".into());
+        assert_eq!(v.on_instance("a.example.org", "s1", &o), Right::Request);
+        assert_eq!(v.on_server("s1", &o), Right::None);
+        v.coops.insert("coopB".into());
+        assert_eq!(v.on_server("s1", &o), Right::None, "another co-op's server");
+        v.coops.insert("coopA".into());
+        assert_eq!(v.on_instance("b.example.org", "s1", &o), Right::Execute);
+        assert_eq!(v.role(), Role::Operator);
+        let admin = Viewer {
+            person: person(true),
+            coops: HashSet::new(),
+            communities: HashMap::new(),
+        };
+        assert_eq!(admin.on_server("unowned", &o), Right::Execute);
+    }
+}

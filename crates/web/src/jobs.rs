@@ -1,0 +1,586 @@
+//! Actions as jobs: a job row in the store, taken by a worker of the pool, run through the same
+//! `cooper-ops` functions (and so the same operation envelope and per-app lock) as the CLI, its
+//! lines written to the store and pushed to whoever watches the job page. A job that was running
+//! when `cooper serve` stopped is marked interrupted at the next start and its cleanup runs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cooper_engine::converge::ServiceProgress;
+use cooper_ops::op::Cancel;
+use cooper_ops::record::Record;
+use cooper_ops::{DeployKind, DeployRequest, Overview, Reporter};
+use cooper_recipe::abra_dir::AbraDir;
+use cooper_store::{Job, JobState, RecordRow, Store};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, Notify};
+
+/// What the dashboard can run, with what the button says and whether it can stop safely midway.
+pub struct Kind {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// Stops at a safe point when cancelled (before it changes anything).
+    pub cancellable: bool,
+    /// Asks the person to confirm on a page of its own first (it changes what runs).
+    pub confirm: bool,
+}
+
+pub const KINDS: &[Kind] = &[
+    Kind {
+        name: "deploy",
+        label: "Deploy",
+        cancellable: true,
+        confirm: false,
+    },
+    Kind {
+        name: "upgrade",
+        label: "Upgrade",
+        cancellable: true,
+        confirm: true,
+    },
+    Kind {
+        name: "rollback",
+        label: "Roll back",
+        cancellable: true,
+        confirm: true,
+    },
+    Kind {
+        name: "restart",
+        label: "Restart",
+        cancellable: false,
+        confirm: false,
+    },
+    Kind {
+        name: "backup",
+        label: "Back up now",
+        cancellable: false,
+        confirm: false,
+    },
+    Kind {
+        name: "verify",
+        label: "Verify the last backup",
+        cancellable: false,
+        confirm: false,
+    },
+    Kind {
+        name: "restore",
+        label: "Restore the last backup",
+        cancellable: false,
+        confirm: true,
+    },
+    Kind {
+        name: "test",
+        label: "Run the app's tests",
+        cancellable: false,
+        confirm: false,
+    },
+    Kind {
+        name: "undeploy",
+        label: "Undeploy",
+        cancellable: false,
+        confirm: true,
+    },
+];
+
+pub fn kind(name: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+/// A job's arguments (stored as JSON; never secret values).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Args {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// The request this job answers, if an operator approved one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+}
+
+/// What watchers of a job hear.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Line { job: String, seq: i64, line: String },
+    Done { job: String },
+}
+
+/// The worker pool and what it shares with the pages.
+pub struct Jobs {
+    store: Store,
+    abra: AbraDir,
+    wake: Notify,
+    events: broadcast::Sender<Event>,
+    cancels: std::sync::Mutex<HashMap<String, Cancel>>,
+    /// Called with the server of every finished job (the live cache forgets it).
+    on_finish: Box<dyn Fn(&str) + Send + Sync>,
+    /// How the probe image of tests is named (for interrupted test cleanup).
+    pub probe_image: String,
+}
+
+impl Jobs {
+    pub fn new(
+        store: Store,
+        abra: AbraDir,
+        on_finish: Box<dyn Fn(&str) + Send + Sync>,
+    ) -> Arc<Jobs> {
+        Arc::new(Jobs {
+            store,
+            abra,
+            wake: Notify::new(),
+            events: broadcast::channel(1024).0,
+            cancels: Default::default(),
+            on_finish,
+            probe_image: cooper_ops::test::DEFAULT_PROBE_IMAGE.to_string(),
+        })
+    }
+
+    /// Hears every job's lines.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Queues a job and wakes a worker.
+    pub async fn submit(
+        &self,
+        kind: &str,
+        domain: &str,
+        args: &Args,
+        requested_by: &str,
+    ) -> cooper_store::Result<Job> {
+        let args = serde_json::to_string(args).expect("job arguments serialise");
+        let job = self
+            .store
+            .create_job(kind, domain, &args, requested_by)
+            .await?;
+        self.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Asks a job to stop (a queued one is cancelled at once).
+    pub async fn cancel(&self, id: &str) -> cooper_store::Result<Option<JobState>> {
+        let state = self.store.cancel_job(id).await?;
+        if let Some(c) = self.cancels.lock().expect("cancels lock").get(id) {
+            c.cancel();
+        }
+        if state == Some(JobState::Cancelled) {
+            let _ = self.events.send(Event::Done { job: id.into() });
+        }
+        Ok(state)
+    }
+
+    /// At start: jobs cut off by the last stop are marked interrupted and their cleanup runs
+    /// (the interrupted test runs of their app, helper containers left behind). Returns them.
+    pub async fn recover(&self) -> cooper_store::Result<Vec<Job>> {
+        let cut = self.store.interrupt_running_jobs().await?;
+        for job in &cut {
+            let mut lines = vec![format!(
+                "interrupted: cooper serve stopped while this {} ran",
+                job.kind
+            )];
+            lines.extend(self.cleanup(job).await);
+            for l in &lines {
+                self.store.add_job_line(&job.id, l).await?;
+            }
+            let outcome = format!("interrupted; {}", lines[1..].join("; "));
+            self.store.set_job_outcome(&job.id, &outcome).await?;
+            self.store
+                .audit(
+                    "cooper serve",
+                    &format!("{} interrupted", job.kind),
+                    Some(&job.domain),
+                    None,
+                    "interrupted",
+                    &outcome,
+                )
+                .await?;
+        }
+        Ok(cut)
+    }
+
+    /// What an interrupted job leaves and how it is cleaned: the app's lock is recovered by the
+    /// next operation (the lock file names the dead holder); test runs are cleaned by their
+    /// own cleanup steps; helper containers of backups are reaped by label.
+    async fn cleanup(&self, job: &Job) -> Vec<String> {
+        let abra = self.abra.clone();
+        let domain = job.domain.clone();
+        let kind = job.kind.clone();
+        let probe = self.probe_image.clone();
+        run_apart(move || async move {
+            let mut out = Vec::new();
+            let mut quiet = cooper_ops::Collect::default();
+            if kind == "test" {
+                match cooper_ops::test::cleanup_interrupted(&abra, &domain, &probe, &mut quiet)
+                    .await
+                {
+                    Ok(runs) => out.push(format!(
+                        "cleanup: {} interrupted test run(s) cleaned up",
+                        runs.len()
+                    )),
+                    Err(e) => out.push(format!("cleanup of the test run failed: {e}")),
+                }
+            }
+            if let Ok(app) = abra.app(&domain) {
+                match cooper_ops::connect(&abra, &app.at.server).await {
+                    Ok(engine) => {
+                        // Helpers of the dead process: their lifeline closed, so they stop by
+                        // themselves; ended ones are removed here.
+                        let mut still_running = 0;
+                        for purpose in ["restic", "probe", "verify-check"] {
+                            still_running += engine.reap_helpers(purpose).await.unwrap_or(0);
+                        }
+                        out.push(format!(
+                            "cleanup: helper containers of the stopped process removed ({still_running} still stopping)"
+                        ));
+                    }
+                    Err(e) => out.push(format!("cleanup: server not reachable: {e}")),
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or_else(|e| vec![format!("cleanup could not run: {e}")])
+    }
+
+    /// Starts `n` workers on the current runtime.
+    pub fn start(self: &Arc<Self>, n: usize) {
+        for _ in 0..n.max(1) {
+            let me = self.clone();
+            tokio::spawn(async move { me.work().await });
+        }
+    }
+
+    async fn work(self: Arc<Self>) {
+        loop {
+            match self.store.claim_job().await {
+                Ok(Some(job)) => self.run(job).await,
+                Ok(None) => {
+                    // A new job wakes us; the timer catches jobs queued by another process.
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(2), self.wake.notified()).await;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    }
+
+    async fn run(&self, job: Job) {
+        let cancel = Cancel::new();
+        if job.cancel_requested {
+            cancel.cancel();
+        }
+        self.cancels
+            .lock()
+            .expect("cancels lock")
+            .insert(job.id.clone(), cancel.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel::<Said>();
+        let args: Args = serde_json::from_str(&job.args).unwrap_or_default();
+        let (abra, kind, domain) = (self.abra.clone(), job.kind.clone(), job.domain.clone());
+        let done = run_apart(move || async move {
+            let mut reporter = JobReporter {
+                tx,
+                abra: abra.clone(),
+                last_picture: String::new(),
+            };
+            perform(&abra, &kind, &domain, &args, &mut reporter, cancel).await
+        });
+        tokio::pin!(done);
+        let mut records: Vec<RecordRow> = Vec::new();
+        let result = loop {
+            tokio::select! {
+                said = rx.recv() => match said {
+                    Some(Said::Line(l)) => self.line(&job.id, &l).await,
+                    Some(Said::Record(r)) => records.push(r),
+                    None => {}
+                },
+                r = &mut done => break r,
+            }
+        };
+        while let Ok(said) = rx.try_recv() {
+            match said {
+                Said::Line(l) => self.line(&job.id, &l).await,
+                Said::Record(r) => records.push(r),
+            }
+        }
+        self.cancels.lock().expect("cancels lock").remove(&job.id);
+        for r in &records {
+            let _ = self.store.index_record(r).await;
+        }
+        let record_path = records.last().map(|r| r.path.clone());
+        let cancelled = self
+            .store
+            .job(&job.id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|j| j.cancel_requested);
+        let (state, outcome) = match result {
+            Ok(Ok(summary)) => (JobState::Succeeded, summary),
+            Ok(Err(e)) if cancelled && e.contains("cancel") => (JobState::Cancelled, e),
+            Ok(Err(e)) => (JobState::Failed, e),
+            Err(e) => (JobState::Failed, format!("the job could not run: {e}")),
+        };
+        self.line(&job.id, &format!("{}: {outcome}", state.as_str()))
+            .await;
+        let _ = self
+            .store
+            .finish_job(&job.id, state, &outcome, record_path.as_deref())
+            .await;
+        let server = self.abra.app(&job.domain).ok().map(|a| a.at.server);
+        let _ = self
+            .store
+            .audit(
+                &job.requested_by,
+                &job.kind,
+                Some(&job.domain),
+                server.as_deref(),
+                state.as_str(),
+                &outcome,
+            )
+            .await;
+        if let Some(s) = &server {
+            (self.on_finish)(s);
+        }
+        let _ = self.events.send(Event::Done {
+            job: job.id.clone(),
+        });
+    }
+
+    async fn line(&self, job: &str, line: &str) {
+        if let Ok(seq) = self.store.add_job_line(job, line).await {
+            let _ = self.events.send(Event::Line {
+                job: job.into(),
+                seq,
+                line: line.into(),
+            });
+        }
+    }
+}
+
+/// Runs an operation on a thread of its own with its own small runtime: operations hold their
+/// reporter across awaits (they are not `Send`), and a job must not hold up the pages.
+async fn run_apart<T, F, Fut>(make: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("cooper-job".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => {
+                    let _ = tx.send(Ok(rt.block_on(make())));
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    rx.await
+        .map_err(|_| "the job's thread ended without an answer".to_string())?
+}
+
+enum Said {
+    Line(String),
+    Record(RecordRow),
+}
+
+/// The reporter of a job: lines and records go to the pool, which stores and broadcasts them.
+/// A job never asks: the person confirmed on the page before the job was queued.
+struct JobReporter {
+    tx: mpsc::UnboundedSender<Said>,
+    abra: AbraDir,
+    last_picture: String,
+}
+
+impl Reporter for JobReporter {
+    fn info(&mut self, line: &str) {
+        let _ = self.tx.send(Said::Line(line.to_string()));
+    }
+    fn progress(&mut self, services: &[ServiceProgress]) {
+        let picture = services
+            .iter()
+            .map(|s| format!("{} {}/{}", s.service, s.running, s.desired))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if picture != self.last_picture {
+            self.info(&picture);
+            self.last_picture = picture;
+        }
+    }
+    fn confirm(&mut self, overview: &Overview) -> bool {
+        self.info(&format!(
+            "{} on {}: {} → {} ({} services)",
+            overview.app,
+            overview.server,
+            overview.current_version.as_deref().unwrap_or("nothing"),
+            overview.new_version,
+            overview.services.len()
+        ));
+        for (version, notes) in &overview.release_notes {
+            self.info(&format!("release notes of {version}: {notes}"));
+        }
+        true
+    }
+    fn ask(&mut self, question: &str) -> bool {
+        self.info(&format!("{question} yes (confirmed on the page)"));
+        true
+    }
+    fn finished(&mut self, record: &Record) {
+        let _ = self.tx.send(Said::Record(record_row(&self.abra, record)));
+    }
+}
+
+/// The index row of a record.
+pub fn record_row(abra: &AbraDir, record: &Record) -> RecordRow {
+    RecordRow {
+        path: record.path(&abra.root).display().to_string(),
+        domain: record.app.clone(),
+        operation: record.operation.clone(),
+        started: record.started.clone(),
+        ok: record.ok,
+        error: record.error.clone(),
+    }
+}
+
+/// Indexes every record file under `$ABRA_DIR/cooper/records` that the store does not have yet
+/// (at start when the index is empty, and now and then for operations the CLI ran). Returns how
+/// many rows were added.
+pub async fn index_records(
+    store: &Store,
+    abra: &AbraDir,
+    known: &mut std::collections::HashSet<String>,
+) -> usize {
+    let dir = abra.root.join("cooper").join("records");
+    let Ok(apps) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut added = 0;
+    for app in apps.flatten() {
+        let Ok(files) = std::fs::read_dir(app.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let path = f.path().display().to_string();
+            if !path.ends_with(".json") || known.contains(&path) {
+                continue;
+            }
+            let Some(record) = std::fs::read_to_string(f.path())
+                .ok()
+                .and_then(|t| serde_json::from_str::<Record>(&t).ok())
+            else {
+                continue;
+            };
+            let mut row = record_row(abra, &record);
+            row.path = path.clone();
+            if store.index_record(&row).await.is_ok() {
+                known.insert(path);
+                added += 1;
+            }
+        }
+    }
+    added
+}
+
+/// Runs one job's operation; `Ok` is a one-line summary, `Err` the operation's error.
+async fn perform(
+    abra: &AbraDir,
+    kind: &str,
+    domain: &str,
+    args: &Args,
+    reporter: &mut JobReporter,
+    cancel: Cancel,
+) -> Result<String, String> {
+    let wait = Some(Duration::from_secs(120));
+    let deploy = |k: DeployKind| {
+        let mut req = DeployRequest::new(domain, k);
+        req.version = args.version.clone();
+        req.wait_lock = wait;
+        req.force = k == DeployKind::Deploy;
+        req
+    };
+    let r = match kind {
+        "deploy" | "upgrade" | "rollback" => {
+            let k = match kind {
+                "deploy" => DeployKind::Deploy,
+                "upgrade" => DeployKind::Upgrade,
+                _ => DeployKind::Rollback,
+            };
+            cooper_ops::deploy::deploy_cancellable(abra, &deploy(k), reporter, cancel)
+                .await
+                .map(|r| format!("{kind}: {} runs", r.version))
+        }
+        "restart" => cooper_ops::deploy::restart(abra, domain, None, reporter)
+            .await
+            .map(|names| format!("restarted {}", names.join(", "))),
+        "undeploy" => cooper_ops::undeploy(abra, domain, reporter)
+            .await
+            .map(|()| "undeployed (volumes and secrets kept)".to_string()),
+        "backup" => cooper_ops::backup::create(abra, domain, wait, reporter)
+            .await
+            .map(|r| {
+                format!(
+                    "snapshot {} ({} new, {} changed files)",
+                    r.snapshot.as_deref().unwrap_or("?"),
+                    r.summary.files_new,
+                    r.summary.files_changed
+                )
+            }),
+        "verify" => cooper_ops::backup::verify(abra, domain, args.snapshot.as_deref(), reporter)
+            .await
+            .and_then(|r| {
+                if r.problems.is_empty() {
+                    Ok(format!(
+                        "snapshot {} restored and checked: {} files, {} bytes",
+                        r.snapshot, r.files, r.bytes
+                    ))
+                } else {
+                    Err(cooper_ops::OpsError::Failed(r.problems.join("; ")))
+                }
+            }),
+        "restore" => {
+            let req = cooper_ops::backup::RestoreRequest {
+                domain: domain.to_string(),
+                snapshot: args.snapshot.clone(),
+                volumes: Vec::new(),
+                wait_lock: wait,
+                timeout: None,
+                from: None,
+            };
+            cooper_ops::backup::restore(abra, &req, reporter)
+                .await
+                .map(|r| format!("restored {} into {}", r.snapshot, r.volumes.join(", ")))
+        }
+        "test" => {
+            let req = cooper_ops::test::TestRequest::new(domain);
+            cooper_ops::test::run(abra, &req, reporter)
+                .await
+                .and_then(|run| {
+                    let r = &run.report;
+                    let line = format!(
+                        "{} passed, {} failed, {} skipped",
+                        r.passed(),
+                        r.failed(),
+                        r.skipped()
+                    );
+                    if r.failed() == 0 {
+                        Ok(line)
+                    } else {
+                        Err(cooper_ops::OpsError::Failed(format!(
+                            "{line}: {}",
+                            r.failures()
+                        )))
+                    }
+                })
+        }
+        other => return Err(format!("unknown job kind {other:?}")),
+    };
+    r.map_err(|e| e.to_string())
+}

@@ -1,0 +1,1689 @@
+//! The handlers. The guard (`routes`) has already checked the route's rule and put a
+//! [`Ctx`] in the request; handlers read it, call the store, `cooper-ops` or the live cache, and
+//! render a template. Forms post back and redirect (works without JavaScript).
+
+use std::collections::{BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use cooper_store::Token;
+use futures_util::Stream;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::authz::{Right, Role, Viewer};
+use crate::jobs::{self, Args};
+use crate::live::{instance_state, ServerState};
+use crate::routes::Ctx;
+use crate::views::*;
+use crate::AppState;
+
+const STYLE: &str = include_str!("../assets/style.css");
+const LIVE_JS: &str = include_str!("../assets/live.js");
+
+fn chrome(ctx: &Ctx, title: impl Into<String>, tab: &'static str) -> Chrome {
+    let v = ctx.viewer.as_ref();
+    Chrome {
+        title: title.into(),
+        who: v.map(|v| v.person.name.clone()),
+        role: v.map(|v| v.role().label().to_string()).unwrap_or_default(),
+        csrf: ctx.csrf.clone(),
+        admin: v.is_some_and(Viewer::is_admin),
+        operator: v.is_some_and(|v| v.role() >= Role::Operator),
+        tab,
+    }
+}
+
+fn bare_chrome(title: &str) -> Chrome {
+    Chrome {
+        title: title.into(),
+        who: None,
+        role: String::new(),
+        csrf: String::new(),
+        admin: false,
+        operator: false,
+        tab: "",
+    }
+}
+
+fn render(t: impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// A page that says what went wrong and what to do.
+pub fn problem(status: StatusCode, message: &str) -> Response {
+    let page = ProblemPage {
+        c: bare_chrome("Not possible"),
+        status: status.as_u16(),
+        message: message.into(),
+    };
+    let mut r = render(page);
+    *r.status_mut() = status;
+    r
+}
+
+pub fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "There is nothing here, or nothing you may see. Check the address, or ask an operator of your co-op.",
+    )
+}
+
+/// An internal error: logged to standard error, a plain page to the person.
+pub fn internal(e: impl std::fmt::Display) -> Response {
+    eprintln!("cooper serve: internal error: {e}");
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side. The operators can find the details in cooper serve's log.",
+    )
+}
+
+pub async fn home(Extension(ctx): Extension<Ctx>) -> Redirect {
+    if ctx.viewer.is_some() {
+        Redirect::to("/instances")
+    } else {
+        Redirect::to("/login")
+    }
+}
+
+pub async fn healthz(State(s): State<AppState>) -> Response {
+    match s.store.count_admins().await {
+        Ok(_) => "ok\n".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")).into_response(),
+    }
+}
+
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "style.css" => (STYLE, "text/css; charset=utf-8"),
+        "live.js" => (LIVE_JS, "text/javascript; charset=utf-8"),
+        _ => return not_found(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+// --- login, setup, invitations ---
+
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// Only paths of this dashboard are followed after login (never another site).
+fn safe_next(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next.to_string()
+    } else {
+        "/instances".into()
+    }
+}
+
+pub async fn login_form(Extension(ctx): Extension<Ctx>, Query(q): Query<NextQuery>) -> Response {
+    if ctx.viewer.is_some() {
+        return Redirect::to(&safe_next(&q.next)).into_response();
+    }
+    render(LoginPage {
+        c: chrome(&ctx, "Log in", "login"),
+        next: q.next,
+        email: String::new(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    session: Session,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let again = |error: &str, status: StatusCode| {
+        let mut r = render(LoginPage {
+            c: chrome(&ctx, "Log in", "login"),
+            next: f.next.clone(),
+            email: f.email.clone(),
+            error: Some(error.into()),
+        });
+        *r.status_mut() = status;
+        r
+    };
+    if !s.limit.allow(&f.email, ctx.client) {
+        let _ = s
+            .store
+            .audit(&f.email, "login", None, None, "refused", "too many tries")
+            .await;
+        return again(
+            "Too many tries. Wait a minute, then try again.",
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let person = match s.store.person_by_email(&f.email).await {
+        Ok(p) => p,
+        Err(e) => return internal(e),
+    };
+    // The same work (and the same answer) whether or not the email is known.
+    let phc = person
+        .as_ref()
+        .and_then(|p| p.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.clone());
+    let password = f.password.clone();
+    let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &phc))
+        .await
+        .unwrap_or(false);
+    let person = match person {
+        Some(p) if ok && !p.disabled => p,
+        _ => {
+            let _ = s
+                .store
+                .audit(
+                    &f.email,
+                    "login",
+                    None,
+                    None,
+                    "failed",
+                    "wrong email or password",
+                )
+                .await;
+            return again(
+                "The email or the password is wrong.",
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    if let Err(e) = begin_session(&session, &person.id).await {
+        return internal(e);
+    }
+    let _ = s
+        .store
+        .audit(&person.email, "login", None, None, "ok", "")
+        .await;
+    Redirect::to(&safe_next(&f.next)).into_response()
+}
+
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    crate::auth::hash_password("not anyone's password at all").unwrap_or_default()
+});
+
+/// Logs a person in: a new session id (the one from before login is never reused), a new CSRF
+/// token.
+async fn begin_session(session: &Session, person: &str) -> anyhow::Result<()> {
+    session.cycle_id().await?;
+    session.insert(crate::auth::PERSON, person).await?;
+    session.remove_value(crate::auth::CSRF).await?;
+    crate::auth::csrf_token(session).await;
+    Ok(())
+}
+
+pub async fn logout(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    session: Session,
+) -> Response {
+    let _ = s
+        .store
+        .audit(&ctx.viewer().person.email, "logout", None, None, "ok", "")
+        .await;
+    let _ = session.flush().await;
+    Redirect::to("/login").into_response()
+}
+
+pub async fn setup_form(State(s): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let done = s.store.count_admins().await.unwrap_or(0) > 0;
+    render(SetupPage {
+        c: chrome(&ctx, "Set up cooper", ""),
+        error: None,
+        email: String::new(),
+        name: String::new(),
+        done,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    token: String,
+    email: String,
+    name: String,
+    password: String,
+}
+
+pub async fn setup(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    session: Session,
+    Form(f): Form<SetupForm>,
+) -> Response {
+    let again = |error: String, status: StatusCode| {
+        let mut r = render(SetupPage {
+            c: chrome(&ctx, "Set up cooper", ""),
+            error: Some(error),
+            email: f.email.clone(),
+            name: f.name.clone(),
+            done: false,
+        });
+        *r.status_mut() = status;
+        r
+    };
+    if let Err(e) = crate::auth::check_new_password(&f.password, &f.email) {
+        return again(e, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    if f.name.trim().is_empty() || !f.email.contains('@') {
+        return again(
+            "Give your name and an email address.".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    match s.store.use_token("setup", &f.token).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return again(
+                "That setup token is not valid (used already, expired or mistyped). Restart cooper serve to get a new one while nobody administers it."
+                    .into(),
+                StatusCode::FORBIDDEN,
+            )
+        }
+        Err(e) => return internal(e),
+    }
+    let hash = match crate::auth::hash_password(&f.password) {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
+    let person = match s
+        .store
+        .add_person(&f.email, &f.name, Some(&hash), true)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return again(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+    };
+    let _ = s
+        .store
+        .audit(&person.email, "setup: first admin", None, None, "ok", "")
+        .await;
+    if let Err(e) = begin_session(&session, &person.id).await {
+        return internal(e);
+    }
+    Redirect::to("/instances").into_response()
+}
+
+pub async fn invite_form(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(token): Path<String>,
+) -> Response {
+    if !s.store.token_valid("invite", &token).await.unwrap_or(false) {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "This invitation is not valid any more (used, expired or mistyped). Ask for a new one.",
+        );
+    }
+    render(InvitePage {
+        c: chrome(&ctx, "Join", ""),
+        token,
+        email: String::new(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct InviteAccept {
+    name: String,
+    email: String,
+    password: String,
+}
+
+pub async fn accept_invite(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    session: Session,
+    Path(token): Path<String>,
+    Form(f): Form<InviteAccept>,
+) -> Response {
+    let again = |error: String| {
+        let mut r = render(InvitePage {
+            c: chrome(&ctx, "Join", ""),
+            token: token.clone(),
+            email: f.email.clone(),
+            error: Some(error),
+        });
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        r
+    };
+    if let Err(e) = crate::auth::check_new_password(&f.password, &f.email) {
+        return again(e);
+    }
+    let hash = match crate::auth::hash_password(&f.password) {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
+    let Some(t) = s.store.use_token("invite", &token).await.ok().flatten() else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "This invitation is not valid any more (used, expired or mistyped). Ask for a new one.",
+        );
+    };
+    let email = t.email.clone().unwrap_or(f.email.clone());
+    let person = match s
+        .store
+        .add_person(&email, &f.name, Some(&hash), false)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return again(e.to_string()),
+    };
+    if let (Some(kind), Some(target), Some(role)) = (&t.kind, &t.target_id, &t.role) {
+        if let Err(e) = s.store.add_membership(&person.id, kind, target, role).await {
+            return internal(e);
+        }
+    }
+    let _ = s
+        .store
+        .audit(
+            &person.email,
+            "joined by invitation",
+            None,
+            None,
+            "ok",
+            &format!(
+                "{} {} of {}",
+                t.kind.unwrap_or_default(),
+                t.role.unwrap_or_default(),
+                t.target_id.unwrap_or_default()
+            ),
+        )
+        .await;
+    if let Err(e) = begin_session(&session, &person.id).await {
+        return internal(e);
+    }
+    Redirect::to("/instances").into_response()
+}
+
+// --- instances ---
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    server: String,
+    #[serde(default)]
+    community: String,
+    #[serde(default)]
+    recipe: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+const PAGE: usize = 50;
+
+/// What the list knows of the latest records of every app: (domain, operation) → started.
+async fn latest(s: &AppState) -> HashMap<(String, String), String> {
+    s.store
+        .latest_records()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(d, o, t)| ((d, o), t))
+        .collect()
+}
+
+struct Upgrades {
+    newest: HashMap<String, Option<String>>,
+    levels: HashMap<(String, String), u8>,
+}
+
+fn upgrades(s: &AppState, recipes: &BTreeSet<String>) -> Upgrades {
+    let mut newest = HashMap::new();
+    for r in recipes {
+        let path = s.abra.recipes_dir().join(r);
+        let v = cooper_recipe::repo::RecipeRepo::open(r, &path)
+            .ok()
+            .and_then(|repo| repo.versions().ok())
+            .and_then(|vs| vs.last().map(|v| v.to_string()));
+        newest.insert(r.clone(), v);
+    }
+    let mut levels = HashMap::new();
+    if let Ok(Some(cat)) = cooper_ops::catalogue::read(&s.abra) {
+        for (name, meta) in cat {
+            for (version, level) in meta.cooper_levels {
+                levels.insert((name.clone(), version), level);
+            }
+        }
+    }
+    Upgrades { newest, levels }
+}
+
+fn newer(current: Option<&str>, candidate: Option<&String>) -> Option<String> {
+    let c = candidate?;
+    match current.map(cooper_recipe::version::RecipeVersion::parse) {
+        Some(Ok(cur)) => match cooper_recipe::version::RecipeVersion::parse(c) {
+            Ok(n) if n > cur => Some(c.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn row(
+    a: &AppInfo,
+    state: &ServerState,
+    community: String,
+    latest: &HashMap<(String, String), String>,
+    up: &Upgrades,
+) -> InstanceRow {
+    let shown = instance_state(state, &a.stack);
+    let version = shown.version.clone().or(a.env_version.clone());
+    let upgrade = newer(
+        version.as_deref(),
+        up.newest.get(&a.recipe).and_then(Option::as_ref),
+    );
+    let level = upgrade
+        .as_ref()
+        .and_then(|u| up.levels.get(&(a.recipe.clone(), u.clone())).copied());
+    let get = |op: &str| {
+        latest
+            .get(&(a.domain.clone(), op.to_string()))
+            .map(String::as_str)
+    };
+    InstanceRow {
+        domain: a.domain.clone(),
+        server: a.server.clone(),
+        recipe: a.recipe.clone(),
+        community,
+        state: shown.text,
+        tone: shown.tone,
+        version: version.unwrap_or_else(|| "—".into()),
+        upgrade,
+        level,
+        backup: Age::since(get("backup create"), BACKUP_DAYS),
+        verified: Age::since(get("backup verify"), VERIFY_DAYS),
+        tested: Age::since(get("app test"), TEST_DAYS),
+    }
+}
+
+fn community_of(ctx: &Ctx, domain: &str) -> String {
+    ctx.owners
+        .instance_community
+        .get(domain)
+        .and_then(|c| ctx.owners.community_names.get(c))
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub async fn instances(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let v = ctx.viewer();
+    let all = s.apps.all();
+    let visible: Vec<&AppInfo> = all
+        .iter()
+        .filter(|a| v.on_instance(&a.domain, &a.server, &ctx.owners) > Right::None)
+        .collect();
+    let servers: BTreeSet<String> = visible.iter().map(|a| a.server.clone()).collect();
+    let recipes: BTreeSet<String> = visible.iter().map(|a| a.recipe.clone()).collect();
+    let communities: BTreeSet<String> = visible
+        .iter()
+        .map(|a| community_of(&ctx, &a.domain))
+        .filter(|c| !c.is_empty())
+        .collect();
+    let filtered: Vec<&AppInfo> = visible
+        .into_iter()
+        .filter(|a| q.server.is_empty() || a.server == q.server)
+        .filter(|a| q.recipe.is_empty() || a.recipe == q.recipe)
+        .filter(|a| q.community.is_empty() || community_of(&ctx, &a.domain) == q.community)
+        .collect();
+    // Live state only for the servers on this page's candidates.
+    let wanted: Vec<String> = filtered
+        .iter()
+        .map(|a| a.server.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let live = s.live.servers(&wanted).await;
+    let latest = latest(&s).await;
+    let up = upgrades(&s, &filtered.iter().map(|a| a.recipe.clone()).collect());
+    let unknown: ServerState = Err("not looked at".into());
+    let mut rows: Vec<InstanceRow> = filtered
+        .iter()
+        .map(|a| {
+            let st = live.get(&a.server).map(|x| x.as_ref()).unwrap_or(&unknown);
+            row(a, st, community_of(&ctx, &a.domain), &latest, &up)
+        })
+        .filter(|r| q.state.is_empty() || r.tone == q.state)
+        .collect();
+    match q.sort.as_str() {
+        "server" => rows.sort_by(|a, b| (&a.server, &a.domain).cmp(&(&b.server, &b.domain))),
+        "recipe" => rows.sort_by(|a, b| (&a.recipe, &a.domain).cmp(&(&b.recipe, &b.domain))),
+        "state" => rows.sort_by(|a, b| (a.tone, &a.domain).cmp(&(b.tone, &b.domain))),
+        "community" => {
+            rows.sort_by(|a, b| (&a.community, &a.domain).cmp(&(&b.community, &b.domain)))
+        }
+        _ => {}
+    }
+    let total = rows.len();
+    let pages = total.div_ceil(PAGE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let rows: Vec<InstanceRow> = rows
+        .into_iter()
+        .skip((page - 1) * PAGE)
+        .take(PAGE)
+        .collect();
+    let link = |p: usize| {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("server", &q.server),
+            ("community", &q.community),
+            ("recipe", &q.recipe),
+            ("state", &q.state),
+            ("sort", &q.sort),
+        ] {
+            if !v.is_empty() {
+                ser.append_pair(k, v);
+            }
+        }
+        ser.append_pair("page", &p.to_string());
+        format!("/instances?{}", ser.finish())
+    };
+    render(InstancesPage {
+        c: chrome(&ctx, "Instances", "instances"),
+        rows,
+        total,
+        page,
+        pages,
+        prev_link: (page > 1).then(|| link(page - 1)),
+        next_link: (page < pages).then(|| link(page + 1)),
+        f: Filters {
+            server: q.server,
+            community: q.community,
+            recipe: q.recipe,
+            state: q.state,
+            sort: q.sort,
+        },
+        servers: servers.into_iter().collect(),
+        communities: communities.into_iter().collect(),
+        recipes: recipes.into_iter().collect(),
+    })
+}
+
+fn job_view(j: &cooper_store::Job) -> JobView {
+    JobView {
+        id: j.id.clone(),
+        kind: j.kind.clone(),
+        state: j.state.as_str().into(),
+        tone: match j.state {
+            cooper_store::JobState::Succeeded => "ok",
+            cooper_store::JobState::Failed | cooper_store::JobState::Interrupted => "bad",
+            cooper_store::JobState::Running | cooper_store::JobState::Queued => "warn",
+            cooper_store::JobState::Cancelled => "idle",
+        },
+        who: j.requested_by.clone(),
+        when: when(j.created_at),
+        outcome: j.outcome.clone().unwrap_or_default(),
+    }
+}
+
+pub async fn instance(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(domain): Path<String>,
+) -> Response {
+    let Some(a) = s.apps.get(&domain) else {
+        return not_found();
+    };
+    let v = ctx.viewer();
+    let right = v.on_instance(&a.domain, &a.server, &ctx.owners);
+    let state = s.live.server(&a.server).await;
+    let latest = latest(&s).await;
+    let up = upgrades(&s, &[a.recipe.clone()].into());
+    let r = row(&a, &state, community_of(&ctx, &a.domain), &latest, &up);
+    let release_notes = match &r.upgrade {
+        Some(to) => {
+            cooper_recipe::repo::RecipeRepo::open(&a.recipe, &s.abra.recipes_dir().join(&a.recipe))
+                .map(|repo| {
+                    cooper_ops::deploy::release_notes(
+                        &repo,
+                        (r.version != "—").then_some(r.version.as_str()),
+                        to,
+                    )
+                })
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    // Tasks: one more engine call, for this page only.
+    let (tasks, tasks_error) = match state.as_ref() {
+        Err(e) => (Vec::new(), Some(format!("server unreachable: {e}"))),
+        Ok(_) => match crate::live::Engines::new(s.abra.clone())
+            .engine(&a.server)
+            .await
+        {
+            Ok(engine) => match engine.stack_tasks(&a.stack).await {
+                Ok(rows) => (
+                    rows.into_iter()
+                        .map(|t| TaskView {
+                            tone: if t.state == "running" {
+                                "ok"
+                            } else if t.error.is_none() {
+                                "idle"
+                            } else {
+                                "bad"
+                            },
+                            service: t.service,
+                            state: t.state,
+                            error: t.error.unwrap_or_default(),
+                            image: t.image,
+                        })
+                        .collect(),
+                    None,
+                ),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            },
+            Err(e) => (Vec::new(), Some(e)),
+        },
+    };
+    let jobs = s
+        .store
+        .jobs(Some(&domain), 10)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(job_view)
+        .collect();
+    let records = cooper_ops::record::list(&s.abra.root, &domain)
+        .into_iter()
+        .rev()
+        .take(15)
+        .map(|rec| RecordView {
+            tone: match rec.ok {
+                Some(true) => "ok",
+                Some(false) => "bad",
+                None => "warn",
+            },
+            ok: match rec.ok {
+                Some(true) => "succeeded".into(),
+                Some(false) => "failed".into(),
+                None => "did not finish".into(),
+            },
+            operation: rec.operation,
+            started: rec.started,
+            error: rec.error.unwrap_or_default(),
+        })
+        .collect();
+    let requests = s
+        .store
+        .requests(Some(&domain), false)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|q| RequestView {
+            id: q.id,
+            kind: q.kind,
+            who: q.requested_by,
+            note: q.note,
+            when: when(q.created_at),
+            state: q.state,
+        })
+        .collect();
+    let actions = jobs::KINDS
+        .iter()
+        .map(|k| ActionView {
+            kind: k.name,
+            label: k.label,
+            confirm: k.confirm,
+        })
+        .collect();
+    render(InstancePage {
+        c: chrome(&ctx, domain.clone(), "instances"),
+        domain,
+        server: a.server,
+        recipe: a.recipe,
+        community: r.community,
+        state: r.state,
+        tone: r.tone,
+        version: r.version,
+        upgrade: r.upgrade,
+        level: r.level,
+        release_notes,
+        tasks,
+        tasks_error,
+        jobs,
+        records,
+        backup: r.backup,
+        verified: r.verified,
+        tested: r.tested,
+        can_execute: right >= Right::Execute,
+        can_request: right == Right::Request,
+        actions,
+        requests,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmQuery {
+    kind: String,
+}
+
+pub async fn confirm(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(domain): Path<String>,
+    Query(q): Query<ConfirmQuery>,
+) -> Response {
+    let Some(kind) = jobs::kind(&q.kind) else {
+        return problem(StatusCode::BAD_REQUEST, "No such action.");
+    };
+    let Some(a) = s.apps.get(&domain) else {
+        return not_found();
+    };
+    let state = s.live.server(&a.server).await;
+    let up = upgrades(&s, &[a.recipe.clone()].into());
+    let current = instance_state(&state, &a.stack)
+        .version
+        .or(a.env_version.clone());
+    let target = newer(
+        current.as_deref(),
+        up.newest.get(&a.recipe).and_then(Option::as_ref),
+    );
+    let (explain, version, notes) = match kind.name {
+        "upgrade" => match &target {
+            Some(t) => {
+                let notes = cooper_recipe::repo::RecipeRepo::open(&a.recipe, &s.abra.recipes_dir().join(&a.recipe))
+                    .map(|repo| cooper_ops::deploy::release_notes(&repo, current.as_deref(), t))
+                    .unwrap_or_default();
+                (
+                    vec![
+                        format!("{domain} goes from {} to {t}.", current.as_deref().unwrap_or("—")),
+                        "A backup is taken first; the upgrade stops if it fails.".into(),
+                        "If the new version does not come up healthy, the previous one runs again (volumes are not touched).".into(),
+                    ],
+                    t.clone(),
+                    notes,
+                )
+            }
+            None => (vec![format!("{domain} runs the newest release already.")], String::new(), Vec::new()),
+        },
+        "rollback" => (
+            vec![format!("{domain} goes back to the release before {}.", current.as_deref().unwrap_or("—")), "Data written by the newer version stays in the volumes; restore a backup if the older version cannot read it.".into()],
+            String::new(),
+            Vec::new(),
+        ),
+        "restore" => (
+            vec![format!("The volumes of {domain} are replaced by the last backup."), "The app's services are stopped during the restore and started again after; what was written since that backup is lost.".into()],
+            String::new(),
+            Vec::new(),
+        ),
+        "undeploy" => (
+            vec![format!("{domain} stops running. Its volumes and secrets stay; deploy it again to bring it back.")],
+            String::new(),
+            Vec::new(),
+        ),
+        _ => (vec![format!("{} {domain}.", kind.label)], String::new(), Vec::new()),
+    };
+    render(ConfirmPage {
+        c: chrome(&ctx, format!("{} {domain}", kind.label), "instances"),
+        domain,
+        kind: kind.name.into(),
+        label: kind.label.into(),
+        explain,
+        version,
+        release_notes: notes,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct JobForm {
+    kind: String,
+    #[serde(default)]
+    version: String,
+}
+
+pub async fn start_job(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(domain): Path<String>,
+    Form(f): Form<JobForm>,
+) -> Response {
+    let Some(kind) = jobs::kind(&f.kind) else {
+        return problem(StatusCode::BAD_REQUEST, "No such action.");
+    };
+    let args = Args {
+        version: Some(f.version.trim().to_string()).filter(|v| !v.is_empty()),
+        ..Default::default()
+    };
+    let who = &ctx.viewer().person.email;
+    match s.jobs.submit(kind.name, &domain, &args, who).await {
+        Ok(job) => {
+            let _ = s
+                .store
+                .audit(
+                    who,
+                    &format!("{} requested", kind.name),
+                    Some(&domain),
+                    None,
+                    "queued",
+                    &job.id,
+                )
+                .await;
+            Redirect::to(&format!("/jobs/{}", job.id)).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RequestForm {
+    kind: String,
+    #[serde(default)]
+    note: String,
+}
+
+pub async fn make_request(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(domain): Path<String>,
+    Form(f): Form<RequestForm>,
+) -> Response {
+    if !matches!(f.kind.as_str(), "upgrade" | "restore" | "export") {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Requests can ask for an upgrade, a restore or an export.",
+        );
+    }
+    let who = &ctx.viewer().person.email;
+    let note: String = f.note.chars().take(2000).collect();
+    match s.store.create_request(&f.kind, &domain, who, &note).await {
+        Ok(r) => {
+            let _ = s
+                .store
+                .audit(
+                    who,
+                    &format!("{} request", f.kind),
+                    Some(&domain),
+                    None,
+                    "pending",
+                    &r.id,
+                )
+                .await;
+            Redirect::to(&format!("/instances/{domain}")).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn decide(s: &AppState, ctx: &Ctx, id: &str, approve: bool) -> Response {
+    let Ok(Some(req)) = s.store.request(id).await else {
+        return not_found();
+    };
+    let who = &ctx.viewer().person.email;
+    let mut job_id = None;
+    if approve && req.kind != "export" {
+        let args = Args {
+            request: Some(req.id.clone()),
+            ..Default::default()
+        };
+        match s.jobs.submit(&req.kind, &req.domain, &args, who).await {
+            Ok(j) => job_id = Some(j.id),
+            Err(e) => return internal(e),
+        }
+    }
+    let state = if approve { "approved" } else { "declined" };
+    match s
+        .store
+        .decide_request(id, state, who, job_id.as_deref())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return problem(StatusCode::CONFLICT, "This request was decided already."),
+        Err(e) => return internal(e),
+    }
+    let _ = s
+        .store
+        .audit(
+            who,
+            &format!("{} request {state}", req.kind),
+            Some(&req.domain),
+            None,
+            state,
+            &req.requested_by,
+        )
+        .await;
+    match job_id {
+        Some(j) => Redirect::to(&format!("/jobs/{j}")).into_response(),
+        None => Redirect::to(&format!("/instances/{}", req.domain)).into_response(),
+    }
+}
+
+pub async fn approve(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    decide(&s, &ctx, &id, true).await
+}
+
+pub async fn decline(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    decide(&s, &ctx, &id, false).await
+}
+
+pub async fn status_svg(State(s): State<AppState>, Path(domain): Path<String>) -> Response {
+    let Some(a) = s.apps.get(&domain) else {
+        return not_found();
+    };
+    let state = s.live.server(&a.server).await;
+    let shown = instance_state(&state, &a.stack);
+    let label = "status".to_string();
+    let svg = StatusSvg {
+        label_width: 7 * label.len() + 12,
+        text_width: 7 * shown.text.chars().count() + 12,
+        label,
+        colour: colour(shown.tone),
+        text: shown.text,
+    };
+    match svg.render() {
+        Ok(body) => ([(header::CONTENT_TYPE, "image/svg+xml")], body).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+// --- jobs ---
+
+pub async fn job(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(Some(j)) = s.store.job(&id).await else {
+        return not_found();
+    };
+    let lines: Vec<LineView> = s
+        .store
+        .job_lines(&id, 0)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| LineView {
+            seq: l.seq,
+            at: when(l.at),
+            line: l.line,
+        })
+        .collect();
+    let a = s.apps.get(&j.domain);
+    let can_execute = a.as_ref().is_some_and(|a| {
+        ctx.viewer().on_instance(&a.domain, &a.server, &ctx.owners) >= Right::Execute
+    });
+    let running = !j.state.finished();
+    render(JobPage {
+        c: chrome(&ctx, format!("{} {}", j.kind, j.domain), "instances"),
+        last_seq: lines.last().map(|l| l.seq).unwrap_or(0),
+        domain: j.domain.clone(),
+        lines,
+        running,
+        cancellable: running && can_execute && jobs::kind(&j.kind).is_some_and(|k| k.cancellable),
+        record: j.record_path.clone(),
+        job: job_view(&j),
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+/// The job's lines as Server-Sent Events (`line` events with their sequence as id, then one
+/// `done`). A reconnecting browser sends `Last-Event-ID` and gets only what it missed.
+pub async fn job_events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(q.after);
+    let mut heard = s.jobs.subscribe();
+    let stream = async_stream(move |tx| async move {
+        let mut last = after;
+        loop {
+            let lines = s.store.job_lines(&id, last).await.unwrap_or_default();
+            for l in lines {
+                last = l.seq;
+                let ev = SseEvent::default()
+                    .event("line")
+                    .id(l.seq.to_string())
+                    .data(format!("{} {}", when(l.at), l.line));
+                if tx.send(ev).await.is_err() {
+                    return;
+                }
+            }
+            let finished = s.store.job(&id).await.ok().flatten().map(|j| {
+                (
+                    j.state.finished(),
+                    j.state.as_str(),
+                    j.outcome.unwrap_or_default(),
+                )
+            });
+            match finished {
+                Some((true, state, outcome)) => {
+                    let _ = tx
+                        .send(
+                            SseEvent::default()
+                                .event("done")
+                                .data(format!("{state}: {outcome}")),
+                        )
+                        .await;
+                    return;
+                }
+                None => return,
+                _ => {}
+            }
+            // Wake on this job's news, or look again in a second (another process may run it).
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                loop {
+                    match heard.recv().await {
+                        Ok(jobs::Event::Line { job, .. }) | Ok(jobs::Event::Done { job })
+                            if job == id =>
+                        {
+                            break
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        _ => {}
+                    }
+                }
+            })
+            .await;
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// A stream fed by a task through a small channel.
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    futures_util::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok)
+}
+
+pub async fn cancel_job(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(Some(j)) = s.store.job(&id).await else {
+        return not_found();
+    };
+    if !jobs::kind(&j.kind).is_some_and(|k| k.cancellable) {
+        return problem(
+            StatusCode::CONFLICT,
+            "This job cannot stop safely midway; it runs to its end.",
+        );
+    }
+    match s.jobs.cancel(&id).await {
+        Ok(_) => {
+            let _ = s
+                .store
+                .audit(
+                    &ctx.viewer().person.email,
+                    &format!("{} cancel", j.kind),
+                    Some(&j.domain),
+                    None,
+                    "asked",
+                    &id,
+                )
+                .await;
+            Redirect::to(&format!("/jobs/{id}")).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+// --- servers, catalogue, audit ---
+
+fn server_state_words(state: &ServerState) -> (String, &'static str) {
+    match state {
+        Ok(stacks) => {
+            let down = stacks.values().filter(|s| s.running < s.desired).count();
+            if down == 0 {
+                (format!("reachable, {} stacks running", stacks.len()), "ok")
+            } else {
+                (
+                    format!("reachable, {down} of {} stacks degraded", stacks.len()),
+                    "bad",
+                )
+            }
+        }
+        Err(e) => (format!("unreachable: {e}"), "unknown"),
+    }
+}
+
+pub async fn servers(State(s): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let v = ctx.viewer();
+    let names: Vec<String> = s
+        .apps
+        .servers()
+        .into_iter()
+        .filter(|n| v.on_server(n, &ctx.owners) > Right::None)
+        .collect();
+    let live = s.live.servers(&names).await;
+    let apps = s.apps.all();
+    let rows = names
+        .iter()
+        .map(|n| {
+            let (state, tone) = server_state_words(&live[n]);
+            ServerRow {
+                coop: ctx
+                    .owners
+                    .server_coop
+                    .get(n)
+                    .and_then(|c| ctx.owners.coop_names.get(c))
+                    .cloned()
+                    .unwrap_or_else(|| "no co-op yet".into()),
+                apps: apps.iter().filter(|a| &a.server == n).count(),
+                name: n.clone(),
+                state,
+                tone,
+            }
+        })
+        .collect();
+    render(ServersPage {
+        c: chrome(&ctx, "Servers", "servers"),
+        rows,
+    })
+}
+
+pub async fn server(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(name): Path<String>,
+) -> Response {
+    let state = s.live.server(&name).await;
+    let (nodes, nodes_error) = match crate::live::Engines::new(s.abra.clone())
+        .engine(&name)
+        .await
+    {
+        Ok(engine) => match engine.nodes().await {
+            Ok(nodes) => (
+                nodes
+                    .into_iter()
+                    .map(|n| NodeView {
+                        tone: if n.state == "ready" { "ok" } else { "bad" },
+                        hostname: n.hostname,
+                        role: n.role,
+                        state: n.state,
+                        engine: n.engine_version,
+                        cpus: format!("{:.1}", n.nano_cpus as f64 / 1e9),
+                        memory: format!("{:.1} GiB", n.memory_bytes as f64 / (1u64 << 30) as f64),
+                    })
+                    .collect(),
+                None,
+            ),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        },
+        Err(e) => (Vec::new(), Some(format!("unreachable: {e}"))),
+    };
+    let latest = latest(&s).await;
+    let apps: Vec<AppInfo> = s
+        .apps
+        .all()
+        .iter()
+        .filter(|a| a.server == name)
+        .cloned()
+        .collect();
+    let up = upgrades(&s, &apps.iter().map(|a| a.recipe.clone()).collect());
+    let rows = apps
+        .iter()
+        .map(|a| row(a, &state, community_of(&ctx, &a.domain), &latest, &up))
+        .collect();
+    render(ServerPage {
+        c: chrome(&ctx, name.clone(), "servers"),
+        coop: ctx
+            .owners
+            .server_coop
+            .get(&name)
+            .and_then(|c| ctx.owners.coop_names.get(c))
+            .cloned()
+            .unwrap_or_else(|| "no co-op yet".into()),
+        name,
+        nodes,
+        nodes_error,
+        apps: rows,
+    })
+}
+
+pub async fn catalogue(State(s): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let (rows, note) = match cooper_ops::catalogue::read(&s.abra) {
+        Ok(Some(cat)) => (
+            cat.into_iter()
+                .map(|(name, meta)| {
+                    let versions = meta
+                        .version_names()
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>();
+                    let latest = versions.last().cloned().unwrap_or_default();
+                    CatalogueRow {
+                        level: meta.cooper_levels.get(&latest).copied(),
+                        description: meta.description,
+                        versions: versions.len(),
+                        name,
+                        latest,
+                    }
+                })
+                .collect(),
+            None,
+        ),
+        Ok(None) => (
+            Vec::new(),
+            Some(
+                "No catalogue yet: an operator runs `cooper catalogue sync` (or `generate`)."
+                    .to_string(),
+            ),
+        ),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    render(CataloguePage {
+        c: chrome(&ctx, "Catalogue", "catalogue"),
+        rows,
+        note,
+    })
+}
+
+pub async fn audit(State(s): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let v = ctx.viewer();
+    let entries = s.store.audit_log(500).await.unwrap_or_default();
+    let rows = entries
+        .into_iter()
+        .filter(|e| {
+            if v.is_admin() {
+                return true;
+            }
+            match (&e.domain, &e.server) {
+                (Some(d), _) => s
+                    .apps
+                    .server_of(d)
+                    .is_some_and(|srv| v.on_instance(d, &srv, &ctx.owners) > Right::None),
+                (None, Some(srv)) => v.on_server(srv, &ctx.owners) > Right::None,
+                // Logins and other lines about a person: only their own.
+                (None, None) => e.actor == v.person.email,
+            }
+        })
+        .take(200)
+        .map(|e| AuditView {
+            when: when(e.at),
+            tone: match e.outcome.as_str() {
+                "ok" | "succeeded" | "approved" => "ok",
+                "failed" | "refused" | "interrupted" => "bad",
+                _ => "idle",
+            },
+            actor: e.actor,
+            action: e.action,
+            target: e.domain.or(e.server).unwrap_or_default(),
+            outcome: e.outcome,
+            detail: e.detail,
+        })
+        .collect();
+    render(AuditPage {
+        c: chrome(&ctx, "Audit log", "audit"),
+        rows,
+    })
+}
+
+// --- people (federation admins) ---
+
+async fn people_page(
+    s: &AppState,
+    ctx: &Ctx,
+    invite_link: Option<String>,
+    message: Option<String>,
+) -> Response {
+    let people = s.store.people().await.unwrap_or_default();
+    let mut views = Vec::new();
+    for p in people {
+        let places = s
+            .store
+            .memberships(&p.id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let name = if m.kind == "coop" {
+                    ctx.owners.coop_names.get(&m.target_id)
+                } else {
+                    ctx.owners.community_names.get(&m.target_id)
+                };
+                format!("{} of {}", m.role, name.cloned().unwrap_or(m.target_id))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        views.push(PersonView {
+            id: p.id,
+            email: p.email,
+            name: p.name,
+            places,
+            admin: p.federation_admin,
+        });
+    }
+    let coops: Vec<(String, String)> = s
+        .store
+        .coops()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    let communities = s
+        .store
+        .communities()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let coop = ctx
+                .owners
+                .coop_names
+                .get(&c.coop_id)
+                .cloned()
+                .unwrap_or_default();
+            (c.id, c.name, coop)
+        })
+        .collect();
+    let servers = s
+        .apps
+        .servers()
+        .into_iter()
+        .map(|n| {
+            let coop = ctx
+                .owners
+                .server_coop
+                .get(&n)
+                .and_then(|c| ctx.owners.coop_names.get(c))
+                .cloned()
+                .unwrap_or_default();
+            (n, coop)
+        })
+        .collect();
+    let instances = s
+        .apps
+        .all()
+        .iter()
+        .map(|a| (a.domain.clone(), community_of(ctx, &a.domain)))
+        .collect();
+    render(PeoplePage {
+        c: chrome(ctx, "People", "people"),
+        people: views,
+        coops,
+        communities,
+        servers,
+        instances,
+        invite_link,
+        message,
+    })
+}
+
+pub async fn people(State(s): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    people_page(&s, &ctx, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    email: String,
+    /// `coop:<id>` or `community:<id>`
+    place: String,
+    role: String,
+}
+
+pub async fn invite(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(f): Form<InviteForm>,
+) -> Response {
+    let Some((kind, target)) = f.place.split_once(':') else {
+        return problem(StatusCode::BAD_REQUEST, "Choose a co-op or a community.");
+    };
+    let valid = matches!(
+        (kind, f.role.as_str()),
+        ("coop", "operator") | ("community", "admin") | ("community", "member")
+    );
+    if !valid || !f.email.contains('@') {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "An invitation needs an email and a role that fits the place: operator of a co-op; admin or member of a community.",
+        );
+    }
+    let who = ctx.viewer().person.email.clone();
+    let token = Token {
+        purpose: "invite".into(),
+        email: Some(f.email.trim().to_lowercase()),
+        kind: Some(kind.into()),
+        target_id: Some(target.into()),
+        role: Some(f.role.clone()),
+        created_by: Some(who.clone()),
+    };
+    let secret = match s.store.issue_token(&token, 7 * 24 * 3600 * 1000).await {
+        Ok(t) => t,
+        Err(e) => return internal(e),
+    };
+    let _ = s
+        .store
+        .audit(
+            &who,
+            "invite",
+            None,
+            None,
+            "ok",
+            &format!("{} as {} of {}", f.email, f.role, f.place),
+        )
+        .await;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if s.config.insecure_http {
+        "http"
+    } else {
+        "https"
+    };
+    let link = format!("{scheme}://{host}/invite/{secret}");
+    people_page(&s, &ctx, Some(link), None).await
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    name: String,
+    #[serde(default)]
+    coop: String,
+}
+
+pub async fn add_coop(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Form(f): Form<NameForm>,
+) -> Response {
+    if f.name.trim().is_empty() {
+        return problem(StatusCode::BAD_REQUEST, "Give the co-op a name.");
+    }
+    match s.store.add_coop(&f.name).await {
+        Ok(c) => {
+            let _ = s
+                .store
+                .audit(
+                    &ctx.viewer().person.email,
+                    "add co-op",
+                    None,
+                    None,
+                    "ok",
+                    &c.name,
+                )
+                .await;
+            Redirect::to("/people").into_response()
+        }
+        Err(e) => problem(
+            StatusCode::CONFLICT,
+            &format!("Could not add the co-op: {e}"),
+        ),
+    }
+}
+
+pub async fn add_community(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Form(f): Form<NameForm>,
+) -> Response {
+    if f.name.trim().is_empty() || !ctx.owners.coop_names.contains_key(&f.coop) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Give the community a name and choose its co-op.",
+        );
+    }
+    match s.store.add_community(&f.name, &f.coop).await {
+        Ok(c) => {
+            let _ = s
+                .store
+                .audit(
+                    &ctx.viewer().person.email,
+                    "add community",
+                    None,
+                    None,
+                    "ok",
+                    &c.name,
+                )
+                .await;
+            Redirect::to("/people").into_response()
+        }
+        Err(e) => problem(
+            StatusCode::CONFLICT,
+            &format!("Could not add the community: {e}"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct OwnerForm {
+    /// `server:<name>` or `instance:<domain>`
+    what: String,
+    owner: String,
+}
+
+pub async fn set_owner(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Form(f): Form<OwnerForm>,
+) -> Response {
+    let who = ctx.viewer().person.email.clone();
+    let r = match f.what.split_once(':') {
+        Some(("server", name))
+            if s.apps.has_server(name) && ctx.owners.coop_names.contains_key(&f.owner) =>
+        {
+            s.store
+                .set_server_owner(name, &f.owner)
+                .await
+                .map(|_| (None, Some(name.to_string())))
+        }
+        Some(("instance", domain))
+            if s.apps.get(domain).is_some()
+                && ctx.owners.community_names.contains_key(&f.owner) =>
+        {
+            s.store
+                .set_instance_owner(domain, &f.owner)
+                .await
+                .map(|_| (Some(domain.to_string()), None))
+        }
+        _ => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "Choose a server and a co-op, or an instance and a community.",
+            )
+        }
+    };
+    match r {
+        Ok((domain, server)) => {
+            let _ = s
+                .store
+                .audit(
+                    &who,
+                    "assign owner",
+                    domain.as_deref(),
+                    server.as_deref(),
+                    "ok",
+                    &f.owner,
+                )
+                .await;
+            Redirect::to("/people").into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn revoke_sessions(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(person): Path<String>,
+) -> Response {
+    let Ok(Some(p)) = s.store.person(&person).await else {
+        return not_found();
+    };
+    match s.store.revoke_sessions(&p.id).await {
+        Ok(n) => {
+            let _ = s
+                .store
+                .audit(
+                    &ctx.viewer().person.email,
+                    "revoke sessions",
+                    None,
+                    None,
+                    "ok",
+                    &format!("{} ({n})", p.email),
+                )
+                .await;
+            people_page(
+                &s,
+                &ctx,
+                None,
+                Some(format!(
+                    "{} is logged out everywhere ({n} sessions ended).",
+                    p.email
+                )),
+            )
+            .await
+        }
+        Err(e) => internal(e),
+    }
+}

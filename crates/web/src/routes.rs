@@ -1,0 +1,398 @@
+//! The route table: every route with its method, path and authorization rule. The router is
+//! built from this table only, and the guard in front of every route enforces its rule before
+//! the handler runs — so a route cannot exist without a rule, and the authorization matrix test
+//! walks this same table.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use crate::auth::{self, StoreSessions};
+use crate::authz::{Owners, Right, Viewer};
+use crate::{pages, AppState};
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Anyone, logged in or not (login, setup, invitations, assets).
+    Public,
+    /// Anyone logged in (lists show only what they may see).
+    Person,
+    /// Federation admins only (others get 404).
+    Admin,
+    /// The app in `{domain}`, at this right.
+    Instance(Right),
+    /// The server in `{server}`, at this right.
+    Server(Right),
+    /// The job in `{job}`: the right on its app.
+    Job(Right),
+    /// The request in `{request}`: the right on its app.
+    Request(Right),
+}
+
+/// One route of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub rule: Rule,
+}
+
+fn r(
+    method: &'static str,
+    path: &'static str,
+    rule: Rule,
+    handler: MethodRouter<AppState>,
+) -> (Route, MethodRouter<AppState>) {
+    (Route { method, path, rule }, handler)
+}
+
+fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
+    use Right::{Execute, Read, Request as Ask};
+    use Rule::{Admin, Instance, Job, Person, Public, Server};
+    vec![
+        r("GET", "/", Public, get(pages::home)),
+        r("GET", "/healthz", Public, get(pages::healthz)),
+        r("GET", "/assets/{file}", Public, get(pages::asset)),
+        r("GET", "/login", Public, get(pages::login_form)),
+        r("POST", "/login", Public, post(pages::login)),
+        r("POST", "/logout", Person, post(pages::logout)),
+        r("GET", "/setup", Public, get(pages::setup_form)),
+        r("POST", "/setup", Public, post(pages::setup)),
+        r("GET", "/invite/{token}", Public, get(pages::invite_form)),
+        r(
+            "POST",
+            "/invite/{token}",
+            Public,
+            post(pages::accept_invite),
+        ),
+        r("GET", "/instances", Person, get(pages::instances)),
+        r(
+            "GET",
+            "/instances/{domain}",
+            Instance(Read),
+            get(pages::instance),
+        ),
+        r(
+            "GET",
+            "/instances/{domain}/confirm",
+            Instance(Execute),
+            get(pages::confirm),
+        ),
+        r(
+            "POST",
+            "/instances/{domain}/jobs",
+            Instance(Execute),
+            post(pages::start_job),
+        ),
+        r(
+            "POST",
+            "/instances/{domain}/requests",
+            Instance(Ask),
+            post(pages::make_request),
+        ),
+        r(
+            "GET",
+            "/instances/{domain}/status.svg",
+            Instance(Read),
+            get(pages::status_svg),
+        ),
+        r("GET", "/jobs/{job}", Job(Read), get(pages::job)),
+        r(
+            "GET",
+            "/jobs/{job}/events",
+            Job(Read),
+            get(pages::job_events),
+        ),
+        r(
+            "POST",
+            "/jobs/{job}/cancel",
+            Job(Execute),
+            post(pages::cancel_job),
+        ),
+        r(
+            "POST",
+            "/requests/{request}/approve",
+            Rule::Request(Execute),
+            post(pages::approve),
+        ),
+        r(
+            "POST",
+            "/requests/{request}/decline",
+            Rule::Request(Execute),
+            post(pages::decline),
+        ),
+        r("GET", "/servers", Person, get(pages::servers)),
+        r(
+            "GET",
+            "/servers/{server}",
+            Server(Execute),
+            get(pages::server),
+        ),
+        r("GET", "/catalogue", Person, get(pages::catalogue)),
+        r("GET", "/audit", Person, get(pages::audit)),
+        r("GET", "/people", Admin, get(pages::people)),
+        r("POST", "/people/invite", Admin, post(pages::invite)),
+        r("POST", "/people/coops", Admin, post(pages::add_coop)),
+        r(
+            "POST",
+            "/people/communities",
+            Admin,
+            post(pages::add_community),
+        ),
+        r("POST", "/people/owners", Admin, post(pages::set_owner)),
+        r(
+            "POST",
+            "/people/{person}/revoke",
+            Admin,
+            post(pages::revoke_sessions),
+        ),
+    ]
+}
+
+/// The route table (method, path, rule), for the authorization matrix and the docs.
+pub fn table() -> Vec<Route> {
+    routes().into_iter().map(|(r, _)| r).collect()
+}
+
+/// What the guard found out, for the handler.
+#[derive(Clone)]
+pub struct Ctx {
+    pub viewer: Option<Viewer>,
+    pub owners: std::sync::Arc<Owners>,
+    pub csrf: String,
+    pub path: String,
+    /// The client's address (when served with connection info).
+    pub client: Option<std::net::IpAddr>,
+}
+
+impl Ctx {
+    pub fn viewer(&self) -> &Viewer {
+        self.viewer
+            .as_ref()
+            .expect("the guard lets only logged-in people reach this route")
+    }
+}
+
+#[derive(Clone)]
+struct Guard {
+    state: AppState,
+    rule: Rule,
+}
+
+/// The largest form accepted (forms are small; this stops a body from filling memory).
+const MAX_FORM: usize = 64 * 1024;
+
+async fn guard(
+    State(g): State<Guard>,
+    session: Session,
+    params: Option<Path<HashMap<String, String>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let state = &g.state;
+    let params = params.map(|p| p.0).unwrap_or_default();
+    let path = req.uri().path().to_string();
+
+    // State changes carry the session's CSRF token in their form.
+    let req = if req.method() == Method::POST {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+            return pages::problem(StatusCode::PAYLOAD_TOO_LARGE, "That form is too large.");
+        };
+        let given = url::form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        if given.is_empty() || !auth::csrf_ok(&session, &given).await {
+            return denied(
+                "csrf",
+                pages::problem(
+                    StatusCode::FORBIDDEN,
+                    "This form has expired or did not come from this dashboard. Go back, reload the page and try again.",
+                ),
+            );
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        req
+    };
+
+    let person = match session.get::<String>(auth::PERSON).await {
+        Ok(Some(id)) => state.store.person(&id).await.ok().flatten(),
+        _ => None,
+    };
+    let person = person.filter(|p| !p.disabled);
+    let viewer = match person {
+        Some(p) => match Viewer::load(&state.store, p).await {
+            Ok(v) => Some(v),
+            Err(e) => return pages::internal(e),
+        },
+        None => None,
+    };
+    let owners = match Owners::load(&state.store).await {
+        Ok(o) => std::sync::Arc::new(o),
+        Err(e) => return pages::internal(e),
+    };
+
+    if g.rule != Rule::Public {
+        let Some(v) = &viewer else {
+            return denied(
+                "login",
+                if req.method() == Method::GET {
+                    let next =
+                        url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
+                    Redirect::to(&format!("/login?next={next}")).into_response()
+                } else {
+                    pages::problem(
+                        StatusCode::UNAUTHORIZED,
+                        "Your session has ended. Log in again, then repeat what you did.",
+                    )
+                },
+            );
+        };
+        let needed_and_had = match g.rule {
+            Rule::Public | Rule::Person => None,
+            Rule::Admin => Some((
+                Right::Execute,
+                if v.is_admin() {
+                    Right::Execute
+                } else {
+                    Right::None
+                },
+            )),
+            Rule::Instance(need) => {
+                let domain = params.get("domain").cloned().unwrap_or_default();
+                let right = match state.apps.server_of(&domain) {
+                    Some(server) => v.on_instance(&domain, &server, &owners),
+                    None => Right::None,
+                };
+                Some((need, right))
+            }
+            Rule::Server(need) => {
+                let server = params.get("server").cloned().unwrap_or_default();
+                let right = if state.apps.has_server(&server) {
+                    v.on_server(&server, &owners)
+                } else {
+                    Right::None
+                };
+                Some((need, right))
+            }
+            Rule::Job(need) => {
+                let id = params.get("job").cloned().unwrap_or_default();
+                let domain = match state.store.job(&id).await {
+                    Ok(j) => j.map(|j| j.domain),
+                    Err(e) => return pages::internal(e),
+                };
+                Some((need, instance_right(state, v, domain.as_deref(), &owners)))
+            }
+            Rule::Request(need) => {
+                let id = params.get("request").cloned().unwrap_or_default();
+                let domain = match state.store.request(&id).await {
+                    Ok(r) => r.map(|r| r.domain),
+                    Err(e) => return pages::internal(e),
+                };
+                Some((need, instance_right(state, v, domain.as_deref(), &owners)))
+            }
+        };
+        if let Some((need, had)) = needed_and_had {
+            if had == Right::None {
+                // What someone may not see does not exist for them.
+                return denied("not-found", pages::not_found());
+            }
+            if had < need {
+                return denied(
+                    "forbidden",
+                    pages::problem(
+                        StatusCode::FORBIDDEN,
+                        "Your role does not allow this here. An operator of the co-op can do it, or approve a request for it.",
+                    ),
+                );
+            }
+        }
+    }
+
+    let csrf = auth::csrf_token(&session).await;
+    let mut req = req;
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    req.extensions_mut().insert(Ctx {
+        viewer,
+        owners,
+        csrf,
+        path,
+        client,
+    });
+    next.run(req).await
+}
+
+/// Marks a response as the guard's refusal (`login`, `not-found`, `forbidden`, `csrf`), so tests
+/// and logs can tell it from a handler's own answer.
+fn denied(why: &'static str, mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert("x-cooper-denied", HeaderValue::from_static(why));
+    response
+}
+
+fn instance_right(state: &AppState, v: &Viewer, domain: Option<&str>, owners: &Owners) -> Right {
+    match domain.and_then(|d| state.apps.server_of(d).map(|s| (d, s))) {
+        Some((d, server)) => v.on_instance(d, &server, owners),
+        None => Right::None,
+    }
+}
+
+/// Builds the router: each route behind its guard, then sessions and security headers.
+pub fn router(state: AppState) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    for (route, handler) in routes() {
+        let guarded = handler.route_layer(middleware::from_fn_with_state(
+            Guard {
+                state: state.clone(),
+                rule: route.rule,
+            },
+            guard,
+        ));
+        router = router.route(route.path, guarded);
+    }
+    let sessions = SessionManagerLayer::new(StoreSessions(state.store.clone()))
+        .with_name("cooper_session")
+        .with_secure(!state.config.insecure_http)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)));
+    router
+        .fallback(|| async { pages::not_found() })
+        .with_state(state)
+        .layer(sessions)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                 frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}

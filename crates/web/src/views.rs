@@ -1,0 +1,477 @@
+//! What pages show: the apps of `$ABRA_DIR` (indexed, refreshed every few seconds), rows of the
+//! instance list with their live state and overdue flags, and the askama templates (compiled
+//! into the binary; HTML-escaped by default).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use cooper_recipe::abra_dir::AbraDir;
+
+/// One app of `$ABRA_DIR` as the dashboard indexes it.
+#[derive(Debug, Clone)]
+pub struct AppInfo {
+    pub domain: String,
+    pub server: String,
+    pub recipe: String,
+    /// The version on the `.env`'s TYPE line (what the CLI last deployed or chose).
+    pub env_version: Option<String>,
+    pub stack: String,
+}
+
+struct Index {
+    at: Instant,
+    apps: std::sync::Arc<Vec<AppInfo>>,
+    by_domain: HashMap<String, usize>,
+    servers: Vec<String>,
+}
+
+/// The apps and servers of `$ABRA_DIR`, read again when older than a few seconds (so an app
+/// made with `cooper app new` shows up without a restart).
+pub struct AppsCache {
+    abra: AbraDir,
+    index: Mutex<Option<Index>>,
+}
+
+const APPS_TTL: Duration = Duration::from_secs(3);
+
+impl AppsCache {
+    pub fn new(abra: AbraDir) -> AppsCache {
+        AppsCache {
+            abra,
+            index: Mutex::new(None),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Index) -> T) -> T {
+        let mut guard = self.index.lock().expect("apps index lock");
+        if guard.as_ref().is_none_or(|i| i.at.elapsed() > APPS_TTL) {
+            *guard = Some(self.read());
+        }
+        f(guard.as_ref().expect("just filled"))
+    }
+
+    fn read(&self) -> Index {
+        let mut apps = Vec::new();
+        for at in self.abra.apps().unwrap_or_default() {
+            let (recipe, env_version, stack) = match self.abra.app(&at.domain) {
+                Ok(app) => (
+                    app.recipe.name.clone(),
+                    app.recipe.version.clone(),
+                    cooper_ops::stack_of(&app),
+                ),
+                Err(_) => (
+                    "?".into(),
+                    None,
+                    cooper_recipe::stack::stack_name(&at.domain),
+                ),
+            };
+            apps.push(AppInfo {
+                domain: at.domain,
+                server: at.server,
+                recipe,
+                env_version,
+                stack,
+            });
+        }
+        apps.sort_by(|a, b| a.domain.cmp(&b.domain));
+        let by_domain = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.domain.clone(), i))
+            .collect();
+        Index {
+            at: Instant::now(),
+            apps: std::sync::Arc::new(apps),
+            by_domain,
+            servers: self.abra.servers().unwrap_or_default(),
+        }
+    }
+
+    pub fn all(&self) -> std::sync::Arc<Vec<AppInfo>> {
+        self.with(|i| i.apps.clone())
+    }
+
+    pub fn get(&self, domain: &str) -> Option<AppInfo> {
+        self.with(|i| i.by_domain.get(domain).map(|&n| i.apps[n].clone()))
+    }
+
+    pub fn server_of(&self, domain: &str) -> Option<String> {
+        self.with(|i| i.by_domain.get(domain).map(|&n| i.apps[n].server.clone()))
+    }
+
+    pub fn servers(&self) -> Vec<String> {
+        self.with(|i| i.servers.clone())
+    }
+
+    pub fn has_server(&self, server: &str) -> bool {
+        self.with(|i| i.servers.iter().any(|s| s == server))
+    }
+
+    /// Replaces the index (the benchmark fills it without files).
+    pub fn set(&self, apps: Vec<AppInfo>, servers: Vec<String>) {
+        let by_domain = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.domain.clone(), i))
+            .collect();
+        *self.index.lock().expect("apps index lock") = Some(Index {
+            at: Instant::now() + Duration::from_secs(365 * 24 * 3600),
+            apps: std::sync::Arc::new(apps),
+            by_domain,
+            servers,
+        });
+    }
+}
+
+/// The frame of every page: who is looking, the CSRF token for its forms, which tab is on.
+pub struct Chrome {
+    pub title: String,
+    pub who: Option<String>,
+    pub role: String,
+    pub csrf: String,
+    pub admin: bool,
+    pub operator: bool,
+    pub tab: &'static str,
+}
+
+/// A cell that may be overdue.
+pub struct Age {
+    pub text: String,
+    pub overdue: bool,
+}
+
+impl Age {
+    /// How long ago an RFC 3339 time was, overdue past `limit_days` (or when never).
+    pub fn since(rfc3339: Option<&str>, limit_days: i64) -> Age {
+        let Some(t) = rfc3339.and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        }) else {
+            return Age {
+                text: "never".into(),
+                overdue: true,
+            };
+        };
+        let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0);
+        Age {
+            text: ago(secs),
+            overdue: secs > limit_days * 86_400,
+        }
+    }
+}
+
+/// `3 min ago`, `5 h ago`, `2 days ago`.
+pub fn ago(secs: i64) -> String {
+    match secs {
+        s if s < 90 => format!("{s} s ago"),
+        s if s < 90 * 60 => format!("{} min ago", s / 60),
+        s if s < 48 * 3600 => format!("{} h ago", s / 3600),
+        s => format!("{} days ago", s / 86_400),
+    }
+}
+
+/// Milliseconds since the epoch as `2026-12-01 05:30 UTC`.
+pub fn when(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// A row of the instance list.
+pub struct InstanceRow {
+    pub domain: String,
+    pub server: String,
+    pub recipe: String,
+    pub community: String,
+    pub state: String,
+    pub tone: &'static str,
+    pub version: String,
+    pub upgrade: Option<String>,
+    pub level: Option<u8>,
+    pub backup: Age,
+    pub verified: Age,
+    pub tested: Age,
+}
+
+/// Overdue limits, in days.
+pub const BACKUP_DAYS: i64 = 2;
+pub const VERIFY_DAYS: i64 = 35;
+pub const TEST_DAYS: i64 = 35;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub c: Chrome,
+    pub next: String,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+pub struct SetupPage {
+    pub c: Chrome,
+    pub error: Option<String>,
+    pub email: String,
+    pub name: String,
+    pub done: bool,
+}
+
+#[derive(Template)]
+#[template(path = "invite.html")]
+pub struct InvitePage {
+    pub c: Chrome,
+    pub token: String,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "problem.html")]
+pub struct ProblemPage {
+    pub c: Chrome,
+    pub status: u16,
+    pub message: String,
+}
+
+pub struct Filters {
+    pub server: String,
+    pub community: String,
+    pub recipe: String,
+    pub state: String,
+    pub sort: String,
+}
+
+#[derive(Template)]
+#[template(path = "instances.html")]
+pub struct InstancesPage {
+    pub c: Chrome,
+    pub rows: Vec<InstanceRow>,
+    pub total: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub f: Filters,
+    pub servers: Vec<String>,
+    pub communities: Vec<String>,
+    pub recipes: Vec<String>,
+    pub prev_link: Option<String>,
+    pub next_link: Option<String>,
+}
+
+pub struct TaskView {
+    pub service: String,
+    pub state: String,
+    pub tone: &'static str,
+    pub error: String,
+    pub image: String,
+}
+
+pub struct JobView {
+    pub id: String,
+    pub kind: String,
+    pub state: String,
+    pub tone: &'static str,
+    pub who: String,
+    pub when: String,
+    pub outcome: String,
+}
+
+pub struct RecordView {
+    pub operation: String,
+    pub started: String,
+    pub ok: String,
+    pub tone: &'static str,
+    pub error: String,
+}
+
+pub struct ActionView {
+    pub kind: &'static str,
+    pub label: &'static str,
+    pub confirm: bool,
+}
+
+pub struct RequestView {
+    pub id: String,
+    pub kind: String,
+    pub who: String,
+    pub note: String,
+    pub when: String,
+    pub state: String,
+}
+
+#[derive(Template)]
+#[template(path = "instance.html")]
+pub struct InstancePage {
+    pub c: Chrome,
+    pub domain: String,
+    pub server: String,
+    pub recipe: String,
+    pub community: String,
+    pub state: String,
+    pub tone: &'static str,
+    pub version: String,
+    pub upgrade: Option<String>,
+    pub level: Option<u8>,
+    pub release_notes: Vec<(String, String)>,
+    pub tasks: Vec<TaskView>,
+    pub tasks_error: Option<String>,
+    pub jobs: Vec<JobView>,
+    pub records: Vec<RecordView>,
+    pub backup: Age,
+    pub verified: Age,
+    pub tested: Age,
+    pub can_execute: bool,
+    pub can_request: bool,
+    pub actions: Vec<ActionView>,
+    pub requests: Vec<RequestView>,
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub c: Chrome,
+    pub domain: String,
+    pub kind: String,
+    pub label: String,
+    pub explain: Vec<String>,
+    pub version: String,
+    pub release_notes: Vec<(String, String)>,
+}
+
+pub struct LineView {
+    pub seq: i64,
+    pub at: String,
+    pub line: String,
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+pub struct JobPage {
+    pub c: Chrome,
+    pub job: JobView,
+    pub domain: String,
+    pub lines: Vec<LineView>,
+    pub running: bool,
+    pub cancellable: bool,
+    pub record: Option<String>,
+    pub last_seq: i64,
+}
+
+pub struct ServerRow {
+    pub name: String,
+    pub coop: String,
+    pub apps: usize,
+    pub state: String,
+    pub tone: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "servers.html")]
+pub struct ServersPage {
+    pub c: Chrome,
+    pub rows: Vec<ServerRow>,
+}
+
+pub struct NodeView {
+    pub hostname: String,
+    pub role: String,
+    pub state: String,
+    pub tone: &'static str,
+    pub engine: String,
+    pub cpus: String,
+    pub memory: String,
+}
+
+#[derive(Template)]
+#[template(path = "server.html")]
+pub struct ServerPage {
+    pub c: Chrome,
+    pub name: String,
+    pub coop: String,
+    pub nodes: Vec<NodeView>,
+    pub nodes_error: Option<String>,
+    pub apps: Vec<InstanceRow>,
+}
+
+pub struct CatalogueRow {
+    pub name: String,
+    pub description: String,
+    pub latest: String,
+    pub level: Option<u8>,
+    pub versions: usize,
+}
+
+#[derive(Template)]
+#[template(path = "catalogue.html")]
+pub struct CataloguePage {
+    pub c: Chrome,
+    pub rows: Vec<CatalogueRow>,
+    pub note: Option<String>,
+}
+
+pub struct AuditView {
+    pub when: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub tone: &'static str,
+    pub detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    pub c: Chrome,
+    pub rows: Vec<AuditView>,
+}
+
+pub struct PersonView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub places: String,
+    pub admin: bool,
+}
+
+#[derive(Template)]
+#[template(path = "people.html")]
+pub struct PeoplePage {
+    pub c: Chrome,
+    pub people: Vec<PersonView>,
+    pub coops: Vec<(String, String)>,
+    pub communities: Vec<(String, String, String)>,
+    pub servers: Vec<(String, String)>,
+    pub instances: Vec<(String, String)>,
+    pub invite_link: Option<String>,
+    pub message: Option<String>,
+}
+
+/// The status picture of an instance (an SVG badge: words and colour, never colour alone).
+#[derive(Template)]
+#[template(path = "status.svg", escape = "xml")]
+pub struct StatusSvg {
+    pub label: String,
+    pub text: String,
+    pub colour: &'static str,
+    pub label_width: usize,
+    pub text_width: usize,
+}
+
+/// The colour of a tone (with the text beside it, always).
+pub fn colour(tone: &str) -> &'static str {
+    match tone {
+        "ok" => "#1a7f37",
+        "warn" => "#9a6700",
+        "bad" => "#cf222e",
+        "idle" => "#57606a",
+        _ => "#6e40c9",
+    }
+}
