@@ -103,6 +103,7 @@ impl Serve {
                 shown.split(' ').next().unwrap_or_default()
             );
         }
+        println!("cooper serve: ready (Ctrl-C stops it)");
         use std::io::Write;
         std::io::stdout().flush()?;
         cooper_web::serve(listener, state, shutdown()).await?;

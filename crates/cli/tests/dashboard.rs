@@ -1,0 +1,576 @@
+//! `cooper serve` as people use it: the real binary, the real local Swarm, a real Chromium
+//! over WebDriver. A newcomer sets up the first account with the printed setup token, sees the
+//! app deployed by the CLI, upgrades it and watches the job live, finds the audit entry; every
+//! page is checked by axe-core (no serious or critical violations), the login and an action are
+//! done by keyboard alone, the list is usable on a phone; then `cooper serve` is killed in the
+//! middle of a job and the next start marks that job interrupted and cleans up. Screenshots of
+//! each step are kept under `target/dashboard-screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn fixture(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/deploy/testapp")
+        .join(version)
+}
+
+fn shots() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn axe_path() -> PathBuf {
+    if let Ok(p) = std::env::var("COOPER_AXE") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/web-tools/node_modules/axe-core/axe.min.js")
+}
+
+struct Serve {
+    child: tokio::process::Child,
+    base: String,
+    token: Option<String>,
+    lines: Vec<String>,
+}
+
+/// Starts `cooper serve` on a free port and reads what it prints until it listens.
+async fn serve(abra: &Path) -> Serve {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cooper"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("ABRA_DIR", abra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut base = None;
+    let mut token = None;
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline.into(), out.next_line()).await {
+        lines.push(line.clone());
+        if let Some(rest) = line.strip_prefix("cooper serve: listening on ") {
+            base = Some(rest.trim_end_matches('/').to_string());
+        }
+        if line.starts_with("    ") && !line.trim().is_empty() {
+            token = Some(line.trim().to_string());
+        }
+        if line.starts_with("cooper serve: ready") {
+            break;
+        }
+    }
+    // Keep draining its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+    Serve {
+        child,
+        base: base
+            .unwrap_or_else(|| panic!("cooper serve did not say where it listens: {lines:?}")),
+        token,
+        lines,
+    }
+}
+
+struct Driver {
+    _child: tokio::process::Child,
+    port: u16,
+}
+
+async fn chromedriver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver (scripts/setup-swarm installs chromium-driver)");
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Driver {
+        _child: child,
+        port,
+    }
+}
+
+async fn browser(d: &Driver) -> Client {
+    cooper_registry::install_crypto();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+            "--disable-dev-shm-usage", "--window-size=1280,900", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]}),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", d.port))
+        .await
+        .expect("a Chromium session")
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(shots().join(format!("{name}.png")), png);
+    }
+}
+
+/// Waits (bounded) until `css` exists and its text contains `text`.
+async fn wait_text(c: &Client, css: &str, text: &str, within: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if t.contains(text) {
+                    return t;
+                }
+            }
+        }
+        if start.elapsed() > within {
+            shot(c, "failure").await;
+            let url = c
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let src = c.source().await.unwrap_or_default();
+            panic!("no {css:?} with {text:?} within {within:?} at {url}:\n{src}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Runs axe-core on the page; returns its serious and critical violations.
+async fn axe(c: &Client, axe_js: &str) -> Vec<String> {
+    c.execute(axe_js, vec![]).await.expect("axe-core loads");
+    let r = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']}).then(r => done(
+               r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', '))
+             )).catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(r).unwrap()
+}
+
+async fn job_state(store: &cooper_store::Store, id: &str) -> cooper_store::JobState {
+    store.job(id).await.unwrap().unwrap().state
+}
+
+#[test]
+fn a_newcomer_upgrades_an_app_from_the_dashboard() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let docker = cooper_testkit::local_docker().await.unwrap();
+    cooper_testkit::ensure_images(&docker, &["cooper-test/web:1.0", "cooper-test/web:1.1"])
+        .await
+        .unwrap();
+    cooper_testkit::ensure_restic_image(&docker).await.unwrap();
+    let axe_js = std::fs::read_to_string(axe_path()).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (scripts/setup-web-tools installs axe-core)",
+            axe_path().display()
+        )
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let abra = dir.path();
+    std::fs::create_dir_all(abra.join("servers/default")).unwrap();
+    cooper_testkit::recipe_repo(
+        &abra.join("recipes/testapp"),
+        &[
+            (fixture("1.0.0+1.0"), "1.0.0+1.0"),
+            (fixture("1.1.0+1.1"), "1.1.0+1.1"),
+        ],
+    )
+    .unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    cooper_testkit::backup_settings(abra, "default", &repo.path().join("restic")).unwrap();
+    let domain = "t-dash.cooper.test".to_string();
+    let stack = domain.replace('.', "_");
+    cooper_testkit::scrub_stack(&stack);
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cooper"))
+            .args(args)
+            .env("ABRA_DIR", abra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "cooper {args:?}: {text}");
+        text
+    };
+    cli(&[
+        "app",
+        "new",
+        "testapp",
+        "1.0.0+1.0",
+        "-s",
+        "default",
+        "-D",
+        &domain,
+        "-n",
+    ]);
+    cli(&["app", "secret", "generate", &domain, "--all"]);
+    cli(&["app", "deploy", &domain, "-n"]);
+
+    let mut server = serve(abra).await;
+    let token = server
+        .token
+        .clone()
+        .unwrap_or_else(|| panic!("a setup token on first start: {:?}", server.lines));
+    let base = server.base.clone();
+    assert!(base.starts_with("http://localhost:"), "{base}");
+
+    let driver = chromedriver().await;
+    let c = browser(&driver).await;
+    let mut violations = Vec::new();
+
+    // The newcomer: setup token → first admin → the instance list with the app live.
+    c.goto(&format!("{base}/setup")).await.unwrap();
+    violations.extend(
+        axe(&c, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("/setup: {v}")),
+    );
+    fill(&c, "#token", &token).await;
+    fill(&c, "#name", "Ada Admin").await;
+    fill(&c, "#email", "ada@example.org").await;
+    fill(&c, "#password", PASSWORD).await;
+    shot(&c, "01-setup").await;
+    click(&c, "form[action='/setup'] button[type=submit]").await;
+    let row = wait_text(&c, "table.list tbody", &domain, Duration::from_secs(20)).await;
+    assert!(
+        row.contains("deployed 2/2"),
+        "the app runs, as the CLI left it: {row}"
+    );
+    assert!(
+        row.contains("1.0.0+1.0") && row.contains("1.1.0+1.1"),
+        "version and upgrade: {row}"
+    );
+    shot(&c, "02-instances").await;
+    violations.extend(
+        axe(&c, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("/instances: {v}")),
+    );
+
+    // The instance page, then an upgrade confirmed with its release notes.
+    click(&c, &format!("a[href='/instances/{domain}']")).await;
+    wait_text(&c, "#state", "deployed 2/2", Duration::from_secs(10)).await;
+    shot(&c, "03-instance").await;
+    violations.extend(
+        axe(&c, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("instance: {v}")),
+    );
+    click(
+        &c,
+        &format!("a[href='/instances/{domain}/confirm?kind=upgrade']"),
+    )
+    .await;
+    let main = wait_text(&c, "main", "1.1.0+1.1", Duration::from_secs(10)).await;
+    assert!(
+        main.contains("Moves the web image to 1.1."),
+        "release notes shown: {main}"
+    );
+    violations.extend(
+        axe(&c, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("confirm: {v}")),
+    );
+    shot(&c, "04-confirm").await;
+    click(&c, "#go").await;
+
+    // The job page: lines arrive while it runs (Server-Sent Events), then the result.
+    wait_text(&c, "h1", "upgrade of", Duration::from_secs(10)).await;
+    let job_url = c.current_url().await.unwrap().to_string();
+    let job_id = job_url.rsplit('/').next().unwrap().to_string();
+    let store = cooper_store::Store::open_default(abra).await.unwrap();
+    let start = Instant::now();
+    let mut saw_live = false;
+    let mut first_count = None;
+    loop {
+        let state = c.find(Locator::Css("#job-state")).await.ok();
+        let state = match state {
+            Some(e) => e.text().await.unwrap_or_default(),
+            None => String::new(),
+        };
+        let count = c
+            .find_all(Locator::Css("#log li"))
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0);
+        if state == "running" || state == "queued" {
+            match first_count {
+                None => first_count = Some(count),
+                Some(n) if count > n => saw_live = true,
+                _ => {}
+            }
+        }
+        if state == "succeeded" || state == "failed" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "the upgrade did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(&c, "05-job").await;
+    let page = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("succeeded"), "{page}");
+    assert_eq!(
+        job_state(&store, &job_id).await,
+        cooper_store::JobState::Succeeded
+    );
+    assert!(
+        saw_live,
+        "progress lines arrived while the job ran, without a reload"
+    );
+    violations.extend(
+        axe(&c, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("job: {v}")),
+    );
+    let ps = cli(&["app", "ps", &domain]);
+    assert!(
+        ps.contains("cooper-test/web:1.1"),
+        "the CLI sees the upgrade: {ps}"
+    );
+
+    // The audit log says who did what and how it ended.
+    c.goto(&format!("{base}/audit")).await.unwrap();
+    let audit = wait_text(&c, "main", "upgrade", Duration::from_secs(10)).await;
+    assert!(
+        audit.contains("ada@example.org") && audit.contains("succeeded"),
+        "{audit}"
+    );
+    shot(&c, "06-audit").await;
+    for page in [
+        "/audit",
+        "/servers",
+        "/servers/default",
+        "/catalogue",
+        "/people",
+    ] {
+        c.goto(&format!("{base}{page}")).await.unwrap();
+        wait_text(&c, "h1", "", Duration::from_secs(10)).await;
+        violations.extend(
+            axe(&c, &axe_js)
+                .await
+                .into_iter()
+                .map(|v| format!("{page}: {v}")),
+        );
+    }
+
+    // On a phone: the list fits the screen.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{base}/instances")).await.unwrap();
+    wait_text(&c, "main", &domain, Duration::from_secs(10)).await;
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "no sideways scrolling on a phone: {overflow}"
+    );
+    shot(&c, "07-phone").await;
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // Keyboard only: log in (a new browser), then start a backup from the instance page.
+    let k = browser(&driver).await;
+    k.goto(&format!("{base}/login")).await.unwrap();
+    violations.extend(
+        axe(&k, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("/login: {v}")),
+    );
+    let email = k.active_element().await.unwrap();
+    assert_eq!(
+        email.attr("id").await.unwrap().as_deref(),
+        Some("email"),
+        "the email field has focus"
+    );
+    email.send_keys("ada@example.org").await.unwrap();
+    email.send_keys(&Key::Tab).await.unwrap();
+    let pw = k.active_element().await.unwrap();
+    assert_eq!(pw.attr("id").await.unwrap().as_deref(), Some("password"));
+    pw.send_keys(PASSWORD).await.unwrap();
+    pw.send_keys(&Key::Enter).await.unwrap();
+    wait_text(&k, "h1", "Instances", Duration::from_secs(10)).await;
+    k.goto(&format!("{base}/instances/{domain}")).await.unwrap();
+    wait_text(&k, "h1", &domain, Duration::from_secs(10)).await;
+    let mut reached = false;
+    for _ in 0..60 {
+        k.active_element()
+            .await
+            .unwrap()
+            .send_keys(&Key::Tab)
+            .await
+            .unwrap();
+        let el = k.active_element().await.unwrap();
+        if el.text().await.unwrap_or_default().trim() == "Back up now" {
+            el.send_keys(&Key::Enter).await.unwrap();
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab reaches the “Back up now” button");
+    wait_text(&k, "h1", "backup of", Duration::from_secs(10)).await;
+    wait_text(&k, "#job-state", "succeeded", Duration::from_secs(120)).await;
+    shot(&k, "08-keyboard-backup").await;
+    let _ = k.close().await;
+
+    // Killed mid-job: a slow deploy is running when cooper serve dies (kill -9).
+    let env_path = abra.join(format!("servers/default/{domain}.env"));
+    let env = std::fs::read_to_string(&env_path).unwrap();
+    std::fs::write(
+        &env_path,
+        format!("{env}COMPOSE_FILE=compose.yml:compose.slow.yml\n"),
+    )
+    .unwrap();
+    c.goto(&format!("{base}/instances/{domain}")).await.unwrap();
+    click(&c, "form[action$='/jobs'] input[value='deploy'] ~ button").await;
+    wait_text(&c, "h1", "deploy of", Duration::from_secs(10)).await;
+    let killed_id = c
+        .current_url()
+        .await
+        .unwrap()
+        .to_string()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let start = Instant::now();
+    // Running, and past its apply (the lock file is there): then kill.
+    let lock = abra.join(format!("servers/default/.{domain}.lock"));
+    while !(job_state(&store, &killed_id).await == cooper_store::JobState::Running && lock.exists())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the deploy job never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-9", &server.child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let _ = server.child.wait().await;
+    assert_eq!(
+        job_state(&store, &killed_id).await,
+        cooper_store::JobState::Running
+    );
+
+    let again = serve(abra).await;
+    assert!(
+        again.token.is_none(),
+        "no new setup token once an admin exists"
+    );
+    assert!(
+        again
+            .lines
+            .iter()
+            .any(|l| l.contains("1 job(s) were running at the last stop")),
+        "{:?}",
+        again.lines
+    );
+    let job = store.job(&killed_id).await.unwrap().unwrap();
+    assert_eq!(job.state, cooper_store::JobState::Interrupted);
+    let outcome = job.outcome.unwrap_or_default();
+    assert!(outcome.contains("cleanup"), "{outcome}");
+    let base = again.base.clone();
+    c.goto(&format!("{base}/jobs/{killed_id}")).await.unwrap();
+    let text = wait_text(&c, "main", "interrupted", Duration::from_secs(10)).await;
+    assert!(
+        text.contains("cooper serve stopped while this deploy ran"),
+        "{text}"
+    );
+    shot(&c, "09-interrupted").await;
+    // The lock the killed job held is recovered by the next operation.
+    let out = cli(&["app", "deploy", &domain, "-n", "-f"]);
+    assert!(out.contains("ended without finishing"), "{out}");
+
+    let _ = c.close().await;
+    cooper_testkit::scrub_stack(&stack);
+    assert!(
+        violations.is_empty(),
+        "accessibility (axe-core):\n{}",
+        violations.join("\n")
+    );
+}
