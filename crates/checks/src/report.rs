@@ -2,10 +2,10 @@
 
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a step ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
 pub enum Outcome {
     Passed,
@@ -14,7 +14,7 @@ pub enum Outcome {
 }
 
 /// One step's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepResult {
     pub suite: String,
     /// `setup`, `test`, `seed`, `check` or `cleanup`.
@@ -28,7 +28,7 @@ pub struct StepResult {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     pub app: String,
     pub recipe: String,

@@ -201,6 +201,50 @@ async fn axe(c: &Client, axe_js: &str) -> Vec<String> {
     serde_json::from_value(r).unwrap()
 }
 
+/// Selects the option with this value.
+async fn choose(c: &Client, select: &str, value: &str) {
+    c.find(Locator::Css(&format!("{select} option[value='{value}']")))
+        .await
+        .unwrap_or_else(|e| panic!("{select} has no option {value}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Selects the option whose text starts with `text`.
+async fn choose_text(c: &Client, select: &str, text: &str) {
+    for o in c
+        .find_all(Locator::Css(&format!("{select} option")))
+        .await
+        .unwrap()
+    {
+        if o.text().await.unwrap_or_default().starts_with(text) {
+            o.click().await.unwrap();
+            return;
+        }
+    }
+    panic!("{select} has no option {text:?}");
+}
+
+/// Fetches a path from the page (with its cookies): status, content type, body size.
+async fn fetch_status(c: &Client, path: &str) -> (u16, String, u64) {
+    let r = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0]).then(r => r.arrayBuffer().then(b =>
+               done([r.status, r.headers.get('content-type') || '', b.byteLength])))
+             .catch(e => done([0, String(e), 0]));",
+            vec![serde_json::json!(path)],
+        )
+        .await
+        .unwrap();
+    (
+        r[0].as_u64().unwrap_or(0) as u16,
+        r[1].as_str().unwrap_or_default().to_string(),
+        r[2].as_u64().unwrap_or(0),
+    )
+}
+
 async fn job_state(store: &cooper_store::Store, id: &str) -> cooper_store::JobState {
     store.job(id).await.unwrap().unwrap().state
 }
@@ -496,6 +540,93 @@ async fn run() {
     shot(&k, "08-keyboard-backup").await;
     let _ = k.close().await;
 
+    // People: the admin makes a co-op and a community, gives them the server and the app,
+    // and invites a community admin, who asks for an export; once an operator approves, the
+    // community admin downloads the data (the newest backup as a tar archive).
+    c.goto(&format!("{base}/people")).await.unwrap();
+    fill(&c, "#coop-name", "Test Co-op").await;
+    click(&c, "form[action='/people/coops'] button").await;
+    wait_text(&c, "#com-coop", "Test Co-op", Duration::from_secs(10)).await;
+    fill(&c, "#com-name", "Radio Collective").await;
+    click(&c, "form[action='/people/communities'] button").await;
+    wait_text(
+        &c,
+        "#own-owner",
+        "Radio Collective",
+        Duration::from_secs(10),
+    )
+    .await;
+    choose(&c, "#own-what", "server:default").await;
+    choose_text(&c, "#own-owner", "co-op Test Co-op").await;
+    click(&c, "form[action='/people/owners'] button").await;
+    wait_text(&c, "#own-what", "(now Test Co-op)", Duration::from_secs(10)).await;
+    choose(&c, "#own-what", &format!("instance:{domain}")).await;
+    choose_text(&c, "#own-owner", "community Radio Collective").await;
+    click(&c, "form[action='/people/owners'] button").await;
+    wait_text(
+        &c,
+        "#own-what",
+        "(now Radio Collective)",
+        Duration::from_secs(10),
+    )
+    .await;
+    fill(&c, "#inv-email", "carla@radio.example.org").await;
+    choose_text(&c, "#inv-place", "community Radio Collective").await;
+    choose(&c, "#inv-role", "admin").await;
+    click(&c, "form[action='/people/invite'] button").await;
+    let link = wait_text(&c, "#invite-link", "/invite/", Duration::from_secs(10)).await;
+    shot(&c, "10-people").await;
+    let carla = browser(&driver).await;
+    carla.goto(&link).await.unwrap();
+    fill(&carla, "#name", "Carla").await;
+    fill(&carla, "#email", "carla@radio.example.org").await;
+    fill(&carla, "#password", PASSWORD).await;
+    click(&carla, "form button[type=submit]").await;
+    wait_text(&carla, "h1", "Instances", Duration::from_secs(10)).await;
+    carla
+        .goto(&format!("{base}/instances/{domain}"))
+        .await
+        .unwrap();
+    let page = wait_text(&carla, "main", "Ask the operators", Duration::from_secs(10)).await;
+    assert!(
+        !page.contains("Back up now"),
+        "a community admin does not act: {page}"
+    );
+    assert!(
+        !page.contains("Download the data"),
+        "no export before approval"
+    );
+    violations.extend(
+        axe(&carla, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("instance as community admin: {v}")),
+    );
+    assert_eq!(
+        fetch_status(&carla, &format!("/instances/{domain}/export"))
+            .await
+            .0,
+        403
+    );
+    choose(&carla, "#req-kind", "export").await;
+    fill(&carla, "#req-note", "for our archive").await;
+    click(&carla, "form[action$='/requests'] button").await;
+    wait_text(&carla, "main", "for our archive", Duration::from_secs(10)).await;
+    c.goto(&format!("{base}/instances/{domain}")).await.unwrap();
+    wait_text(&c, "main", "for our archive", Duration::from_secs(10)).await;
+    click(&c, "form[action$='/approve'] button").await;
+    wait_text(&c, "main", "approved", Duration::from_secs(10)).await;
+    carla
+        .goto(&format!("{base}/instances/{domain}"))
+        .await
+        .unwrap();
+    wait_text(&carla, "main", "Download the data", Duration::from_secs(10)).await;
+    let (status, kind, bytes) = fetch_status(&carla, &format!("/instances/{domain}/export")).await;
+    assert_eq!((status, kind.as_str()), (200, "application/x-tar"));
+    assert!(bytes > 1024, "a tar archive of the backup: {bytes} bytes");
+    shot(&carla, "11-community-admin").await;
+    let _ = carla.close().await;
+
     // Killed mid-job: a slow deploy is running when cooper serve dies (kill -9).
     let env_path = abra.join(format!("servers/default/{domain}.env"));
     let env = std::fs::read_to_string(&env_path).unwrap();
@@ -517,10 +648,9 @@ async fn run() {
         .unwrap()
         .to_string();
     let start = Instant::now();
-    // Running, and past its apply (the lock file is there): then kill.
-    let lock = abra.join(format!("servers/default/.{domain}.lock"));
-    while !(job_state(&store, &killed_id).await == cooper_store::JobState::Running && lock.exists())
-    {
+    // Running and holding the app's lock (its first line, the overview, comes after the lock):
+    // then kill.
+    while store.job_lines(&killed_id, 0).await.unwrap().is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the deploy job never started"

@@ -8,11 +8,13 @@
 
 pub mod auth;
 pub mod authz;
+pub mod cache;
 pub mod jobs;
+pub mod list;
 pub mod live;
 mod pages;
 pub mod routes;
-mod views;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +58,8 @@ pub struct Inner {
     pub jobs: Arc<jobs::Jobs>,
     pub limit: Arc<auth::LoginLimit>,
     pub apps: views::AppsCache,
+    pub caches: cache::Caches,
+    pub list: list::ListCache,
 }
 
 /// The shared state of the dashboard.
@@ -76,20 +80,29 @@ impl Inner {
         source: Arc<dyn live::Source>,
     ) -> AppState {
         let live = Arc::new(live::Live::new(source, config.live_ttl));
-        let forget = live.clone();
-        let jobs = jobs::Jobs::new(
-            store.clone(),
-            abra.clone(),
-            Box::new(move |server| forget.forget(server)),
-        );
-        Arc::new(Inner {
-            limit: auth::LoginLimit::new(config.login_per_minute),
-            apps: views::AppsCache::new(abra.clone()),
-            store,
-            abra,
-            config,
-            live,
-            jobs,
+        Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
+            let me = me.clone();
+            let jobs = jobs::Jobs::new(
+                store.clone(),
+                abra.clone(),
+                Box::new(move |server| {
+                    if let Some(me) = me.upgrade() {
+                        me.live.forget(server);
+                        me.caches.forget_latest();
+                    }
+                }),
+            );
+            Inner {
+                limit: auth::LoginLimit::new(config.login_per_minute),
+                apps: views::AppsCache::new(abra.clone()),
+                caches: cache::Caches::default(),
+                list: list::ListCache::default(),
+                store,
+                abra,
+                config,
+                live,
+                jobs,
+            }
         })
     }
 }

@@ -20,6 +20,10 @@ pub type ServerState = Result<BTreeMap<String, StackStatus>, String>;
 #[async_trait::async_trait]
 pub trait Source: Send + Sync {
     async fn stacks(&self, server: &str) -> ServerState;
+    /// The server's engine, for the calls a single page makes (tasks, nodes).
+    async fn engine(&self, _server: &str) -> Result<Engine, String> {
+        Err("no engine behind this dashboard's live state".into())
+    }
 }
 
 /// The real source: the server's engine (connected once and kept).
@@ -37,7 +41,7 @@ impl Engines {
     }
 
     /// The engine of a server (connected on first use).
-    pub async fn engine(&self, server: &str) -> Result<Engine, String> {
+    async fn connected(&self, server: &str) -> Result<Engine, String> {
         if let Some(e) = self.engines.lock().await.get(server) {
             return Ok(e.clone());
         }
@@ -58,8 +62,12 @@ impl Engines {
 
 #[async_trait::async_trait]
 impl Source for Engines {
+    async fn engine(&self, server: &str) -> Result<Engine, String> {
+        self.connected(server).await
+    }
+
     async fn stacks(&self, server: &str) -> ServerState {
-        let engine = self.engine(server).await?;
+        let engine = self.connected(server).await?;
         match tokio::time::timeout(Duration::from_secs(10), engine.all_stacks()).await {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => {
@@ -146,6 +154,11 @@ impl Live {
             .collect()
     }
 
+    /// The engine of a server (kept connected by the source).
+    pub async fn engine(&self, server: &str) -> Result<Engine, String> {
+        self.source.engine(server).await
+    }
+
     /// Forgets a server's state (after a job on it changed something).
     pub fn forget(&self, server: &str) {
         self.entries.lock().expect("live cache lock").remove(server);
@@ -162,6 +175,27 @@ pub struct Shown {
     pub version: Option<String>,
 }
 
+/// The tone of an app's state alone (cheap: for filtering and sorting long lists).
+pub fn tone(server: &ServerState, stack: &str) -> &'static str {
+    match server {
+        Err(_) => "unknown",
+        Ok(stacks) => match stacks.get(stack) {
+            None => "idle",
+            Some(s) => stack_tone(s),
+        },
+    }
+}
+
+fn stack_tone(s: &StackStatus) -> &'static str {
+    if s.update.as_deref().is_some_and(|u| u != "rolled back") {
+        "warn"
+    } else if s.running >= s.desired {
+        "ok"
+    } else {
+        "bad"
+    }
+}
+
 /// The live state of one app's stack on its server's state.
 pub fn instance_state(server: &ServerState, stack: &str) -> Shown {
     match server {
@@ -176,21 +210,11 @@ pub fn instance_state(server: &ServerState, stack: &str) -> Shown {
                 tone: "idle",
                 version: None,
             },
-            Some(s) => {
-                let text = s.describe();
-                let tone = if s.update.as_deref().is_some_and(|u| u != "rolled back") {
-                    "warn"
-                } else if s.running >= s.desired {
-                    "ok"
-                } else {
-                    "bad"
-                };
-                Shown {
-                    text,
-                    tone,
-                    version: s.version.clone(),
-                }
-            }
+            Some(s) => Shown {
+                text: s.describe(),
+                tone: stack_tone(s),
+                version: s.version.clone(),
+            },
         },
     }
 }

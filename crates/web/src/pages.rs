@@ -2,7 +2,7 @@
 //! [`Ctx`] in the request; handlers read it, call the store, `cooper-ops` or the live cache, and
 //! render a template. Forms post back and redirect (works without JavaScript).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::authz::{Right, Role, Viewer};
+use crate::cache::{Latest, Releases};
 use crate::jobs::{self, Args};
 use crate::live::{instance_state, ServerState};
 use crate::routes::Ctx;
@@ -398,6 +399,7 @@ pub async fn accept_invite(
         if let Err(e) = s.store.add_membership(&person.id, kind, target, role).await {
             return internal(e);
         }
+        s.caches.forget_viewers();
     }
     let _ = s
         .store
@@ -441,41 +443,12 @@ pub struct ListQuery {
 
 const PAGE: usize = 50;
 
-/// What the list knows of the latest records of every app: (domain, operation) → started.
-async fn latest(s: &AppState) -> HashMap<(String, String), String> {
-    s.store
-        .latest_records()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(d, o, t)| ((d, o), t))
-        .collect()
+async fn latest(s: &AppState) -> std::sync::Arc<Latest> {
+    s.caches.latest(&s.store).await
 }
 
-struct Upgrades {
-    newest: HashMap<String, Option<String>>,
-    levels: HashMap<(String, String), u8>,
-}
-
-fn upgrades(s: &AppState, recipes: &BTreeSet<String>) -> Upgrades {
-    let mut newest = HashMap::new();
-    for r in recipes {
-        let path = s.abra.recipes_dir().join(r);
-        let v = cooper_recipe::repo::RecipeRepo::open(r, &path)
-            .ok()
-            .and_then(|repo| repo.versions().ok())
-            .and_then(|vs| vs.last().map(|v| v.to_string()));
-        newest.insert(r.clone(), v);
-    }
-    let mut levels = HashMap::new();
-    if let Ok(Some(cat)) = cooper_ops::catalogue::read(&s.abra) {
-        for (name, meta) in cat {
-            for (version, level) in meta.cooper_levels {
-                levels.insert((name.clone(), version), level);
-            }
-        }
-    }
-    Upgrades { newest, levels }
+fn upgrades(s: &AppState) -> std::sync::Arc<Releases> {
+    s.caches.releases(&s.abra)
 }
 
 fn newer(current: Option<&str>, candidate: Option<&String>) -> Option<String> {
@@ -493,8 +466,8 @@ fn row(
     a: &AppInfo,
     state: &ServerState,
     community: String,
-    latest: &HashMap<(String, String), String>,
-    up: &Upgrades,
+    latest: &Latest,
+    up: &Releases,
 ) -> InstanceRow {
     let shown = instance_state(state, &a.stack);
     let version = shown.version.clone().or(a.env_version.clone());
@@ -541,60 +514,59 @@ pub async fn instances(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let v = ctx.viewer();
-    let all = s.apps.all();
-    let visible: Vec<&AppInfo> = all
-        .iter()
-        .filter(|a| v.on_instance(&a.domain, &a.server, &ctx.owners) > Right::None)
-        .collect();
-    let servers: BTreeSet<String> = visible.iter().map(|a| a.server.clone()).collect();
-    let recipes: BTreeSet<String> = visible.iter().map(|a| a.recipe.clone()).collect();
-    let communities: BTreeSet<String> = visible
-        .iter()
-        .map(|a| community_of(&ctx, &a.domain))
-        .filter(|c| !c.is_empty())
-        .collect();
-    let filtered: Vec<&AppInfo> = visible
-        .into_iter()
-        .filter(|a| q.server.is_empty() || a.server == q.server)
-        .filter(|a| q.recipe.is_empty() || a.recipe == q.recipe)
-        .filter(|a| q.community.is_empty() || community_of(&ctx, &a.domain) == q.community)
-        .collect();
-    // Live state only for the servers on this page's candidates.
-    let wanted: Vec<String> = filtered
+    let index = s.list.get(&s, &ctx.owners, s.config.live_ttl).await;
+    let first = q.page.unwrap_or(1).max(1);
+    let answer = index.query(
+        v,
+        &crate::list::Query {
+            server: &q.server,
+            recipe: &q.recipe,
+            community: &q.community,
+            state: &q.state,
+            sort: &q.sort,
+            offset: (first - 1) * PAGE,
+            limit: PAGE,
+        },
+    );
+    let total = answer.total;
+    let pages = total.div_ceil(PAGE).max(1);
+    let page = first.min(pages);
+    // A page past the end shows the last one.
+    let answer = if page != first {
+        index.query(
+            v,
+            &crate::list::Query {
+                server: &q.server,
+                recipe: &q.recipe,
+                community: &q.community,
+                state: &q.state,
+                sort: &q.sort,
+                offset: (page - 1) * PAGE,
+                limit: PAGE,
+            },
+        )
+    } else {
+        answer
+    };
+    let apps: Vec<&AppInfo> = answer.page.iter().map(|&i| &index.apps[i]).collect();
+    let wanted: Vec<String> = apps
         .iter()
         .map(|a| a.server.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     let live = s.live.servers(&wanted).await;
-    let latest = latest(&s).await;
-    let up = upgrades(&s, &filtered.iter().map(|a| a.recipe.clone()).collect());
     let unknown: ServerState = Err("not looked at".into());
-    let mut rows: Vec<InstanceRow> = filtered
-        .iter()
+    let latest = latest(&s).await;
+    let up = upgrades(&s);
+    let rows: Vec<InstanceRow> = apps
+        .into_iter()
         .map(|a| {
             let st = live.get(&a.server).map(|x| x.as_ref()).unwrap_or(&unknown);
             row(a, st, community_of(&ctx, &a.domain), &latest, &up)
         })
-        .filter(|r| q.state.is_empty() || r.tone == q.state)
         .collect();
-    match q.sort.as_str() {
-        "server" => rows.sort_by(|a, b| (&a.server, &a.domain).cmp(&(&b.server, &b.domain))),
-        "recipe" => rows.sort_by(|a, b| (&a.recipe, &a.domain).cmp(&(&b.recipe, &b.domain))),
-        "state" => rows.sort_by(|a, b| (a.tone, &a.domain).cmp(&(b.tone, &b.domain))),
-        "community" => {
-            rows.sort_by(|a, b| (&a.community, &a.domain).cmp(&(&b.community, &b.domain)))
-        }
-        _ => {}
-    }
-    let total = rows.len();
-    let pages = total.div_ceil(PAGE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
-    let rows: Vec<InstanceRow> = rows
-        .into_iter()
-        .skip((page - 1) * PAGE)
-        .take(PAGE)
-        .collect();
+    let (servers, recipes, communities) = (answer.servers, answer.recipes, answer.communities);
     let link = |p: usize| {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in [
@@ -626,9 +598,9 @@ pub async fn instances(
             state: q.state,
             sort: q.sort,
         },
-        servers: servers.into_iter().collect(),
-        communities: communities.into_iter().collect(),
-        recipes: recipes.into_iter().collect(),
+        servers,
+        communities,
+        recipes,
     })
 }
 
@@ -661,7 +633,7 @@ pub async fn instance(
     let right = v.on_instance(&a.domain, &a.server, &ctx.owners);
     let state = s.live.server(&a.server).await;
     let latest = latest(&s).await;
-    let up = upgrades(&s, &[a.recipe.clone()].into());
+    let up = upgrades(&s);
     let r = row(&a, &state, community_of(&ctx, &a.domain), &latest, &up);
     let release_notes = match &r.upgrade {
         Some(to) => {
@@ -680,10 +652,7 @@ pub async fn instance(
     // Tasks: one more engine call, for this page only.
     let (tasks, tasks_error) = match state.as_ref() {
         Err(e) => (Vec::new(), Some(format!("server unreachable: {e}"))),
-        Ok(_) => match crate::live::Engines::new(s.abra.clone())
-            .engine(&a.server)
-            .await
-        {
+        Ok(_) => match s.live.engine(&a.server).await {
             Ok(engine) => match engine.stack_tasks(&a.stack).await {
                 Ok(rows) => (
                     rows.into_iter()
@@ -716,7 +685,9 @@ pub async fn instance(
         .iter()
         .map(job_view)
         .collect();
-    let records = cooper_ops::record::list(&s.abra.root, &domain)
+    let all_records = cooper_ops::record::list(&s.abra.root, &domain);
+    let (backups, test_run, test_steps) = care_details(&all_records);
+    let records = all_records
         .into_iter()
         .rev()
         .take(15)
@@ -751,6 +722,7 @@ pub async fn instance(
             state: q.state,
         })
         .collect();
+    let can_export = may_export(&s, &ctx, &a).await;
     let actions = jobs::KINDS
         .iter()
         .map(|k| ActionView {
@@ -782,7 +754,77 @@ pub async fn instance(
         can_request: right == Right::Request,
         actions,
         requests,
+        backups,
+        test_run,
+        test_steps,
+        can_export,
     })
+}
+
+/// From an app's records (oldest first): its last backups with the date a restore of each was
+/// last verified, and the steps of its last test run (from the run's report).
+fn care_details(
+    records: &[cooper_ops::record::Record],
+) -> (Vec<BackupView>, Option<String>, Vec<TestStepView>) {
+    let snapshot = |r: &cooper_ops::record::Record| {
+        r.details
+            .get("snapshot")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let mut verified = std::collections::HashMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.operation == "backup verify" && r.ok == Some(true))
+    {
+        if let Some(id) = snapshot(r) {
+            verified.insert(id, r.finished.clone().unwrap_or_else(|| r.started.clone()));
+        }
+    }
+    let backups = records
+        .iter()
+        .rev()
+        .filter(|r| r.operation == "backup create" && r.ok == Some(true))
+        .filter_map(|r| {
+            let id = snapshot(r)?;
+            Some(BackupView {
+                verified: verified.get(&id).cloned(),
+                snapshot: id.chars().take(8).collect(),
+                when: r.started.clone(),
+            })
+        })
+        .take(10)
+        .collect();
+    let last_test = records.iter().rev().find(|r| r.operation == "app test");
+    let report = last_test
+        .and_then(|r| r.details.get("results").and_then(|v| v.as_str()))
+        .and_then(|dir| std::fs::read_to_string(std::path::Path::new(dir).join("report.json")).ok())
+        .and_then(|t| serde_json::from_str::<cooper_checks::report::RunReport>(&t).ok());
+    let steps = report
+        .map(|rep| {
+            rep.results
+                .into_iter()
+                .map(|st| {
+                    let (outcome, tone, reason) = match st.outcome {
+                        cooper_checks::report::Outcome::Passed => ("passed", "ok", String::new()),
+                        cooper_checks::report::Outcome::Failed(why) => ("failed", "bad", why),
+                        cooper_checks::report::Outcome::Skipped(why) => ("skipped", "idle", why),
+                    };
+                    TestStepView {
+                        suite: st.suite,
+                        phase: st.phase,
+                        name: st.name,
+                        outcome: outcome.into(),
+                        tone,
+                        reason,
+                        millis: st.millis,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (backups, last_test.map(|r| r.started.clone()), steps)
 }
 
 #[derive(Deserialize)]
@@ -803,7 +845,7 @@ pub async fn confirm(
         return not_found();
     };
     let state = s.live.server(&a.server).await;
-    let up = upgrades(&s, &[a.recipe.clone()].into());
+    let up = upgrades(&s);
     let current = instance_state(&state, &a.stack)
         .version
         .or(a.env_version.clone());
@@ -994,6 +1036,100 @@ pub async fn decline(
     Path(id): Path<String>,
 ) -> Response {
     decide(&s, &ctx, &id, false).await
+}
+
+/// How long an approved export request lets a community admin download the data.
+const EXPORT_DAYS: i64 = 7;
+
+/// Whether the viewer may download the app's data now: operators always; community admins
+/// once an operator approved their export request (for a week).
+async fn may_export(s: &AppState, ctx: &Ctx, a: &AppInfo) -> bool {
+    if ctx.viewer().on_instance(&a.domain, &a.server, &ctx.owners) >= Right::Execute {
+        return true;
+    }
+    let since = cooper_store::now_ms() - EXPORT_DAYS * 86_400_000;
+    s.store
+        .requests(Some(&a.domain), false)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.kind == "export" && r.state == "approved" && r.created_at > since)
+}
+
+/// The app's data as a tar archive of its newest backup, streamed as restic writes it.
+pub async fn export(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(domain): Path<String>,
+) -> Response {
+    let Some(a) = s.apps.get(&domain) else {
+        return not_found();
+    };
+    if !may_export(&s, &ctx, &a).await {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "Ask for an export on this instance's page first; an operator approves it, then you can download it here for a week.",
+        );
+    }
+    let (mut writer, reader) = tokio::io::duplex(256 * 1024);
+    let (abra, d) = (s.abra.clone(), domain.clone());
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let r = cooper_ops::backup::download(&abra, &d, None, None, &mut writer).await;
+        let _ = done_tx.send(r.map(|snap| snap.short_id).map_err(|e| e.to_string()));
+    });
+    // Wait for the first bytes (or the failure that comes before any): only then is it known
+    // whether the answer is an archive or a message.
+    let mut reader = tokio::io::BufReader::new(reader);
+    let first = tokio::select! {
+        r = tokio::io::AsyncBufReadExt::fill_buf(&mut reader) => r.map(|b| !b.is_empty()).unwrap_or(false),
+        _ = tokio::time::sleep(Duration::from_secs(120)) => false,
+    };
+    let who = ctx.viewer().person.email.clone();
+    if !first {
+        let why = match done_rx.await {
+            Ok(Err(e)) => e,
+            _ => "the backup could not be read".into(),
+        };
+        let _ = s
+            .store
+            .audit(
+                &who,
+                "export",
+                Some(&domain),
+                Some(&a.server),
+                "failed",
+                &why,
+            )
+            .await;
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("The export could not be made: {why}"),
+        );
+    }
+    let _ = s
+        .store
+        .audit(
+            &who,
+            "export",
+            Some(&domain),
+            Some(&a.server),
+            "ok",
+            "newest backup",
+        )
+        .await;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(reader));
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{domain}-export.tar\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 pub async fn status_svg(State(s): State<AppState>, Path(domain): Path<String>) -> Response {
@@ -1234,10 +1370,7 @@ pub async fn server(
     Path(name): Path<String>,
 ) -> Response {
     let state = s.live.server(&name).await;
-    let (nodes, nodes_error) = match crate::live::Engines::new(s.abra.clone())
-        .engine(&name)
-        .await
-    {
+    let (nodes, nodes_error) = match s.live.engine(&name).await {
         Ok(engine) => match engine.nodes().await {
             Ok(nodes) => (
                 nodes
@@ -1266,7 +1399,7 @@ pub async fn server(
         .filter(|a| a.server == name)
         .cloned()
         .collect();
-    let up = upgrades(&s, &apps.iter().map(|a| a.recipe.clone()).collect());
+    let up = upgrades(&s);
     let rows = apps
         .iter()
         .map(|a| row(a, &state, community_of(&ctx, &a.domain), &latest, &up))
@@ -1516,10 +1649,17 @@ pub async fn invite(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let scheme = if s.config.insecure_http {
-        "http"
-    } else {
-        "https"
+    // Behind a TLS proxy the proxy says so; served directly, plain HTTP is only used on
+    // loopback (or with --insecure-http).
+    let loopback =
+        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(p) if p == "http" || p == "https" => p,
+        _ if s.config.insecure_http || loopback => "http",
+        _ => "https",
     };
     let link = format!("{scheme}://{host}/invite/{secret}");
     people_page(&s, &ctx, Some(link), None).await
@@ -1542,6 +1682,8 @@ pub async fn add_coop(
     }
     match s.store.add_coop(&f.name).await {
         Ok(c) => {
+            s.caches.forget_owners();
+            s.list.forget();
             let _ = s
                 .store
                 .audit(
@@ -1575,6 +1717,8 @@ pub async fn add_community(
     }
     match s.store.add_community(&f.name, &f.coop).await {
         Ok(c) => {
+            s.caches.forget_owners();
+            s.list.forget();
             let _ = s
                 .store
                 .audit(
@@ -1635,6 +1779,8 @@ pub async fn set_owner(
     };
     match r {
         Ok((domain, server)) => {
+            s.caches.forget_owners();
+            s.list.forget();
             let _ = s
                 .store
                 .audit(
@@ -1662,6 +1808,7 @@ pub async fn revoke_sessions(
     };
     match s.store.revoke_sessions(&p.id).await {
         Ok(n) => {
+            s.caches.forget_viewers();
             let _ = s
                 .store
                 .audit(

@@ -102,6 +102,12 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         r(
             "GET",
+            "/instances/{domain}/export",
+            Instance(Ask),
+            get(pages::export),
+        ),
+        r(
+            "GET",
             "/instances/{domain}/status.svg",
             Instance(Read),
             get(pages::status_svg),
@@ -227,20 +233,17 @@ async fn guard(
         req
     };
 
-    let person = match session.get::<String>(auth::PERSON).await {
-        Ok(Some(id)) => state.store.person(&id).await.ok().flatten(),
-        _ => None,
-    };
-    let person = person.filter(|p| !p.disabled);
-    let viewer = match person {
-        Some(p) => match Viewer::load(&state.store, p).await {
-            Ok(v) => Some(v),
+    // The session itself was just read from the store (a revoked one is gone); the person and
+    // their memberships come from a one-second copy.
+    let viewer = match session.get::<String>(auth::PERSON).await {
+        Ok(Some(id)) => match state.caches.viewer(&state.store, &id).await {
+            Ok(v) => v.filter(|v| !v.person.disabled),
             Err(e) => return pages::internal(e),
         },
-        None => None,
+        _ => None,
     };
-    let owners = match Owners::load(&state.store).await {
-        Ok(o) => std::sync::Arc::new(o),
+    let owners = match state.caches.owners(state).await {
+        Ok(o) => o,
         Err(e) => return pages::internal(e),
     };
 

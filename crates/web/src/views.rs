@@ -291,6 +291,24 @@ pub struct RecordView {
     pub error: String,
 }
 
+/// A backup cooper made, and when a restore of it was last verified.
+pub struct BackupView {
+    pub snapshot: String,
+    pub when: String,
+    pub verified: Option<String>,
+}
+
+/// One step of the last test run (from its report, the same as its JUnit file).
+pub struct TestStepView {
+    pub suite: String,
+    pub phase: String,
+    pub name: String,
+    pub outcome: String,
+    pub tone: &'static str,
+    pub reason: String,
+    pub millis: u64,
+}
+
 pub struct ActionView {
     pub kind: &'static str,
     pub label: &'static str,
@@ -331,6 +349,10 @@ pub struct InstancePage {
     pub can_request: bool,
     pub actions: Vec<ActionView>,
     pub requests: Vec<RequestView>,
+    pub backups: Vec<BackupView>,
+    pub test_run: Option<String>,
+    pub test_steps: Vec<TestStepView>,
+    pub can_export: bool,
 }
 
 #[derive(Template)]

@@ -38,6 +38,9 @@ pub struct Serve {
     /// How many jobs run at once.
     #[arg(long, default_value_t = 2, value_name = "N")]
     workers: usize,
+    /// How long one look at a server's engine is shared by every viewer, in milliseconds.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    live_ttl_ms: u64,
 }
 
 impl Serve {
@@ -57,7 +60,7 @@ impl Serve {
 
     async fn serve(self, ctx: &Ctx) -> anyhow::Result<u8> {
         let store = match &self.database {
-            Some(url) => cooper_store::Store::open(url).await?,
+            Some(url) => cooper_store::Store::open(&with_password_file(url)?).await?,
             None => cooper_store::Store::open_default(&ctx.abra.root).await?,
         };
         if let Some(email) = &self.create_admin {
@@ -72,6 +75,7 @@ impl Serve {
         let config = cooper_web::Config {
             insecure_http: self.insecure_http,
             workers: self.workers,
+            live_ttl: std::time::Duration::from_millis(self.live_ttl_ms),
             ..Default::default()
         };
         let state = cooper_web::Inner::new(store, ctx.abra.clone(), config);
@@ -112,6 +116,37 @@ impl Serve {
     }
 }
 
+/// A Postgres URL without a password gets the one in `COOPER_DATABASE_PASSWORD_FILE` (a Swarm
+/// secret), so the password never stands in argv, the environment or a label.
+fn with_password_file(url: &str) -> anyhow::Result<String> {
+    let Some(file) = std::env::var_os("COOPER_DATABASE_PASSWORD_FILE") else {
+        return Ok(url.to_string());
+    };
+    let password = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "reading COOPER_DATABASE_PASSWORD_FILE ({})",
+            file.to_string_lossy()
+        )
+    })?;
+    with_password(url, password.trim_end_matches(['\n', '\r']))
+}
+
+fn with_password(url: &str, password: &str) -> anyhow::Result<String> {
+    let mut parsed = url::Url::parse(url).with_context(|| {
+        "--database: give postgres://user@host/db with COOPER_DATABASE_PASSWORD_FILE"
+    })?;
+    if parsed.username().is_empty() {
+        bail!("--database: name the user (postgres://user@host/db) when the password comes from COOPER_DATABASE_PASSWORD_FILE");
+    }
+    if parsed.password().is_some() {
+        bail!("--database already has a password and COOPER_DATABASE_PASSWORD_FILE gives another: keep one");
+    }
+    parsed
+        .set_password(Some(password))
+        .map_err(|()| anyhow::anyhow!("--database: this URL cannot carry a password"))?;
+    Ok(parsed.to_string())
+}
+
 /// Ctrl-C or SIGTERM.
 async fn shutdown() {
     let term = async {
@@ -141,4 +176,25 @@ fn read_password(ctx: &Ctx) -> anyhow::Result<String> {
         bail!("no password on standard input: run `printf '%s\\n' \"$PASSWORD\" | cooper serve --create-admin <email>`");
     }
     Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_password;
+
+    #[test]
+    fn the_password_file_goes_into_the_url_encoded() {
+        assert_eq!(
+            with_password("postgres://cooper@db/cooper", "p@ss w/rd").unwrap(),
+            "postgres://cooper:p%40ss%20w%2Frd@db/cooper"
+        );
+        let e = with_password("postgres://db/cooper", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("name the user"), "{e}");
+        let e = with_password("postgres://u:p@db/c", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("keep one"), "{e}");
+    }
 }

@@ -1,0 +1,1 @@
+# cooper serve's recipe: no config files to version yet.
