@@ -40,6 +40,12 @@ pub const KINDS: &[Kind] = &[
         confirm: true,
     },
     Kind {
+        name: "rehearse",
+        label: "Upgrade, rehearsed on a copy first",
+        cancellable: false,
+        confirm: true,
+    },
+    Kind {
         name: "rollback",
         label: "Roll back",
         cancellable: true,
@@ -516,6 +522,29 @@ async fn perform(
             cooper_ops::deploy::deploy_cancellable(abra, &deploy(k), reporter, cancel)
                 .await
                 .map(|r| format!("{kind}: {} runs", r.version))
+        }
+        "rehearse" => {
+            let req = cooper_ops::rehearse::RehearseRequest {
+                domain: domain.to_string(),
+                version: args.version.clone(),
+                probe_image: cooper_ops::test::DEFAULT_PROBE_IMAGE.to_string(),
+                timeout: None,
+            };
+            cooper_ops::rehearse::rehearse(abra, &req, reporter)
+                .await
+                .and_then(|r| {
+                    if r.upgraded {
+                        Ok(format!(
+                            "rehearsed on {}, then upgraded {} → {}",
+                            r.staging, r.from, r.to
+                        ))
+                    } else {
+                        Err(cooper_ops::OpsError::Failed(format!(
+                            "the rehearsal on {} did not pass; production still runs {}",
+                            r.staging, r.from
+                        )))
+                    }
+                })
         }
         "restart" => cooper_ops::deploy::restart(abra, domain, None, reporter)
             .await

@@ -88,6 +88,50 @@ pub fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
+/// Adds a line to the audit log; a failure to write it is reported on standard error (the
+/// action itself already happened).
+async fn record_audit(
+    store: &cooper_store::Store,
+    who: &str,
+    action: &str,
+    domain: Option<&str>,
+    server: Option<&str>,
+    outcome: &str,
+    detail: &str,
+) {
+    if let Err(e) = store
+        .audit(who, action, domain, server, outcome, detail)
+        .await
+    {
+        eprintln!("cooper serve: could not write the audit line {action:?} by {who}: {e}");
+    }
+}
+
+/// After a change to co-ops, communities or owners: the copies are dropped, the change is
+/// audited, and the people page shows again.
+async fn people_changed(
+    s: &AppState,
+    ctx: &Ctx,
+    action: &str,
+    domain: Option<&str>,
+    server: Option<&str>,
+    detail: &str,
+) -> Response {
+    s.caches.forget_owners();
+    s.list.forget();
+    record_audit(
+        &s.store,
+        &ctx.viewer().person.email,
+        action,
+        domain,
+        server,
+        "ok",
+        detail,
+    )
+    .await;
+    Redirect::to("/people").into_response()
+}
+
 pub async fn home(Extension(ctx): Extension<Ctx>) -> Redirect {
     if ctx.viewer.is_some() {
         Redirect::to("/instances")
@@ -173,10 +217,16 @@ pub async fn login(
         r
     };
     if !s.limit.allow(&f.email, ctx.client) {
-        let _ = s
-            .store
-            .audit(&f.email, "login", None, None, "refused", "too many tries")
-            .await;
+        record_audit(
+            &s.store,
+            &f.email,
+            "login",
+            None,
+            None,
+            "refused",
+            "too many tries",
+        )
+        .await;
         return again(
             "Too many tries. Wait a minute, then try again.",
             StatusCode::TOO_MANY_REQUESTS,
@@ -198,17 +248,16 @@ pub async fn login(
     let person = match person {
         Some(p) if ok && !p.disabled => p,
         _ => {
-            let _ = s
-                .store
-                .audit(
-                    &f.email,
-                    "login",
-                    None,
-                    None,
-                    "failed",
-                    "wrong email or password",
-                )
-                .await;
+            record_audit(
+                &s.store,
+                &f.email,
+                "login",
+                None,
+                None,
+                "failed",
+                "wrong email or password",
+            )
+            .await;
             return again(
                 "The email or the password is wrong.",
                 StatusCode::UNAUTHORIZED,
@@ -218,10 +267,7 @@ pub async fn login(
     if let Err(e) = begin_session(&session, &person.id).await {
         return internal(e);
     }
-    let _ = s
-        .store
-        .audit(&person.email, "login", None, None, "ok", "")
-        .await;
+    record_audit(&s.store, &person.email, "login", None, None, "ok", "").await;
     Redirect::to(&safe_next(&f.next)).into_response()
 }
 
@@ -244,10 +290,16 @@ pub async fn logout(
     Extension(ctx): Extension<Ctx>,
     session: Session,
 ) -> Response {
-    let _ = s
-        .store
-        .audit(&ctx.viewer().person.email, "logout", None, None, "ok", "")
-        .await;
+    record_audit(
+        &s.store,
+        &ctx.viewer().person.email,
+        "logout",
+        None,
+        None,
+        "ok",
+        "",
+    )
+    .await;
     let _ = session.flush().await;
     Redirect::to("/login").into_response()
 }
@@ -320,10 +372,16 @@ pub async fn setup(
         Ok(p) => p,
         Err(e) => return again(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
     };
-    let _ = s
-        .store
-        .audit(&person.email, "setup: first admin", None, None, "ok", "")
-        .await;
+    record_audit(
+        &s.store,
+        &person.email,
+        "setup: first admin",
+        None,
+        None,
+        "ok",
+        "",
+    )
+    .await;
     if let Err(e) = begin_session(&session, &person.id).await {
         return internal(e);
     }
@@ -401,22 +459,21 @@ pub async fn accept_invite(
         }
         s.caches.forget_viewers();
     }
-    let _ = s
-        .store
-        .audit(
-            &person.email,
-            "joined by invitation",
-            None,
-            None,
-            "ok",
-            &format!(
-                "{} {} of {}",
-                t.kind.unwrap_or_default(),
-                t.role.unwrap_or_default(),
-                t.target_id.unwrap_or_default()
-            ),
-        )
-        .await;
+    record_audit(
+        &s.store,
+        &person.email,
+        "joined by invitation",
+        None,
+        None,
+        "ok",
+        &format!(
+            "{} {} of {}",
+            t.kind.unwrap_or_default(),
+            t.role.unwrap_or_default(),
+            t.target_id.unwrap_or_default()
+        ),
+    )
+    .await;
     if let Err(e) = begin_session(&session, &person.id).await {
         return internal(e);
     }
@@ -871,6 +928,17 @@ pub async fn confirm(
             }
             None => (vec![format!("{domain} runs the newest release already.")], String::new(), Vec::new()),
         },
+        "rehearse" => (
+            vec![
+                format!(
+                    "A verified backup of {domain} is restored into a staging copy, which is upgraded to {} and tested.",
+                    target.as_deref().unwrap_or("the newest release")
+                ),
+                "Only when the copy passes is production upgraded (and tested again); the copy is removed either way.".into(),
+            ],
+            target.clone().unwrap_or_default(),
+            Vec::new(),
+        ),
         "rollback" => (
             vec![format!("{domain} goes back to the release before {}.", current.as_deref().unwrap_or("—")), "Data written by the newer version stays in the volumes; restore a backup if the older version cannot read it.".into()],
             String::new(),
@@ -922,17 +990,16 @@ pub async fn start_job(
     let who = &ctx.viewer().person.email;
     match s.jobs.submit(kind.name, &domain, &args, who).await {
         Ok(job) => {
-            let _ = s
-                .store
-                .audit(
-                    who,
-                    &format!("{} requested", kind.name),
-                    Some(&domain),
-                    None,
-                    "queued",
-                    &job.id,
-                )
-                .await;
+            record_audit(
+                &s.store,
+                who,
+                &format!("{} requested", kind.name),
+                Some(&domain),
+                None,
+                "queued",
+                &job.id,
+            )
+            .await;
             Redirect::to(&format!("/jobs/{}", job.id)).into_response()
         }
         Err(e) => internal(e),
@@ -962,17 +1029,16 @@ pub async fn make_request(
     let note: String = f.note.chars().take(2000).collect();
     match s.store.create_request(&f.kind, &domain, who, &note).await {
         Ok(r) => {
-            let _ = s
-                .store
-                .audit(
-                    who,
-                    &format!("{} request", f.kind),
-                    Some(&domain),
-                    None,
-                    "pending",
-                    &r.id,
-                )
-                .await;
+            record_audit(
+                &s.store,
+                who,
+                &format!("{} request", f.kind),
+                Some(&domain),
+                None,
+                "pending",
+                &r.id,
+            )
+            .await;
             Redirect::to(&format!("/instances/{domain}")).into_response()
         }
         Err(e) => internal(e),
@@ -1005,17 +1071,16 @@ async fn decide(s: &AppState, ctx: &Ctx, id: &str, approve: bool) -> Response {
         Ok(false) => return problem(StatusCode::CONFLICT, "This request was decided already."),
         Err(e) => return internal(e),
     }
-    let _ = s
-        .store
-        .audit(
-            who,
-            &format!("{} request {state}", req.kind),
-            Some(&req.domain),
-            None,
-            state,
-            &req.requested_by,
-        )
-        .await;
+    record_audit(
+        &s.store,
+        who,
+        &format!("{} request {state}", req.kind),
+        Some(&req.domain),
+        None,
+        state,
+        &req.requested_by,
+    )
+    .await;
     match job_id {
         Some(j) => Redirect::to(&format!("/jobs/{j}")).into_response(),
         None => Redirect::to(&format!("/instances/{}", req.domain)).into_response(),
@@ -1091,33 +1156,31 @@ pub async fn export(
             Ok(Err(e)) => e,
             _ => "the backup could not be read".into(),
         };
-        let _ = s
-            .store
-            .audit(
-                &who,
-                "export",
-                Some(&domain),
-                Some(&a.server),
-                "failed",
-                &why,
-            )
-            .await;
+        record_audit(
+            &s.store,
+            &who,
+            "export",
+            Some(&domain),
+            Some(&a.server),
+            "failed",
+            &why,
+        )
+        .await;
         return problem(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("The export could not be made: {why}"),
         );
     }
-    let _ = s
-        .store
-        .audit(
-            &who,
-            "export",
-            Some(&domain),
-            Some(&a.server),
-            "ok",
-            "newest backup",
-        )
-        .await;
+    record_audit(
+        &s.store,
+        &who,
+        "export",
+        Some(&domain),
+        Some(&a.server),
+        "ok",
+        "newest backup",
+    )
+    .await;
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(reader));
     (
         [
@@ -1293,17 +1356,16 @@ pub async fn cancel_job(
     }
     match s.jobs.cancel(&id).await {
         Ok(_) => {
-            let _ = s
-                .store
-                .audit(
-                    &ctx.viewer().person.email,
-                    &format!("{} cancel", j.kind),
-                    Some(&j.domain),
-                    None,
-                    "asked",
-                    &id,
-                )
-                .await;
+            record_audit(
+                &s.store,
+                &ctx.viewer().person.email,
+                &format!("{} cancel", j.kind),
+                Some(&j.domain),
+                None,
+                "asked",
+                &id,
+            )
+            .await;
             Redirect::to(&format!("/jobs/{id}")).into_response()
         }
         Err(e) => internal(e),
@@ -1634,17 +1696,16 @@ pub async fn invite(
         Ok(t) => t,
         Err(e) => return internal(e),
     };
-    let _ = s
-        .store
-        .audit(
-            &who,
-            "invite",
-            None,
-            None,
-            "ok",
-            &format!("{} as {} of {}", f.email, f.role, f.place),
-        )
-        .await;
+    record_audit(
+        &s.store,
+        &who,
+        "invite",
+        None,
+        None,
+        "ok",
+        &format!("{} as {} of {}", f.email, f.role, f.place),
+    )
+    .await;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -1681,22 +1742,7 @@ pub async fn add_coop(
         return problem(StatusCode::BAD_REQUEST, "Give the co-op a name.");
     }
     match s.store.add_coop(&f.name).await {
-        Ok(c) => {
-            s.caches.forget_owners();
-            s.list.forget();
-            let _ = s
-                .store
-                .audit(
-                    &ctx.viewer().person.email,
-                    "add co-op",
-                    None,
-                    None,
-                    "ok",
-                    &c.name,
-                )
-                .await;
-            Redirect::to("/people").into_response()
-        }
+        Ok(c) => people_changed(&s, &ctx, "add co-op", None, None, &c.name).await,
         Err(e) => problem(
             StatusCode::CONFLICT,
             &format!("Could not add the co-op: {e}"),
@@ -1716,22 +1762,7 @@ pub async fn add_community(
         );
     }
     match s.store.add_community(&f.name, &f.coop).await {
-        Ok(c) => {
-            s.caches.forget_owners();
-            s.list.forget();
-            let _ = s
-                .store
-                .audit(
-                    &ctx.viewer().person.email,
-                    "add community",
-                    None,
-                    None,
-                    "ok",
-                    &c.name,
-                )
-                .await;
-            Redirect::to("/people").into_response()
-        }
+        Ok(c) => people_changed(&s, &ctx, "add community", None, None, &c.name).await,
         Err(e) => problem(
             StatusCode::CONFLICT,
             &format!("Could not add the community: {e}"),
@@ -1751,7 +1782,6 @@ pub async fn set_owner(
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<OwnerForm>,
 ) -> Response {
-    let who = ctx.viewer().person.email.clone();
     let r = match f.what.split_once(':') {
         Some(("server", name))
             if s.apps.has_server(name) && ctx.owners.coop_names.contains_key(&f.owner) =>
@@ -1779,20 +1809,15 @@ pub async fn set_owner(
     };
     match r {
         Ok((domain, server)) => {
-            s.caches.forget_owners();
-            s.list.forget();
-            let _ = s
-                .store
-                .audit(
-                    &who,
-                    "assign owner",
-                    domain.as_deref(),
-                    server.as_deref(),
-                    "ok",
-                    &f.owner,
-                )
-                .await;
-            Redirect::to("/people").into_response()
+            people_changed(
+                &s,
+                &ctx,
+                "assign owner",
+                domain.as_deref(),
+                server.as_deref(),
+                &f.owner,
+            )
+            .await
         }
         Err(e) => internal(e),
     }
@@ -1809,17 +1834,16 @@ pub async fn revoke_sessions(
     match s.store.revoke_sessions(&p.id).await {
         Ok(n) => {
             s.caches.forget_viewers();
-            let _ = s
-                .store
-                .audit(
-                    &ctx.viewer().person.email,
-                    "revoke sessions",
-                    None,
-                    None,
-                    "ok",
-                    &format!("{} ({n})", p.email),
-                )
-                .await;
+            record_audit(
+                &s.store,
+                &ctx.viewer().person.email,
+                "revoke sessions",
+                None,
+                None,
+                "ok",
+                &format!("{} ({n})", p.email),
+            )
+            .await;
             people_page(
                 &s,
                 &ctx,

@@ -91,6 +91,13 @@ pub async fn world(postgres: bool) -> Option<World> {
     ] {
         let dir = abra_dir.path().join("servers").join(server);
         std::fs::create_dir_all(&dir).unwrap();
+        // No engine behind these servers: a socket that is not there fails at once (an SSH
+        // name would wait for DNS).
+        std::fs::write(
+            dir.join(".cooper-endpoint"),
+            "unix:///nonexistent/cooper-test.sock\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.join(format!("{domain}.env")),
             format!("TYPE=demo:1.0.0+1\nDOMAIN={domain}\nSECRET_API_KEY={SECRET_VALUE}\n"),
