@@ -31,7 +31,8 @@ struct Index {
 /// made with `cooper app new` shows up without a restart).
 pub struct AppsCache {
     abra: AbraDir,
-    index: Mutex<Option<Index>>,
+    index: std::sync::Arc<Mutex<Option<Index>>>,
+    refreshing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const APPS_TTL: Duration = Duration::from_secs(3);
@@ -40,53 +41,36 @@ impl AppsCache {
     pub fn new(abra: AbraDir) -> AppsCache {
         AppsCache {
             abra,
-            index: Mutex::new(None),
+            index: Default::default(),
+            refreshing: Default::default(),
         }
     }
 
+    /// The index. The first read happens in the caller; after that a stale index is read again
+    /// on a thread of its own while callers keep the current one (reading every `.env` must not
+    /// hold up a request).
     fn with<T>(&self, f: impl FnOnce(&Index) -> T) -> T {
+        use std::sync::atomic::Ordering;
         let mut guard = self.index.lock().expect("apps index lock");
-        if guard.as_ref().is_none_or(|i| i.at.elapsed() > APPS_TTL) {
-            *guard = Some(self.read());
+        match guard.as_ref() {
+            None => *guard = Some(read(&self.abra)),
+            Some(i)
+                if i.at.elapsed() > APPS_TTL && !self.refreshing.swap(true, Ordering::AcqRel) =>
+            {
+                let (abra, index, refreshing) = (
+                    self.abra.clone(),
+                    self.index.clone(),
+                    self.refreshing.clone(),
+                );
+                std::thread::spawn(move || {
+                    let fresh = read(&abra);
+                    *index.lock().expect("apps index lock") = Some(fresh);
+                    refreshing.store(false, Ordering::Release);
+                });
+            }
+            Some(_) => {}
         }
-        f(guard.as_ref().expect("just filled"))
-    }
-
-    fn read(&self) -> Index {
-        let mut apps = Vec::new();
-        for at in self.abra.apps().unwrap_or_default() {
-            let (recipe, env_version, stack) = match self.abra.app(&at.domain) {
-                Ok(app) => (
-                    app.recipe.name.clone(),
-                    app.recipe.version.clone(),
-                    cooper_ops::stack_of(&app),
-                ),
-                Err(_) => (
-                    "?".into(),
-                    None,
-                    cooper_recipe::stack::stack_name(&at.domain),
-                ),
-            };
-            apps.push(AppInfo {
-                domain: at.domain,
-                server: at.server,
-                recipe,
-                env_version,
-                stack,
-            });
-        }
-        apps.sort_by(|a, b| a.domain.cmp(&b.domain));
-        let by_domain = apps
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.domain.clone(), i))
-            .collect();
-        Index {
-            at: Instant::now(),
-            apps: std::sync::Arc::new(apps),
-            by_domain,
-            servers: self.abra.servers().unwrap_or_default(),
-        }
+        f(guard.as_ref().expect("filled above"))
     }
 
     pub fn all(&self) -> std::sync::Arc<Vec<AppInfo>> {
@@ -111,17 +95,51 @@ impl AppsCache {
 
     /// Replaces the index (the benchmark fills it without files).
     pub fn set(&self, apps: Vec<AppInfo>, servers: Vec<String>) {
-        let by_domain = apps
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.domain.clone(), i))
-            .collect();
-        *self.index.lock().expect("apps index lock") = Some(Index {
-            at: Instant::now() + Duration::from_secs(365 * 24 * 3600),
-            apps: std::sync::Arc::new(apps),
-            by_domain,
-            servers,
+        // Never stale: nothing on disk to read again.
+        let at = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        *self.index.lock().expect("apps index lock") = Some(index(apps, servers, at));
+    }
+}
+
+/// Reads every app's `.env` (one file each): the only slow part of the index.
+fn read(abra: &AbraDir) -> Index {
+    let mut apps = Vec::new();
+    for at in abra.apps().unwrap_or_default() {
+        let (recipe, env_version, stack) = match abra.app(&at.domain) {
+            Ok(app) => (
+                app.recipe.name.clone(),
+                app.recipe.version.clone(),
+                cooper_ops::stack_of(&app),
+            ),
+            Err(_) => (
+                "?".into(),
+                None,
+                cooper_recipe::stack::stack_name(&at.domain),
+            ),
+        };
+        apps.push(AppInfo {
+            domain: at.domain,
+            server: at.server,
+            recipe,
+            env_version,
+            stack,
         });
+    }
+    apps.sort_by(|a, b| a.domain.cmp(&b.domain));
+    index(apps, abra.servers().unwrap_or_default(), Instant::now())
+}
+
+fn index(apps: Vec<AppInfo>, servers: Vec<String>, at: Instant) -> Index {
+    let by_domain = apps
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.domain.clone(), i))
+        .collect();
+    Index {
+        at,
+        apps: std::sync::Arc::new(apps),
+        by_domain,
+        servers,
     }
 }
 
