@@ -173,7 +173,12 @@ pub mod testing {
             .max_connections(1)
             .connect(&base)
             .await
-            .expect("connect to COOPER_TEST_POSTGRES");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "connect to COOPER_TEST_POSTGRES ({:?}): {e}",
+                    super::redact_url(&base)
+                )
+            });
         let name = format!("cooper_test_{}", new_id());
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&admin)
