@@ -167,6 +167,11 @@ pub mod testing {
     /// `None` when `COOPER_TEST_POSTGRES` is unset — callers decide whether that fails (it does
     /// in CI: see [`require_postgres`]).
     pub async fn postgres() -> Option<Store> {
+        postgres_database().await.map(|(_, store)| store)
+    }
+
+    /// Like [`postgres`], with the database's URL (for a `cooper serve --database` under test).
+    pub async fn postgres_database() -> Option<(String, Store)> {
         let base = postgres_url()?;
         sqlx::any::install_default_drivers();
         let admin = AnyPoolOptions::new()
@@ -191,7 +196,8 @@ pub mod testing {
             }
             _ => format!("{base}/{name}"),
         };
-        Some(Store::open(&url).await.expect("open the Postgres store"))
+        let store = Store::open(&url).await.expect("open the Postgres store");
+        Some((url, store))
     }
 
     /// In CI (`CI` set) a missing Postgres is a failure, not a skip.

@@ -125,13 +125,18 @@ impl Store {
         row.as_ref().map(person).transpose()
     }
 
-    pub async fn set_subject(&self, person_id: &str, subject: &str) -> Result<()> {
-        sqlx::query("UPDATE people SET oidc_subject = $1 WHERE id = $2")
-            .bind(subject)
-            .bind(person_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Links an OpenID identity to a person who has none yet. `false` when the person is
+    /// already linked (to this or another identity): one conditional UPDATE, so two logins at
+    /// once cannot both link.
+    pub async fn link_subject(&self, person_id: &str, subject: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE people SET oidc_subject = $1 WHERE id = $2 AND oidc_subject IS NULL",
+        )
+        .bind(subject)
+        .bind(person_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn set_password_hash(&self, person_id: &str, hash: &str) -> Result<()> {

@@ -232,3 +232,39 @@ on_both!(requests_audit_and_records, |s: Store| async move {
     assert_eq!(s.record_count().await.unwrap(), 1);
     assert_eq!(s.records("a.example.org", 5).await.unwrap(), vec![row]);
 });
+
+on_both!(an_openid_identity_links_once, |s: Store| async move {
+    let p = s
+        .add_person("ada@example.org", "Ada", None, false)
+        .await
+        .unwrap();
+    assert!(s
+        .person_by_subject("https://id.example.org#ada")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .link_subject(&p.id, "https://id.example.org#ada")
+        .await
+        .unwrap());
+    let found = s
+        .person_by_subject("https://id.example.org#ada")
+        .await
+        .unwrap()
+        .expect("linked");
+    assert_eq!(found.id, p.id);
+    // A second identity cannot take over a linked account.
+    assert!(!s
+        .link_subject(&p.id, "https://id.example.org#mallory")
+        .await
+        .unwrap());
+    assert_eq!(
+        s.person(&p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .oidc_subject
+            .as_deref(),
+        Some("https://id.example.org#ada")
+    );
+});

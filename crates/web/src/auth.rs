@@ -62,12 +62,15 @@ pub async fn csrf_token(session: &Session) -> String {
 /// Whether `given` is the session's CSRF token (compared in constant time).
 pub async fn csrf_ok(session: &Session, given: &str) -> bool {
     match session.get::<String>(CSRF).await {
-        Ok(Some(expected)) => {
-            let (a, b) = (expected.as_bytes(), given.as_bytes());
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        }
+        Ok(Some(expected)) => same_secret(&expected, given),
         _ => false,
     }
+}
+
+/// Compares two secrets in constant time (for equal lengths).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Sessions in cooper's store. The cookie's id is kept only as its SHA-256, with the person it

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod jobs;
 pub mod list;
 pub mod live;
+pub mod oidc;
 mod pages;
 pub mod routes;
 pub mod views;
@@ -36,6 +37,12 @@ pub struct Config {
     pub live_ttl: Duration,
     /// Login tries per email per minute.
     pub login_per_minute: u32,
+    /// The dashboard's own address as people reach it (`https://dash.example.org`), for the
+    /// links it hands out (invitations) and the OpenID redirect; when unset, it is read off
+    /// the request (Host, X-Forwarded-Proto).
+    pub public_url: Option<String>,
+    /// OpenID Connect login, when a provider is configured.
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 impl Default for Config {
@@ -45,6 +52,8 @@ impl Default for Config {
             workers: 2,
             live_ttl: Duration::from_secs(3),
             login_per_minute: 10,
+            public_url: None,
+            oidc: None,
         }
     }
 }

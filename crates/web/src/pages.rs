@@ -180,7 +180,11 @@ fn safe_next(next: &str) -> String {
     }
 }
 
-pub async fn login_form(Extension(ctx): Extension<Ctx>, Query(q): Query<NextQuery>) -> Response {
+pub async fn login_form(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Query<NextQuery>,
+) -> Response {
     if ctx.viewer.is_some() {
         return Redirect::to(&safe_next(&q.next)).into_response();
     }
@@ -189,7 +193,12 @@ pub async fn login_form(Extension(ctx): Extension<Ctx>, Query(q): Query<NextQuer
         next: q.next,
         email: String::new(),
         error: None,
+        oidc: oidc_label(&s),
     })
+}
+
+fn oidc_label(s: &AppState) -> Option<String> {
+    s.config.oidc.as_ref().map(|o| o.config.label.clone())
 }
 
 #[derive(Deserialize)]
@@ -212,6 +221,7 @@ pub async fn login(
             next: f.next.clone(),
             email: f.email.clone(),
             error: Some(error.into()),
+            oidc: oidc_label(&s),
         });
         *r.status_mut() = status;
         r
@@ -1706,23 +1716,7 @@ pub async fn invite(
         &format!("{} as {} of {}", f.email, f.role, f.place),
     )
     .await;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    // Behind a TLS proxy the proxy says so; served directly, plain HTTP is only used on
-    // loopback (or with --insecure-http).
-    let loopback =
-        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
-    let scheme = match headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(p) if p == "http" || p == "https" => p,
-        _ if s.config.insecure_http || loopback => "http",
-        _ => "https",
-    };
-    let link = format!("{scheme}://{host}/invite/{secret}");
+    let link = format!("{}/invite/{secret}", public_base(&s, &headers));
     people_page(&s, &ctx, Some(link), None).await
 }
 
@@ -1857,4 +1851,214 @@ pub async fn revoke_sessions(
         }
         Err(e) => internal(e),
     }
+}
+
+/// The dashboard's address as people reach it: `--public-url` when given, else read off the
+/// request. Behind a TLS proxy the proxy says the scheme; served directly, plain HTTP is only
+/// used on loopback (or with --insecure-http).
+fn public_base(s: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &s.config.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let loopback =
+        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(p) if p == "http" || p == "https" => p,
+        _ if s.config.insecure_http || loopback => "http",
+        _ => "https",
+    };
+    format!("{scheme}://{host}")
+}
+
+// --- OpenID Connect login ---
+
+const OIDC_PENDING: &str = "oidc_pending";
+
+/// Sends the person to the provider (404 when no provider is configured).
+pub async fn oidc_login(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    session: Session,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let Some(oidc) = s.config.oidc.clone() else {
+        return not_found();
+    };
+    if ctx.viewer.is_some() {
+        return Redirect::to(&safe_next(&q.next)).into_response();
+    }
+    let redirect = format!("{}/oidc/callback", public_base(&s, &headers));
+    match oidc.begin(&redirect, &q.next).await {
+        Ok((url, pending)) => match session.insert(OIDC_PENDING, pending).await {
+            Ok(()) => Redirect::to(&url).into_response(),
+            Err(e) => internal(e),
+        },
+        Err(e) => {
+            eprintln!("cooper serve: OpenID login: {e:#}");
+            problem(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "{} cannot be reached just now. Log in with your password, or try again in a minute.",
+                    oidc.config.label
+                ),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The way back from the provider: the state must be the one this session sent, the tokens
+/// must verify, and the identity must belong to a person (linked before, or the one person
+/// with the verified email). Never creates an account.
+pub async fn oidc_callback(
+    State(s): State<AppState>,
+    session: Session,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let Some(oidc) = s.config.oidc.clone() else {
+        return not_found();
+    };
+    let refuse = |status: StatusCode, message: String| problem(status, &message);
+    let pending: Option<crate::oidc::Pending> = session.remove(OIDC_PENDING).await.ok().flatten();
+    let Some(pending) = pending.filter(crate::oidc::fresh) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "This login was not started here, or it took too long. Start again from the login page.".into(),
+        );
+    };
+    if let Some(error) = &q.error {
+        let why = q.error_description.as_deref().unwrap_or(error);
+        record_audit(&s.store, "openid", "login", None, None, "refused", why).await;
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} did not log you in ({why}). Try again, or log in with your password.",
+                oidc.config.label
+            ),
+        );
+    }
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The provider's answer has no code. Start again from the login page.".into(),
+        );
+    };
+    if !crate::auth::same_secret(&state, &pending.state) {
+        record_audit(
+            &s.store,
+            "openid",
+            "login",
+            None,
+            None,
+            "refused",
+            "state does not match the session",
+        )
+        .await;
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "This login answer belongs to another login. Start again from the login page.".into(),
+        );
+    }
+    let next = pending.next.clone();
+    let id = match oidc.finish(pending, code).await {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("cooper serve: OpenID login: {e:#}");
+            record_audit(
+                &s.store,
+                "openid",
+                "login",
+                None,
+                None,
+                "failed",
+                &format!("{e:#}"),
+            )
+            .await;
+            return refuse(
+                StatusCode::BAD_GATEWAY,
+                format!("{}'s answer could not be checked, so you are not logged in. Try again; if it keeps happening, tell an operator.", oidc.config.label),
+            );
+        }
+    };
+    let who = id.email.clone().unwrap_or_else(|| id.subject.clone());
+    let person = match person_for(&s, &id).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(why)) => {
+            record_audit(
+                &s.store,
+                &who,
+                "login",
+                None,
+                None,
+                "refused",
+                &format!("openid: {why}"),
+            )
+            .await;
+            return refuse(StatusCode::FORBIDDEN, why);
+        }
+        Err(e) => return internal(e),
+    };
+    if let Err(e) = begin_session(&session, &person.id).await {
+        return internal(e);
+    }
+    record_audit(&s.store, &person.email, "login", None, None, "ok", "openid").await;
+    Redirect::to(&safe_next(&next)).into_response()
+}
+
+/// The person an OpenID identity logs in as, or why nobody.
+async fn person_for(
+    s: &AppState,
+    id: &crate::oidc::Identity,
+) -> anyhow::Result<Result<cooper_store::Person, String>> {
+    if let Some(p) = s.store.person_by_subject(&id.subject).await? {
+        if p.disabled {
+            return Ok(Err(
+                "This account is disabled. Ask an operator of your co-op.".into(),
+            ));
+        }
+        return Ok(Ok(p));
+    }
+    let Some(email) = &id.email else {
+        return Ok(Err("The provider did not tell cooper your email, so it cannot find your account. Log in with your password, or ask an operator.".into()));
+    };
+    if !id.email_verified {
+        return Ok(Err(format!("The provider has not verified {email}, so cooper cannot tell the address is yours. Verify it at the provider, or log in with your password.")));
+    }
+    let Some(p) = s.store.person_by_email(email).await? else {
+        return Ok(Err(format!("No account here has the email {email}. Ask an operator of your co-op for an invitation.")));
+    };
+    if p.disabled {
+        return Ok(Err(
+            "This account is disabled. Ask an operator of your co-op.".into(),
+        ));
+    }
+    if !s.store.link_subject(&p.id, &id.subject).await? {
+        return Ok(Err(format!("The account for {email} is already linked to another login at the provider. Log in with that one, or with your password.")));
+    }
+    record_audit(
+        &s.store,
+        &p.email,
+        "link openid",
+        None,
+        None,
+        "ok",
+        &id.subject,
+    )
+    .await;
+    Ok(Ok(p))
 }

@@ -66,6 +66,8 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         r("GET", "/login", Public, get(pages::login_form)),
         r("POST", "/login", Public, post(pages::login)),
         r("POST", "/logout", Person, post(pages::logout)),
+        r("GET", "/oidc/login", Public, get(pages::oidc_login)),
+        r("GET", "/oidc/callback", Public, get(pages::oidc_callback)),
         r("GET", "/setup", Public, get(pages::setup_form)),
         r("POST", "/setup", Public, post(pages::setup)),
         r("GET", "/invite/{token}", Public, get(pages::invite_form)),

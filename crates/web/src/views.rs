@@ -230,6 +230,8 @@ pub struct LoginPage {
     pub next: String,
     pub email: String,
     pub error: Option<String>,
+    /// "Log in with …" when an OpenID provider is configured.
+    pub oidc: Option<String>,
 }
 
 #[derive(Template)]

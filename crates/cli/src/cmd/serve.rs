@@ -41,6 +41,31 @@ pub struct Serve {
     /// How long one look at a server's engine is shared by every viewer, in milliseconds.
     #[arg(long, default_value_t = 3000, value_name = "MS")]
     live_ttl_ms: u64,
+    /// The dashboard's address as people reach it (`https://dash.example.org`): used in the
+    /// links it hands out and as the OpenID redirect (`<URL>/oidc/callback`). Default: read
+    /// off each request.
+    #[arg(long, env = "COOPER_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Log in with an OpenID Connect provider too (a co-op's Keycloak, Authentik, …): its
+    /// issuer URL. People log in as the account with the same *verified* email; nobody gets
+    /// an account from it (invitations make accounts).
+    #[arg(long, env = "COOPER_OIDC_ISSUER", value_name = "URL")]
+    oidc_issuer: Option<String>,
+    /// The client id registered at the provider (with `--oidc-issuer`).
+    #[arg(long, env = "COOPER_OIDC_CLIENT_ID", value_name = "ID")]
+    oidc_client_id: Option<String>,
+    /// A file holding the client secret (a Swarm secret); or set `COOPER_OIDC_CLIENT_SECRET`.
+    /// Never on the command line.
+    #[arg(long, env = "COOPER_OIDC_CLIENT_SECRET_FILE", value_name = "PATH")]
+    oidc_client_secret_file: Option<std::path::PathBuf>,
+    /// What the login button names: "Log in with <LABEL>".
+    #[arg(
+        long,
+        env = "COOPER_OIDC_LABEL",
+        value_name = "LABEL",
+        default_value = "your co-op's account"
+    )]
+    oidc_label: String,
 }
 
 impl Serve {
@@ -76,6 +101,8 @@ impl Serve {
             insecure_http: self.insecure_http,
             workers: self.workers,
             live_ttl: std::time::Duration::from_millis(self.live_ttl_ms),
+            public_url: self.public_url()?,
+            oidc: self.oidc()?,
             ..Default::default()
         };
         let state = cooper_web::Inner::new(store, ctx.abra.clone(), config);
@@ -113,6 +140,65 @@ impl Serve {
         cooper_web::serve(listener, state, shutdown()).await?;
         println!("cooper serve: stopped");
         Ok(0)
+    }
+}
+
+impl Serve {
+    fn public_url(&self) -> anyhow::Result<Option<String>> {
+        let Some(raw) = &self.public_url else {
+            return Ok(None);
+        };
+        let u = url::Url::parse(raw).with_context(|| {
+            format!("--public-url {raw:?} is not a URL: give the address people open, e.g. https://dash.example.org")
+        })?;
+        let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        match u.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => bail!("--public-url {raw:?}: use https:// (plain http only for localhost)"),
+        }
+        if u.path() != "/" || u.query().is_some() {
+            bail!("--public-url {raw:?}: give only scheme and host (cooper serve answers at the root)");
+        }
+        Ok(Some(raw.trim_end_matches('/').to_string()))
+    }
+
+    fn oidc(&self) -> anyhow::Result<Option<std::sync::Arc<cooper_web::oidc::Oidc>>> {
+        let Some(issuer) = &self.oidc_issuer else {
+            if self.oidc_client_id.is_some() {
+                bail!("--oidc-client-id without --oidc-issuer: name the provider too");
+            }
+            return Ok(None);
+        };
+        let Some(client_id) = &self.oidc_client_id else {
+            bail!("--oidc-issuer needs --oidc-client-id (the client registered at the provider)");
+        };
+        let client_secret = match (
+            &self.oidc_client_secret_file,
+            std::env::var("COOPER_OIDC_CLIENT_SECRET"),
+        ) {
+            (Some(_), Ok(_)) => bail!(
+                "both --oidc-client-secret-file and COOPER_OIDC_CLIENT_SECRET are set: keep one"
+            ),
+            (Some(file), Err(_)) => Some(
+                std::fs::read_to_string(file)
+                    .with_context(|| {
+                        format!("reading --oidc-client-secret-file {}", file.display())
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            (None, Ok(secret)) => Some(secret),
+            (None, Err(_)) => None,
+        };
+        let oidc = cooper_web::oidc::Oidc::new(cooper_web::oidc::OidcConfig {
+            // Exactly as given: the ID token's `iss` must match it to the character.
+            issuer: issuer.clone(),
+            client_id: client_id.clone(),
+            client_secret: client_secret.filter(|s| !s.is_empty()),
+            label: self.oidc_label.clone(),
+        })?;
+        Ok(Some(std::sync::Arc::new(oidc)))
     }
 }
 
@@ -180,7 +266,87 @@ fn read_password(ctx: &Ctx) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_password;
+    use super::{with_password, Serve};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        serve: Serve,
+    }
+
+    fn parse(args: &[&str]) -> Serve {
+        T::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap()
+            .serve
+    }
+
+    #[test]
+    fn the_public_url_is_checked() {
+        let ok = parse(&["--public-url", "https://dash.example.org/"]);
+        assert_eq!(
+            ok.public_url().unwrap().as_deref(),
+            Some("https://dash.example.org")
+        );
+        assert!(parse(&["--public-url", "http://localhost:8080"])
+            .public_url()
+            .is_ok());
+        let e = parse(&["--public-url", "http://dash.example.org"])
+            .public_url()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use https://"), "{e}");
+        let e = parse(&["--public-url", "https://dash.example.org/app"])
+            .public_url()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only scheme and host"), "{e}");
+        let e = parse(&["--public-url", "dash.example.org"])
+            .public_url()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a URL"), "{e}");
+    }
+
+    #[test]
+    fn openid_needs_issuer_and_client_together() {
+        let e = parse(&["--oidc-issuer", "https://id.example.org"])
+            .oidc()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--oidc-client-id"), "{e}");
+        let e = parse(&["--oidc-client-id", "cooper"])
+            .oidc()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--oidc-issuer"), "{e}");
+        let e = parse(&["--oidc-issuer", "not a url", "--oidc-client-id", "c"])
+            .oidc()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a URL"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let o = parse(&[
+            "--oidc-issuer",
+            "https://id.example.org/realms/coop",
+            "--oidc-client-id",
+            "cooper",
+            "--oidc-client-secret-file",
+            file.to_str().unwrap(),
+        ])
+        .oidc()
+        .unwrap()
+        .expect("configured");
+        assert_eq!(o.config.client_secret.as_deref(), Some("s3cret"));
+        assert_eq!(o.config.issuer, "https://id.example.org/realms/coop");
+        assert!(
+            !format!("{o:?}").contains("s3cret"),
+            "the secret is not in Debug output"
+        );
+        assert!(parse(&[]).oidc().unwrap().is_none());
+    }
 
     #[test]
     fn the_password_file_goes_into_the_url_encoded() {
