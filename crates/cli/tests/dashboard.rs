@@ -226,6 +226,22 @@ async fn run() {
         "the CLI sees the upgrade: {ps}"
     );
 
+    // The upgrade's safety backup counts as a backup: on the instance page and in the list.
+    c.goto(&format!("{base}/instances/{domain}")).await.unwrap();
+    let backups = wait_text(
+        &c,
+        "section[aria-labelledby=bk]",
+        "safety backup before upgrade",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(backups.contains("not verified"), "{backups}");
+    let care = wait_text(&c, "dl.facts", "Last backup", Duration::from_secs(5)).await;
+    assert!(
+        care.contains(" s ago") || care.contains(" min ago"),
+        "the last backup is the safety backup of a moment ago: {care}"
+    );
+
     // The audit log says who did what and how it ended.
     c.goto(&format!("{base}/audit")).await.unwrap();
     let audit = wait_text(&c, "main", "upgrade", Duration::from_secs(10)).await;

@@ -99,6 +99,9 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// The operation name [`Store::latest_records`] gives the newest snapshot made.
+pub const BACKUP: &str = "backup";
+
 /// An indexed operation record (the file under `$ABRA_DIR/cooper/records` is the truth).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordRow {
@@ -108,6 +111,8 @@ pub struct RecordRow {
     pub started: String,
     pub ok: Option<bool>,
     pub error: Option<String>,
+    /// The snapshot this operation made (a backup, or an upgrade's safety backup).
+    pub made_snapshot: Option<String>,
 }
 
 const JOB_COLUMNS: &str = "id, kind, domain, args, state, requested_by, created_at, started_at, \
@@ -463,7 +468,8 @@ impl Store {
             .execute(&self.pool)
             .await?;
         sqlx::query(
-            "INSERT INTO records (path, domain, operation, started, ok, error) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO records (path, domain, operation, started, ok, error, made_snapshot) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&r.path)
         .bind(&r.domain)
@@ -471,6 +477,7 @@ impl Store {
         .bind(&r.started)
         .bind(r.ok.map(i64::from))
         .bind(&r.error)
+        .bind(&r.made_snapshot)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -483,11 +490,16 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    /// The newest successful record of each (app, operation): `(domain, operation, started)`.
+    /// The newest successful record of each (app, operation): `(domain, operation, started)`;
+    /// and, as operation [`BACKUP`], the newest record of each app that made a snapshot (a
+    /// backup, or an upgrade's safety backup, which stays a backup when the upgrade failed).
     pub async fn latest_records(&self) -> Result<Vec<(String, String, String)>> {
         let rows = sqlx::query(
             "SELECT domain, operation, MAX(started) AS started FROM records WHERE ok = 1 \
-             GROUP BY domain, operation",
+             GROUP BY domain, operation \
+             UNION ALL \
+             SELECT domain, 'backup' AS operation, MAX(started) AS started FROM records \
+             WHERE made_snapshot IS NOT NULL GROUP BY domain",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -505,8 +517,8 @@ impl Store {
     /// An app's indexed records, newest first.
     pub async fn records(&self, domain: &str, limit: i64) -> Result<Vec<RecordRow>> {
         let rows = sqlx::query(
-            "SELECT path, domain, operation, started, ok, error FROM records WHERE domain = $1 \
-             ORDER BY started DESC LIMIT $2",
+            "SELECT path, domain, operation, started, ok, error, made_snapshot FROM records \
+             WHERE domain = $1 ORDER BY started DESC LIMIT $2",
         )
         .bind(domain)
         .bind(limit)
@@ -521,6 +533,7 @@ impl Store {
                     started: r.try_get("started")?,
                     ok: r.try_get::<Option<i64>, _>("ok")?.map(|v| v != 0),
                     error: r.try_get("error")?,
+                    made_snapshot: r.try_get("made_snapshot")?,
                 })
             })
             .collect()

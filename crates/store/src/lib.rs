@@ -16,7 +16,7 @@ use std::path::Path;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
-pub use jobs::{AuditEntry, Job, JobLine, JobState, RecordRow, Request};
+pub use jobs::{AuditEntry, Job, JobLine, JobState, RecordRow, Request, BACKUP};
 pub use people::{Community, Coop, Membership, Person, Token};
 
 /// Errors of the store. Messages say what to check.

@@ -226,11 +226,64 @@ on_both!(requests_audit_and_records, |s: Store| async move {
         started: "2026-12-01T00:00:00Z".into(),
         ok: Some(true),
         error: None,
+        made_snapshot: None,
     };
     s.index_record(&row).await.unwrap();
     s.index_record(&row).await.unwrap();
     assert_eq!(s.record_count().await.unwrap(), 1);
     assert_eq!(s.records("a.example.org", 5).await.unwrap(), vec![row]);
+    // The newest snapshot made counts as the last backup, whichever operation made it: a
+    // failed upgrade's safety backup is still a backup; a failed backup is none.
+    let at = |path: &str, op: &str, started: &str, ok: bool, snap: Option<&str>| RecordRow {
+        path: path.into(),
+        domain: "a.example.org".into(),
+        operation: op.into(),
+        started: started.into(),
+        ok: Some(ok),
+        error: None,
+        made_snapshot: snap.map(str::to_string),
+    };
+    for r in [
+        at(
+            "/x/2.json",
+            "backup create",
+            "2026-12-01T01:00:00Z",
+            true,
+            Some("aaaa"),
+        ),
+        at(
+            "/x/3.json",
+            "app upgrade",
+            "2026-12-01T02:00:00Z",
+            false,
+            Some("bbbb"),
+        ),
+        at(
+            "/x/4.json",
+            "backup create",
+            "2026-12-01T03:00:00Z",
+            false,
+            None,
+        ),
+    ] {
+        s.index_record(&r).await.unwrap();
+    }
+    let latest = s.latest_records().await.unwrap();
+    let get = |op: &str| {
+        latest
+            .iter()
+            .find(|(d, o, _)| d == "a.example.org" && o == op)
+            .map(|(_, _, t)| t.clone())
+    };
+    assert_eq!(
+        get(cooper_store::BACKUP).as_deref(),
+        Some("2026-12-01T02:00:00Z")
+    );
+    assert_eq!(
+        get("backup create").as_deref(),
+        Some("2026-12-01T01:00:00Z")
+    );
+    assert_eq!(get("app upgrade"), None, "the upgrade failed");
 });
 
 on_both!(an_openid_identity_links_once, |s: Store| async move {

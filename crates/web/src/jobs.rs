@@ -453,7 +453,28 @@ pub fn record_row(abra: &AbraDir, record: &Record) -> RecordRow {
         started: record.started.clone(),
         ok: record.ok,
         error: record.error.clone(),
+        made_snapshot: made_snapshot(record),
     }
+}
+
+/// The snapshot an operation made: a successful backup's, or the safety backup an upgrade
+/// took first (`details.safety_snapshot`, kept even when the upgrade failed). A verify or a
+/// restore names a snapshot too, but makes none.
+pub fn made_snapshot(record: &Record) -> Option<String> {
+    let field = if record.operation == "backup create" {
+        if record.ok != Some(true) {
+            return None;
+        }
+        "snapshot"
+    } else {
+        "safety_snapshot"
+    };
+    record
+        .details
+        .get(field)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// Indexes every record file under `$ABRA_DIR/cooper/records` that the store does not have yet

@@ -560,7 +560,7 @@ fn row(
         version: version.unwrap_or_else(|| "—".into()),
         upgrade,
         level,
-        backup: Age::since(get("backup create"), BACKUP_DAYS),
+        backup: Age::since(get(cooper_store::BACKUP), BACKUP_DAYS),
         verified: Age::since(get("backup verify"), VERIFY_DAYS),
         tested: Age::since(get("app test"), TEST_DAYS),
     }
@@ -852,13 +852,24 @@ fn care_details(
     let backups = records
         .iter()
         .rev()
-        .filter(|r| r.operation == "backup create" && r.ok == Some(true))
         .filter_map(|r| {
-            let id = snapshot(r)?;
+            let id = crate::jobs::made_snapshot(r)?;
+            let verified = verified
+                .iter()
+                .find(|(v, _)| v.starts_with(&id) || id.starts_with(v.as_str()))
+                .map(|(_, at)| at.clone());
             Some(BackupView {
-                verified: verified.get(&id).cloned(),
+                verified,
                 snapshot: id.chars().take(8).collect(),
                 when: r.started.clone(),
+                why: if r.operation == "backup create" {
+                    "backup".into()
+                } else {
+                    format!(
+                        "safety backup before {}",
+                        r.operation.trim_start_matches("app ")
+                    )
+                },
             })
         })
         .take(10)

@@ -316,6 +316,8 @@ pub struct BackupView {
     pub snapshot: String,
     pub when: String,
     pub verified: Option<String>,
+    /// "backup", or "safety backup before upgrade".
+    pub why: String,
 }
 
 /// One step of the last test run (from its report, the same as its JUnit file).
