@@ -242,6 +242,14 @@ async fn run() {
         "the last backup is the safety backup of a moment ago: {care}"
     );
 
+    // The server page: its node and what Docker keeps on its disk.
+    c.goto(&format!("{base}/servers/default")).await.unwrap();
+    let storage = wait_text(&c, "#storage", "image", Duration::from_secs(20)).await;
+    assert!(
+        storage.contains("volume") && storage.contains("B"),
+        "images and volumes with sizes: {storage}"
+    );
+
     // The audit log says who did what and how it ended.
     c.goto(&format!("{base}/audit")).await.unwrap();
     let audit = wait_text(&c, "main", "upgrade", Duration::from_secs(10)).await;

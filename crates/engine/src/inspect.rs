@@ -68,7 +68,65 @@ pub struct NodeRow {
     pub memory_bytes: i64,
 }
 
+/// What the engine keeps on disk: its images and volumes (Docker's own accounting).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Storage {
+    pub images: usize,
+    /// The images' sizes added up: layers two images share count twice, so this is at most
+    /// what they take (Docker 29 and later report the exact total, used then).
+    pub images_bytes: i64,
+    /// Whether `images_bytes` is Docker's exact total.
+    pub images_exact: bool,
+    pub volumes: usize,
+    /// The volumes' total size, when the engine reports it (Docker 29 and later).
+    pub volumes_bytes: Option<i64>,
+}
+
 impl Engine {
+    /// Images and volumes on this engine's host: two list calls, and — when `engine_version`
+    /// is 29 or later, whose answer this client reads — Docker's disk-usage call for the exact
+    /// totals (it walks every volume, so older engines are not asked for an answer that would
+    /// be thrown away).
+    pub async fn storage(&self, engine_version: &str) -> Result<Storage> {
+        let images = self
+            .docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .map_err(EngineError::api("listing images"))?;
+        let volumes = self
+            .docker
+            .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
+            .await
+            .map_err(EngineError::api("listing volumes"))?;
+        let mut out = Storage {
+            images: images.len(),
+            images_bytes: images.iter().map(|i| i.size.max(0)).sum(),
+            images_exact: false,
+            volumes: volumes.volumes.map(|v| v.len()).unwrap_or(0),
+            volumes_bytes: None,
+        };
+        let major = engine_version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok())
+            .unwrap_or(0);
+        if major < 29 {
+            return Ok(out);
+        }
+        if let Ok(df) = self
+            .docker
+            .df(None::<bollard::query_parameters::DataUsageOptions>)
+            .await
+        {
+            if let Some(total) = df.image_usage.and_then(|u| u.total_size) {
+                out.images_bytes = total;
+                out.images_exact = true;
+            }
+            out.volumes_bytes = df.volume_usage.and_then(|u| u.total_size);
+        }
+        Ok(out)
+    }
+
     /// The Swarm's nodes (one call).
     pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
         let nodes = self

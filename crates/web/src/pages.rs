@@ -1453,23 +1453,54 @@ pub async fn server(
     Path(name): Path<String>,
 ) -> Response {
     let state = s.live.server(&name).await;
+    let mut storage = None;
     let (nodes, nodes_error) = match s.live.engine(&name).await {
         Ok(engine) => match engine.nodes().await {
-            Ok(nodes) => (
-                nodes
-                    .into_iter()
-                    .map(|n| NodeView {
-                        tone: if n.state == "ready" { "ok" } else { "bad" },
-                        hostname: n.hostname,
-                        role: n.role,
-                        state: n.state,
-                        engine: n.engine_version,
-                        cpus: format!("{:.1}", n.nano_cpus as f64 / 1e9),
-                        memory: format!("{:.1} GiB", n.memory_bytes as f64 / (1u64 << 30) as f64),
-                    })
-                    .collect(),
-                None,
-            ),
+            Ok(nodes) => {
+                let version = nodes
+                    .iter()
+                    .find(|n| n.role == "manager")
+                    .map(|n| n.engine_version.clone())
+                    .unwrap_or_default();
+                storage = tokio::time::timeout(Duration::from_secs(5), engine.storage(&version))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(|st| StorageView {
+                        images: format!(
+                            "{} image{}, {}{}",
+                            st.images,
+                            if st.images == 1 { "" } else { "s" },
+                            if st.images_exact { "" } else { "at most " },
+                            bytes(st.images_bytes)
+                        ),
+                        volumes: format!(
+                            "{} volume{}{}",
+                            st.volumes,
+                            if st.volumes == 1 { "" } else { "s" },
+                            match st.volumes_bytes {
+                                Some(b) => format!(", {}", bytes(b)),
+                                None => " (this engine does not report their size; Docker 29 does)"
+                                    .into(),
+                            }
+                        ),
+                    });
+                (
+                    nodes
+                        .into_iter()
+                        .map(|n| NodeView {
+                            tone: if n.state == "ready" { "ok" } else { "bad" },
+                            hostname: n.hostname,
+                            role: n.role,
+                            state: n.state,
+                            engine: n.engine_version,
+                            cpus: format!("{:.1}", n.nano_cpus as f64 / 1e9),
+                            memory: bytes(n.memory_bytes),
+                        })
+                        .collect(),
+                    None,
+                )
+            }
             Err(e) => (Vec::new(), Some(e.to_string())),
         },
         Err(e) => (Vec::new(), Some(format!("unreachable: {e}"))),
@@ -1499,6 +1530,7 @@ pub async fn server(
         name,
         nodes,
         nodes_error,
+        storage,
         apps: rows,
     })
 }

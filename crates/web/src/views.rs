@@ -423,6 +423,23 @@ pub struct ServersPage {
     pub rows: Vec<ServerRow>,
 }
 
+/// Bytes for people: `512 B`, `3.4 MiB`, `1.2 GiB`.
+pub fn bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{} B", n as i64)
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
 pub struct NodeView {
     pub hostname: String,
     pub role: String,
@@ -441,7 +458,14 @@ pub struct ServerPage {
     pub coop: String,
     pub nodes: Vec<NodeView>,
     pub nodes_error: Option<String>,
+    /// Docker's images and volumes on the manager this dashboard talks to.
+    pub storage: Option<StorageView>,
     pub apps: Vec<InstanceRow>,
+}
+
+pub struct StorageView {
+    pub images: String,
+    pub volumes: String,
 }
 
 pub struct CatalogueRow {
@@ -517,5 +541,22 @@ pub fn colour(tone: &str) -> &'static str {
         "bad" => "#cf222e",
         "idle" => "#57606a",
         _ => "#6e40c9",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ago, bytes};
+
+    #[test]
+    fn sizes_and_ages_read_like_people_write_them() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+        assert_eq!(bytes(-5), "0 B");
+        assert_eq!(ago(30), "30 s ago");
+        assert_eq!(ago(600), "10 min ago");
+        assert_eq!(ago(3 * 86_400), "3 days ago");
     }
 }
