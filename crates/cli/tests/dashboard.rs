@@ -250,6 +250,38 @@ async fn run() {
         "images and volumes with sizes: {storage}"
     );
 
+    // A job waits its turn behind another operation on the app, and is cancelled from its
+    // page before it starts. The test holds the app's lock (as a CLI operation would).
+    let lock = cooper_ops::lock::AppLock::acquire(
+        &abra.join("servers/default"),
+        &domain,
+        "the dashboard test",
+        None,
+    )
+    .unwrap();
+    let restart_button = "form:has(input[value='restart']) button[type=submit]";
+    c.goto(&format!("{base}/instances/{domain}")).await.unwrap();
+    click(&c, restart_button).await;
+    wait_text(&c, "h1", "restart of", Duration::from_secs(10)).await;
+    let waiting_job = c.current_url().await.unwrap().to_string();
+    wait_text(&c, "#job-state", "running", Duration::from_secs(10)).await;
+    c.goto(&format!("{base}/instances/{domain}")).await.unwrap();
+    click(&c, restart_button).await;
+    wait_text(&c, "#job-state", "queued", Duration::from_secs(10)).await;
+    shot(&c, "05b-queued").await;
+    click(&c, "form[action$='/cancel'] button").await;
+    let outcome = wait_text(
+        &c,
+        "main",
+        "cancelled before it started",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(outcome.contains("cancelled"), "{outcome}");
+    drop(lock);
+    c.goto(&waiting_job).await.unwrap();
+    wait_text(&c, "#job-state", "succeeded", Duration::from_secs(180)).await;
+
     // The audit log says who did what and how it ended.
     c.goto(&format!("{base}/audit")).await.unwrap();
     let audit = wait_text(&c, "main", "upgrade", Duration::from_secs(10)).await;

@@ -296,13 +296,16 @@ async fn failure_details(engine: &Engine, failures: &[Failure]) -> Vec<String> {
 
 /// `app restart`: forces a new task for one service (`Some`) or every service of the app and
 /// waits until they run again, inside the operation envelope. Returns the services restarted.
+/// With `wait_lock`, waits that long for another operation on the app to end (the dashboard's
+/// jobs do); without, refuses at once (the CLI).
 pub async fn restart(
     abra: &AbraDir,
     domain: &str,
     service: Option<&str>,
+    wait_lock: Option<Duration>,
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<String>> {
-    let envelope = Envelope::locked("app restart", domain);
+    let envelope = Envelope::locked("app restart", domain).waiting(wait_lock);
     let done = op::run(abra, envelope, reporter, async |op: &mut Op<'_>| {
         let engine = op.connect().await?;
         let stack = crate::stack_of(&op.app);

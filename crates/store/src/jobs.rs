@@ -251,6 +251,17 @@ impl Store {
 
     /// Asks a job to stop; a queued job is cancelled at once. Returns the state after.
     pub async fn cancel_job(&self, id: &str) -> Result<Option<JobState>> {
+        self.cancel_queued_job(id).await?;
+        sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1 AND state = 'running'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.job(id).await?.map(|j| j.state))
+    }
+
+    /// Cancels a job only if it has not started (one conditional UPDATE: a worker that
+    /// claimed it first wins). Returns the job's state after.
+    pub async fn cancel_queued_job(&self, id: &str) -> Result<Option<JobState>> {
         sqlx::query(
             "UPDATE jobs SET state = 'cancelled', outcome = 'cancelled before it started', \
              finished_at = $1 WHERE id = $2 AND state = 'queued'",
@@ -259,10 +270,6 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1 AND state = 'running'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
         Ok(self.job(id).await?.map(|j| j.state))
     }
 

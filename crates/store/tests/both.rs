@@ -184,6 +184,18 @@ on_both!(jobs_run_one_at_a_time_per_app, |s: Store| async move {
         Some(JobState::Cancelled)
     );
     assert_eq!(s.jobs(Some("a.example.org"), 10).await.unwrap().len(), 2);
+    // A job that cannot stop midway is cancelled only while queued: once a worker claimed
+    // it, the cancel changes nothing.
+    let restart = s
+        .create_job("restart", "d.example.org", "{}", "p")
+        .await
+        .unwrap();
+    assert_eq!(s.claim_job().await.unwrap().unwrap().id, restart.id);
+    assert_eq!(
+        s.cancel_queued_job(&restart.id).await.unwrap(),
+        Some(JobState::Running)
+    );
+    assert!(!s.job(&restart.id).await.unwrap().unwrap().cancel_requested);
 });
 
 on_both!(requests_audit_and_records, |s: Store| async move {

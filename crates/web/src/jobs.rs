@@ -164,8 +164,20 @@ impl Jobs {
         Ok(job)
     }
 
-    /// Asks a job to stop (a queued one is cancelled at once).
-    pub async fn cancel(&self, id: &str) -> cooper_store::Result<Option<JobState>> {
+    /// Asks a job to stop: a queued one is cancelled at once; a running one only when its
+    /// kind stops safely (`running_too`), at its next safe point.
+    pub async fn cancel(
+        &self,
+        id: &str,
+        running_too: bool,
+    ) -> cooper_store::Result<Option<JobState>> {
+        if !running_too {
+            let state = self.store.cancel_queued_job(id).await?;
+            if state == Some(JobState::Cancelled) {
+                let _ = self.events.send(Event::Done { job: id.into() });
+            }
+            return Ok(state);
+        }
         let state = self.store.cancel_job(id).await?;
         if let Some(c) = self.cancels.lock().expect("cancels lock").get(id) {
             c.cancel();
@@ -567,7 +579,7 @@ async fn perform(
                     }
                 })
         }
-        "restart" => cooper_ops::deploy::restart(abra, domain, None, reporter)
+        "restart" => cooper_ops::deploy::restart(abra, domain, None, wait, reporter)
             .await
             .map(|names| format!("restarted {}", names.join(", "))),
         "undeploy" => cooper_ops::undeploy(abra, domain, reporter)

@@ -1269,7 +1269,10 @@ pub async fn job(
         domain: j.domain.clone(),
         lines,
         running,
-        cancellable: running && can_execute && jobs::kind(&j.kind).is_some_and(|k| k.cancellable),
+        // A queued job of any kind can go; a running one only when it stops safely.
+        cancellable: can_execute
+            && (j.state == cooper_store::JobState::Queued
+                || (running && jobs::kind(&j.kind).is_some_and(|k| k.cancellable))),
         record: j.record_path.clone(),
         job: job_view(&j),
     })
@@ -1369,13 +1372,18 @@ pub async fn cancel_job(
     let Ok(Some(j)) = s.store.job(&id).await else {
         return not_found();
     };
-    if !jobs::kind(&j.kind).is_some_and(|k| k.cancellable) {
+    let safe_midway = jobs::kind(&j.kind).is_some_and(|k| k.cancellable);
+    if !safe_midway && j.state != cooper_store::JobState::Queued {
         return problem(
             StatusCode::CONFLICT,
             "This job cannot stop safely midway; it runs to its end.",
         );
     }
-    match s.jobs.cancel(&id).await {
+    match s.jobs.cancel(&id, safe_midway).await {
+        Ok(Some(state)) if !safe_midway && state != cooper_store::JobState::Cancelled => problem(
+            StatusCode::CONFLICT,
+            "This job started a moment ago and cannot stop safely midway; it runs to its end.",
+        ),
         Ok(_) => {
             record_audit(
                 &s.store,

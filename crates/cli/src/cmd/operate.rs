@@ -367,6 +367,7 @@ impl Restart {
             &ctx.abra,
             &self.domain,
             self.service.as_deref(),
+            None,
             &mut reporter,
         ))?;
         println!(
