@@ -90,7 +90,7 @@ async fn run() {
     cli(&["app", "secret", "generate", &domain, "--all"]);
     cli(&["app", "deploy", &domain, "-n"]);
 
-    let mut server = serve(abra).await;
+    let mut server = serve_with(abra, &["--schedule-tick-ms", "500"], &[]).await;
     let token = server
         .token
         .clone()
@@ -281,6 +281,110 @@ async fn run() {
     drop(lock);
     c.goto(&waiting_job).await.unwrap();
     wait_text(&c, "#job-state", "succeeded", Duration::from_secs(180)).await;
+
+    // Schedules: the operator adds the co-op's defaults; a backup that fell due two days ago
+    // (as if cooper had been stopped) is overdue, queued by the scheduler at once, held back
+    // while the CLI holds the app, and no longer overdue once it succeeded.
+    c.goto(&format!("{base}/instances/{domain}")).await.unwrap();
+    click(&c, "#attach-schedules").await;
+    let table = wait_text(
+        &c,
+        "#schedule-table",
+        "upgrade-check",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        table.contains("backup") && table.contains("every day"),
+        "{table}"
+    );
+    assert!(table.contains("every 7 days"), "weekly verify: {table}");
+    let lock = cooper_ops::lock::AppLock::acquire(
+        &abra.join("servers/default"),
+        &domain,
+        "the dashboard test",
+        None,
+    )
+    .unwrap();
+    let two_days_ago = cooper_store::now_ms() - 2 * cooper_store::schedules::DAY;
+    store
+        .set_schedule(
+            &domain,
+            "backup",
+            cooper_store::schedules::default_cadence("backup").unwrap(),
+            true,
+            two_days_ago,
+        )
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/overdue")).await.unwrap();
+    let overdue = wait_text(&c, "#overdue", &domain, Duration::from_secs(10)).await;
+    assert!(overdue.contains("backup"), "{overdue}");
+    shot(&c, "05c-overdue").await;
+    violations.extend(
+        axe(&c, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("overdue: {v}")),
+    );
+    // The scheduler queued it (once), as "scheduler".
+    let start = Instant::now();
+    let scheduled = loop {
+        let jobs = store.jobs(Some(&domain), 50).await.unwrap();
+        let mine: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.requested_by == "scheduler" && j.kind == "backup")
+            .cloned()
+            .collect();
+        if !mine.is_empty() {
+            break mine;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the scheduler did not queue the overdue backup"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(scheduled.len(), 1, "one run, not one per missed slot");
+    drop(lock);
+    c.goto(&format!("{base}/jobs/{}", scheduled[0].id))
+        .await
+        .unwrap();
+    wait_text(&c, "#job-state", "succeeded", Duration::from_secs(180)).await;
+    // The page is static: load it again until the scheduler's next tick has settled the run.
+    reload_until(
+        &c,
+        &format!("{base}/overdue"),
+        "main",
+        "Nothing is overdue",
+        Duration::from_secs(20),
+    )
+    .await;
+    let backup = store.schedule(&domain, "backup").await.unwrap().unwrap();
+    assert!(
+        backup.last_ok_at.is_some() && backup.pending_since.is_none(),
+        "{backup:?}"
+    );
+    assert!(
+        backup.next_due > cooper_store::now_ms(),
+        "the next run is ahead: {backup:?}"
+    );
+
+    // An upgrade check from the page (the daily schedule runs the same job): after the
+    // upgrade, the app runs the newest release.
+    c.goto(&format!("{base}/instances/{domain}")).await.unwrap();
+    click(
+        &c,
+        "form:has(input[value='upgrade-check']) button[type=submit]",
+    )
+    .await;
+    wait_text(&c, "h1", "upgrade-check of", Duration::from_secs(10)).await;
+    wait_text(&c, "#job-state", "succeeded", Duration::from_secs(60)).await;
+    let outcome = wait_text(&c, "#job-outcome", "runs 1.1.0+1.1", Duration::from_secs(5)).await;
+    assert!(
+        outcome.contains("the newest release it may take"),
+        "{outcome}"
+    );
 
     // The audit log says who did what and how it ended.
     c.goto(&format!("{base}/audit")).await.unwrap();

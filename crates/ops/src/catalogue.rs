@@ -349,3 +349,114 @@ mod tests {
         );
     }
 }
+
+/// What a scheduled upgrade check found for one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpgradeCheck {
+    /// What the app runs (from its services' labels).
+    pub running: String,
+    /// The newest release above it whose `recipe test` level is at least the minimum.
+    pub offer: Option<String>,
+    pub level: Option<u8>,
+    /// Newer releases held back because they were not tested to the minimum level.
+    pub held_back: Vec<String>,
+    /// Why the recipe's tags could not be refreshed (the check used the local ones).
+    pub fetch_problem: Option<String>,
+}
+
+/// The daily upgrade check of an app: refreshes its recipe's tags from `origin` (when it has
+/// one), then offers the newest release above the running one whose level in the catalogue
+/// (`cooper_levels`) is at least `min_level` (0: any release).
+pub async fn upgrade_check(abra: &AbraDir, domain: &str, min_level: u8) -> Result<UpgradeCheck> {
+    let app = abra.app(domain)?;
+    let engine = crate::connect(abra, &app.at.server).await?;
+    let running = crate::deploy::deployed_version(&engine, &crate::stack_of(&app))
+        .await?
+        .map(|(v, _)| v)
+        .ok_or_else(|| {
+            OpsError::Refused(format!(
+                "{domain} is not deployed: nothing to check (deploy it with `cooper app deploy {domain}`)"
+            ))
+        })?;
+    let recipe = app.recipe.name.clone();
+    let dir = abra.recipes_dir().join(&recipe);
+    let has_origin = git::run(&dir, &["remote"])
+        .map(|r| r.lines().any(|l| l.trim() == "origin"))
+        .unwrap_or(false);
+    let fetch_problem = if has_origin {
+        git::run(&dir, &["fetch", "--tags", "--quiet", "origin"])
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
+    let repo = cooper_recipe::repo::RecipeRepo::open(&recipe, &dir)?;
+    let levels = read(abra)?
+        .and_then(|mut c| c.remove(&recipe))
+        .map(|m| m.cooper_levels)
+        .unwrap_or_default();
+    let mut check = pick_offer(&repo.versions()?, &running, &levels, min_level);
+    check.fetch_problem = fetch_problem;
+    Ok(check)
+}
+
+/// The newest release above `running` tested to at least `min_level` (0: any), and the newer
+/// ones held back on the way down.
+pub fn pick_offer(
+    versions: &[cooper_recipe::version::RecipeVersion],
+    running: &str,
+    levels: &BTreeMap<String, u8>,
+    min_level: u8,
+) -> UpgradeCheck {
+    let current = cooper_recipe::version::RecipeVersion::parse(running).ok();
+    let mut offer = None;
+    let mut held_back = Vec::new();
+    for v in versions.iter().rev() {
+        if current.as_ref().is_some_and(|c| v <= c) {
+            break;
+        }
+        let name = v.to_string();
+        let level = levels.get(&name).copied();
+        if min_level == 0 || level.is_some_and(|l| l >= min_level) {
+            offer = Some((name, level));
+            break;
+        }
+        held_back.push(name);
+    }
+    UpgradeCheck {
+        running: running.to_string(),
+        level: offer.as_ref().and_then(|o| o.1),
+        offer: offer.map(|o| o.0),
+        held_back,
+        fetch_problem: None,
+    }
+}
+
+#[cfg(test)]
+mod upgrade_check_tests {
+    use super::*;
+    use cooper_recipe::version::RecipeVersion;
+
+    #[test]
+    fn only_releases_tested_to_the_minimum_are_offered() {
+        let vs: Vec<RecipeVersion> = ["1.0.0+1.0", "1.1.0+1.1", "1.2.0+1.2", "2.0.0+2.0"]
+            .iter()
+            .map(|v| RecipeVersion::parse(v).unwrap())
+            .collect();
+        let levels = BTreeMap::from([("1.1.0+1.1".to_string(), 3), ("1.2.0+1.2".to_string(), 2)]);
+        let any = pick_offer(&vs, "1.0.0+1.0", &levels, 0);
+        assert_eq!(any.offer.as_deref(), Some("2.0.0+2.0"));
+        assert!(any.held_back.is_empty());
+        let tested = pick_offer(&vs, "1.0.0+1.0", &levels, 2);
+        assert_eq!(tested.offer.as_deref(), Some("1.2.0+1.2"));
+        assert_eq!(tested.level, Some(2));
+        assert_eq!(tested.held_back, ["2.0.0+2.0"]);
+        let strict = pick_offer(&vs, "1.0.0+1.0", &levels, 3);
+        assert_eq!(strict.offer.as_deref(), Some("1.1.0+1.1"));
+        let newest = pick_offer(&vs, "2.0.0+2.0", &levels, 0);
+        assert_eq!(newest.offer, None);
+        let none_tested = pick_offer(&vs, "1.1.0+1.1", &levels, 4);
+        assert_eq!(none_tested.offer, None);
+        assert_eq!(none_tested.held_back, ["2.0.0+2.0", "1.2.0+1.2"]);
+    }
+}

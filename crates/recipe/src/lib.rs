@@ -18,4 +18,5 @@ pub mod secrets;
 pub mod stack;
 pub mod upgrade;
 pub mod version;
+pub mod wizard;
 pub mod yaml;

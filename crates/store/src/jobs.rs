@@ -149,6 +149,33 @@ fn request(r: &sqlx::any::AnyRow) -> Result<Request> {
     })
 }
 
+/// Queues a job with this id (on the pool, or inside a transaction).
+pub(crate) async fn insert_job<'e, E>(
+    e: E,
+    id: &str,
+    kind: &str,
+    domain: &str,
+    args: &str,
+    requested_by: &str,
+) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, domain, args, state, requested_by, created_at) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6)",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(domain)
+    .bind(args)
+    .bind(requested_by)
+    .bind(now_ms())
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Queues a job.
     pub async fn create_job(
@@ -159,18 +186,7 @@ impl Store {
         requested_by: &str,
     ) -> Result<Job> {
         let id = new_id();
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, domain, args, state, requested_by, created_at) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6)",
-        )
-        .bind(&id)
-        .bind(kind)
-        .bind(domain)
-        .bind(args)
-        .bind(requested_by)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        insert_job(&self.pool, &id, kind, domain, args, requested_by).await?;
         Ok(self.job(&id).await?.expect("just inserted"))
     }
 

@@ -10,6 +10,7 @@
 
 mod jobs;
 mod people;
+pub mod schedules;
 
 use std::path::Path;
 
@@ -18,6 +19,7 @@ use sqlx::AnyPool;
 
 pub use jobs::{AuditEntry, Job, JobLine, JobState, RecordRow, Request, BACKUP};
 pub use people::{Community, Coop, Membership, Person, Token};
+pub use schedules::{Cadence, Schedule, Tick};
 
 /// Errors of the store. Messages say what to check.
 #[derive(Debug, thiserror::Error)]

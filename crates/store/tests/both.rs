@@ -333,3 +333,201 @@ on_both!(an_openid_identity_links_once, |s: Store| async move {
         Some("https://id.example.org#ada")
     );
 });
+
+/// Finishes a job the way a worker does (claimed, then ended).
+async fn run_job(s: &Store, id: &str, ok: bool) {
+    let mut claimed = Vec::new();
+    while let Some(j) = s.claim_job().await.unwrap() {
+        let mine = j.id == id;
+        claimed.push(j.id);
+        if mine {
+            break;
+        }
+    }
+    assert!(claimed.iter().any(|c| c == id), "job {id} was queued");
+    let state = if ok {
+        JobState::Succeeded
+    } else {
+        JobState::Failed
+    };
+    s.finish_job(id, state, "done", None).await.unwrap();
+    // Others claimed on the way go back to succeeded (they are not under test here).
+    for c in claimed.iter().filter(|c| *c != id) {
+        s.finish_job(c, JobState::Succeeded, "done", None)
+            .await
+            .unwrap();
+    }
+}
+
+on_both!(
+    schedules_run_once_catch_up_and_stay_owed_until_done,
+    |s: Store| async move {
+        use cooper_store::schedules::{default_cadence, DAY, HOUR, MINUTE};
+        let t0 = 10 * DAY; // midnight UTC
+        let daily = default_cadence("backup").unwrap();
+        for d in ["a.example.org", "b.example.org", "c.example.org"] {
+            s.set_schedule(d, "backup", daily, true, t0).await.unwrap();
+        }
+        let all = s.schedules(None).await.unwrap();
+        assert_eq!(all.len(), 3);
+        for x in &all {
+            assert!(x.next_due > t0 && x.next_due < t0 + 5 * HOUR, "{x:?}");
+        }
+        // Nothing before the window.
+        let t = s
+            .tick(t0 + 30 * MINUTE, "A", "scheduler", "{}")
+            .await
+            .unwrap();
+        assert!(t.queued.is_empty(), "{t:?}");
+        // After the window: each instance once; a second tick queues nothing more.
+        let t = s.tick(t0 + 5 * HOUR, "A", "scheduler", "{}").await.unwrap();
+        assert_eq!(t.queued.len(), 3, "{t:?}");
+        let again = s
+            .tick(t0 + 5 * HOUR + MINUTE, "A", "scheduler", "{}")
+            .await
+            .unwrap();
+        assert!(again.queued.is_empty(), "no double runs: {again:?}");
+        // Another process on the same store is not the planner while A's lease runs.
+        let b = s
+            .tick(t0 + 5 * HOUR + MINUTE, "B", "scheduler", "{}")
+            .await
+            .unwrap();
+        assert!(b.not_leader);
+        // a succeeds, b fails, c never runs (its server was down, say).
+        let job = |d: &str| {
+            t.queued
+                .iter()
+                .find(|(dd, _, _)| dd == d)
+                .map(|(_, _, j)| j.clone())
+                .unwrap()
+        };
+        run_job(&s, &job("a.example.org"), true).await;
+        run_job(&s, &job("b.example.org"), false).await;
+        let t1 = t0 + 5 * HOUR + 2 * MINUTE;
+        let t = s.tick(t1, "A", "scheduler", "{}").await.unwrap();
+        assert_eq!(t.settled, 1);
+        let a = s
+            .schedule("a.example.org", "backup")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.pending_since, None);
+        assert!(a.last_ok_at.is_some());
+        // b is tried again after the pause (1 h for a daily schedule, from when the planner saw
+        // the failure), not before.
+        assert!(s
+            .tick(t1 + 30 * MINUTE, "A", "scheduler", "{}")
+            .await
+            .unwrap()
+            .queued
+            .is_empty());
+        let retry = s
+            .tick(t1 + 61 * MINUTE, "A", "scheduler", "{}")
+            .await
+            .unwrap();
+        assert_eq!(
+            retry
+                .queued
+                .iter()
+                .map(|q| q.0.as_str())
+                .collect::<Vec<_>>(),
+            ["b.example.org"]
+        );
+        // Past the grace (2 h), b and c are overdue; a is not.
+        let late = t0 + 8 * HOUR;
+        let overdue: Vec<String> = s
+            .overdue_schedules(late)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| x.domain)
+            .collect();
+        assert_eq!(overdue, ["b.example.org", "c.example.org"]);
+
+        // cooper serve stops for three days (A's lease runs out; B takes over). One run each,
+        // owed since the first slot missed.
+        let back = t0 + 4 * DAY + 12 * HOUR;
+        let t = s.tick(back, "B", "scheduler", "{}").await.unwrap();
+        assert!(!t.not_leader, "the lease passed on");
+        let domains: Vec<&str> = t.queued.iter().map(|q| q.0.as_str()).collect();
+        assert_eq!(
+            domains,
+            ["a.example.org"],
+            "b and c still have a job queued: {t:?}"
+        );
+        let a = s
+            .schedule("a.example.org", "backup")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            a.pending_since.unwrap() < t0 + 2 * DAY,
+            "owed since the first missed slot"
+        );
+        assert!(a.next_due > back && a.next_due < back + DAY);
+        assert!(t.overdue.iter().any(|x| x.domain == "a.example.org"));
+    }
+);
+
+on_both!(
+    two_planners_at_once_queue_each_run_once,
+    |s: Store| async move {
+        use cooper_store::schedules::{default_cadence, DAY, HOUR};
+        let t0 = 20 * DAY;
+        let daily = default_cadence("backup").unwrap();
+        for i in 0..20 {
+            s.set_schedule(&format!("i{i}.example.org"), "backup", daily, true, t0)
+                .await
+                .unwrap();
+        }
+        // Two ticks at once under the same holder (both past the lease): the conditional
+        // claims let each run through once.
+        let (x, y) = tokio::join!(
+            s.tick(t0 + 6 * HOUR, "A", "scheduler", "{}"),
+            s.tick(t0 + 6 * HOUR, "A", "scheduler", "{}")
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.queued.len() + y.queued.len(), 20, "{x:?} {y:?}");
+        assert_eq!(s.jobs(None, 100).await.unwrap().len(), 20);
+    }
+);
+
+on_both!(
+    defaults_per_coop_fall_back_to_the_federation,
+    |s: Store| async move {
+        use cooper_store::schedules::{Cadence, DAY, HOUR};
+        let weekly_backup = Cadence {
+            every_ms: 7 * DAY,
+            window_start_ms: 0,
+            window_ms: 6 * HOUR,
+        };
+        s.set_default_schedule("coop1", "backup", weekly_backup, true)
+            .await
+            .unwrap();
+        s.set_default_schedule("coop1", "test", weekly_backup, false)
+            .await
+            .unwrap();
+        let got = s
+            .attach_default_schedules("a.example.org", "coop1", 0)
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = got.iter().map(|x| x.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["backup", "upgrade-check", "verify"],
+            "test is off for coop1"
+        );
+        assert_eq!(got[0].cadence, weekly_backup);
+        let other = s
+            .attach_default_schedules("b.example.org", "coop2", 0)
+            .await
+            .unwrap();
+        assert_eq!(other.len(), 4, "the federation's defaults");
+        let e = s
+            .set_schedule("a.example.org", "dance", weekly_backup, true, 0)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown schedule kind"), "{e}");
+    }
+);

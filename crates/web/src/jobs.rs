@@ -77,7 +77,13 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "test",
-        label: "Run the app's tests",
+        label: "Run the app's production-safe tests",
+        cancellable: false,
+        confirm: false,
+    },
+    Kind {
+        name: "upgrade-check",
+        label: "Check for an upgrade",
         cancellable: false,
         confirm: false,
     },
@@ -103,6 +109,16 @@ pub struct Args {
     /// The request this job answers, if an operator approved one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    /// Queued by a schedule, not by a person.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scheduled: bool,
+    /// For an upgrade check: the federation's minimum `recipe test` level.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_level: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 /// What watchers of a job hear.
@@ -162,6 +178,11 @@ impl Jobs {
             .await?;
         self.wake.notify_one();
         Ok(job)
+    }
+
+    /// Wakes a worker for a job queued by someone else (the scheduler).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Asks a job to stop: a queued one is cancelled at once; a running one only when its
@@ -620,8 +641,32 @@ async fn perform(
                 .await
                 .map(|r| format!("restored {} into {}", r.snapshot, r.volumes.join(", ")))
         }
+        "upgrade-check" => cooper_ops::catalogue::upgrade_check(abra, domain, args.min_level)
+            .await
+            .map(|c| {
+                let mut line = match (&c.offer, c.level) {
+                    (Some(v), Some(l)) => {
+                        format!("runs {}; {v} is available (test level {l})", c.running)
+                    }
+                    (Some(v), None) => format!("runs {}; {v} is available", c.running),
+                    (None, _) => format!("runs {}, the newest release it may take", c.running),
+                };
+                if !c.held_back.is_empty() {
+                    line.push_str(&format!(
+                        "; held back, not tested to level {}: {}",
+                        args.min_level,
+                        c.held_back.join(", ")
+                    ));
+                }
+                if let Some(p) = c.fetch_problem {
+                    line.push_str(&format!(" (the recipe's tags could not be refreshed: {p})"));
+                }
+                line
+            }),
         "test" => {
-            let req = cooper_ops::test::TestRequest::new(domain);
+            // The dashboard runs on production instances: only the suites marked safe there.
+            let mut req = cooper_ops::test::TestRequest::new(domain);
+            req.prod = true;
             cooper_ops::test::run(abra, &req, reporter)
                 .await
                 .and_then(|run| {

@@ -15,6 +15,7 @@ pub mod live;
 pub mod oidc;
 mod pages;
 pub mod routes;
+pub mod scheduler;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -43,6 +44,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// OpenID Connect login, when a provider is configured.
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// How often the scheduler looks for runs that are due (`None`: it does not run here).
+    pub schedule_tick: Option<Duration>,
+    /// The federation's minimum `recipe test` level for upgrades it offers (0: any release).
+    pub min_level: u8,
 }
 
 impl Default for Config {
@@ -54,6 +59,8 @@ impl Default for Config {
             login_per_minute: 10,
             public_url: None,
             oidc: None,
+            schedule_tick: Some(Duration::from_secs(30)),
+            min_level: 0,
         }
     }
 }
@@ -147,6 +154,9 @@ pub async fn start(state: &AppState) -> anyhow::Result<Started> {
     } else {
         None
     };
+    if let Some(every) = state.config.schedule_tick {
+        tokio::spawn(scheduler::run(state.clone(), every));
+    }
     // Operations run by the CLI leave records too: index them as they appear.
     let (store, abra) = (state.store.clone(), state.abra.clone());
     tokio::spawn(async move {

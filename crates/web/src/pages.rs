@@ -790,6 +790,10 @@ pub async fn instance(
         })
         .collect();
     let can_export = may_export(&s, &ctx, &a).await;
+    let now = cooper_store::now_ms();
+    let stored = s.store.schedules(Some(&domain)).await.unwrap_or_default();
+    let missing_schedules = stored.len() < cooper_store::schedules::KINDS.len();
+    let schedules = stored.iter().map(|x| ScheduleView::of(x, now)).collect();
     let actions = jobs::KINDS
         .iter()
         .map(|k| ActionView {
@@ -825,6 +829,93 @@ pub async fn instance(
         test_run,
         test_steps,
         can_export,
+        schedules,
+        missing_schedules,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ScheduleForm {
+    action: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// An operator attaches the co-op's default schedules, or pauses or resumes one.
+pub async fn change_schedules(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(domain): Path<String>,
+    Form(f): Form<ScheduleForm>,
+) -> Response {
+    let Some(a) = s.apps.get(&domain) else {
+        return not_found();
+    };
+    let now = cooper_store::now_ms();
+    let coop = ctx
+        .owners
+        .server_coop
+        .get(&a.server)
+        .cloned()
+        .unwrap_or_default();
+    let done = match f.action.as_str() {
+        "attach" => s
+            .store
+            .attach_default_schedules(&domain, &coop, now)
+            .await
+            .map(|v| format!("{} schedules", v.len())),
+        "pause" | "resume" => match s.store.schedule(&domain, &f.kind).await {
+            Ok(Some(x)) => s
+                .store
+                .set_schedule(&domain, &f.kind, x.cadence, f.action == "resume", now)
+                .await
+                .map(|_| f.kind.clone()),
+            Ok(None) => return not_found(),
+            Err(e) => Err(e),
+        },
+        _ => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "Unknown change: the form offers attach, pause and resume.",
+            )
+        }
+    };
+    match done {
+        Ok(detail) => {
+            record_audit(
+                &s.store,
+                &ctx.viewer().person.email,
+                &format!("schedule {}", f.action),
+                Some(&domain),
+                None,
+                "ok",
+                &detail,
+            )
+            .await;
+            Redirect::to(&format!("/instances/{domain}#schedules")).into_response()
+        }
+        Err(cooper_store::StoreError::Invalid(why)) => problem(StatusCode::BAD_REQUEST, &why),
+        Err(e) => internal(e),
+    }
+}
+
+/// Every overdue run the viewer may see, oldest owed first.
+pub async fn overdue(State(s): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let v = ctx.viewer();
+    let now = cooper_store::now_ms();
+    let mut list = match s.store.overdue_schedules(now).await {
+        Ok(l) => l,
+        Err(e) => return internal(e),
+    };
+    list.retain(|x| {
+        s.apps
+            .server_of(&x.domain)
+            .is_some_and(|srv| v.on_instance(&x.domain, &srv, &ctx.owners) > Right::None)
+    });
+    list.sort_by_key(|x| x.owed_since(now).unwrap_or(i64::MAX));
+    render(OverduePage {
+        c: chrome(&ctx, "Overdue", "overdue"),
+        rows: list.iter().map(|x| ScheduleView::of(x, now)).collect(),
     })
 }
 

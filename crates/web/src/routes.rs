@@ -98,6 +98,13 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         r(
             "POST",
+            "/instances/{domain}/schedules",
+            Instance(Execute),
+            post(pages::change_schedules),
+        ),
+        r("GET", "/overdue", Person, get(pages::overdue)),
+        r(
+            "POST",
             "/instances/{domain}/requests",
             Instance(Ask),
             post(pages::make_request),

@@ -375,6 +375,48 @@ pub struct InstancePage {
     pub test_run: Option<String>,
     pub test_steps: Vec<TestStepView>,
     pub can_export: bool,
+    pub schedules: Vec<ScheduleView>,
+    /// Kinds the co-op's defaults would add (offered to operators).
+    pub missing_schedules: bool,
+}
+
+/// One schedule of an instance, as people read it.
+pub struct ScheduleView {
+    pub domain: String,
+    pub kind: String,
+    pub every: String,
+    pub next: String,
+    pub last_ok: String,
+    pub enabled: bool,
+    pub overdue: bool,
+    /// When the run still owed fell due ("" when nothing is owed).
+    pub owed_since: String,
+}
+
+impl ScheduleView {
+    pub fn of(s: &cooper_store::Schedule, now: i64) -> ScheduleView {
+        ScheduleView {
+            domain: s.domain.clone(),
+            kind: s.kind.clone(),
+            every: crate::scheduler::every_words(s.cadence.every_ms),
+            next: if s.enabled {
+                when(s.next_due)
+            } else {
+                "paused".into()
+            },
+            last_ok: s.last_ok_at.map(when).unwrap_or_else(|| "never".into()),
+            enabled: s.enabled,
+            overdue: s.overdue(now),
+            owed_since: s.owed_since(now).map(when).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "overdue.html")]
+pub struct OverduePage {
+    pub c: Chrome,
+    pub rows: Vec<ScheduleView>,
 }
 
 #[derive(Template)]

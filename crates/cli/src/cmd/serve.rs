@@ -58,6 +58,13 @@ pub struct Serve {
     /// Never on the command line.
     #[arg(long, env = "COOPER_OIDC_CLIENT_SECRET_FILE", value_name = "PATH")]
     oidc_client_secret_file: Option<std::path::PathBuf>,
+    /// How often the scheduler looks for runs that are due, in milliseconds (0: no scheduler
+    /// in this process; another `cooper serve` on the same store may plan).
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    schedule_tick_ms: u64,
+    /// The lowest `recipe test` level a release needs before upgrade checks offer it (0: any).
+    #[arg(long, default_value_t = 0, value_name = "LEVEL")]
+    min_test_level: u8,
     /// What the login button names: "Log in with <LABEL>".
     #[arg(
         long,
@@ -103,6 +110,9 @@ impl Serve {
             live_ttl: std::time::Duration::from_millis(self.live_ttl_ms),
             public_url: self.public_url()?,
             oidc: self.oidc()?,
+            schedule_tick: (self.schedule_tick_ms > 0)
+                .then(|| std::time::Duration::from_millis(self.schedule_tick_ms)),
+            min_level: self.min_test_level,
             ..Default::default()
         };
         let state = cooper_web::Inner::new(store, ctx.abra.clone(), config);

@@ -175,6 +175,32 @@ pub async fn wait_text(c: &Client, css: &str, text: &str, within: Duration) -> S
     }
 }
 
+/// Loads `url` again and again (bounded) until `css` shows `text`: for pages without live
+/// updates that change after something happened elsewhere.
+pub async fn reload_until(
+    c: &Client,
+    url: &str,
+    css: &str,
+    text: &str,
+    within: Duration,
+) -> String {
+    let start = Instant::now();
+    loop {
+        c.goto(url).await.unwrap();
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if t.contains(text) {
+                    return t;
+                }
+            }
+        }
+        if start.elapsed() > within {
+            return wait_text(c, css, text, Duration::ZERO).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 pub async fn fill(c: &Client, css: &str, text: &str) {
     c.find(Locator::Css(css))
         .await

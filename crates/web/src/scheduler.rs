@@ -1,0 +1,60 @@
+//! The scheduler's loop in `cooper serve`: a tick of [`cooper_store::Store::tick`] now and
+//! then (at start too, which is the catch-up after a stop). Which of several `cooper serve`
+//! on one store plans is settled by the lease in the store; the jobs it queues run on the same
+//! worker pool as everyone's.
+
+use std::time::Duration;
+
+use crate::jobs::Args;
+use crate::AppState;
+
+/// This process's name for the lease: host, process id and a random part (a restarted
+/// process is a new holder; its old lease runs out).
+pub fn holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Ticks every `every` until the process ends.
+pub async fn run(s: AppState, every: Duration) {
+    let holder = holder();
+    let args = serde_json::to_string(&Args {
+        scheduled: true,
+        min_level: s.config.min_level,
+        ..Default::default()
+    })
+    .unwrap_or_else(|_| "{}".into());
+    loop {
+        match s
+            .store
+            .tick(cooper_store::now_ms(), &holder, "scheduler", &args)
+            .await
+        {
+            Ok(t) => {
+                for _ in &t.queued {
+                    s.jobs.wake();
+                }
+            }
+            Err(e) => eprintln!("cooper serve: the scheduler's tick failed: {e}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// "every day", "every 7 days", "every 6 h".
+pub fn every_words(ms: i64) -> String {
+    use cooper_store::schedules::{DAY, HOUR, MINUTE};
+    match ms {
+        DAY => "every day".into(),
+        m if m % DAY == 0 => format!("every {} days", m / DAY),
+        HOUR => "every hour".into(),
+        m if m % HOUR == 0 => format!("every {} h", m / HOUR),
+        m => format!("every {} min", m / MINUTE),
+    }
+}
