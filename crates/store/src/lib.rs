@@ -9,6 +9,7 @@
 //! `$n` parameters), embedded and run at open.
 
 mod jobs;
+pub mod notify;
 mod people;
 pub mod schedules;
 
@@ -18,6 +19,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use jobs::{AuditEntry, Job, JobLine, JobState, RecordRow, Request, BACKUP};
+pub use notify::{NewOutgoing, Outgoing, Webhook};
 pub use people::{Community, Coop, Membership, Person, Token};
 pub use schedules::{Cadence, Schedule, Tick};
 

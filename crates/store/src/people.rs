@@ -50,10 +50,10 @@ pub struct Token {
     pub created_by: Option<String>,
 }
 
-const PERSON_COLUMNS: &str =
+pub(crate) const PERSON_COLUMNS: &str =
     "id, email, name, federation_admin, disabled, password_hash, oidc_subject";
 
-fn person(row: &sqlx::any::AnyRow) -> Result<Person> {
+pub(crate) fn person(row: &sqlx::any::AnyRow) -> Result<Person> {
     Ok(Person {
         id: row.try_get("id")?,
         email: row.try_get("email")?,

@@ -531,3 +531,80 @@ on_both!(
         assert!(e.contains("unknown schedule kind"), "{e}");
     }
 );
+
+on_both!(
+    the_outbox_dedupes_backs_off_and_gives_up,
+    |s: Store| async move {
+        use cooper_store::notify::{backoff_ms, MAX_ATTEMPTS};
+        use cooper_store::NewOutgoing;
+        let m = |dedupe: Option<&str>, at: i64| NewOutgoing {
+            channel: "email",
+            target: "ada@example.org",
+            event: "job.failed",
+            subject: "x failed",
+            body: "x failed",
+            dedupe: dedupe.map(str::to_string),
+            send_at: at,
+        };
+        assert!(s.enqueue(&m(Some("k1"), 100)).await.unwrap());
+        assert!(
+            !s.enqueue(&m(Some("k1"), 100)).await.unwrap(),
+            "the same news once"
+        );
+        assert!(s.enqueue(&m(None, 200)).await.unwrap());
+        assert!(
+            s.enqueue(&m(None, 200)).await.unwrap(),
+            "no key: every one goes"
+        );
+        assert_eq!(s.due_messages(150, 10).await.unwrap().len(), 1);
+        assert_eq!(s.due_messages(250, 10).await.unwrap().len(), 3);
+        assert_eq!(
+            s.pending_for("email", "ada@example.org")
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        let first = s.due_messages(150, 10).await.unwrap().remove(0);
+        assert_eq!(
+            s.mark_failed(&first, "refused", 1000).await.unwrap(),
+            "pending"
+        );
+        let again = s
+            .outbox(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.id == first.id)
+            .unwrap();
+        assert_eq!((again.attempts, again.next_at), (1, 1000 + backoff_ms(1)));
+        let mut row = again;
+        for _ in 1..MAX_ATTEMPTS {
+            let state = s.mark_failed(&row, "refused", 2000).await.unwrap();
+            row = s
+                .outbox(10)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|o| o.id == first.id)
+                .unwrap();
+            if row.attempts == MAX_ATTEMPTS {
+                assert_eq!(state, "failed");
+            }
+        }
+        assert_eq!(row.state, "failed");
+        let hook = s
+            .add_webhook("https://hooks.example.org/x", &[], "ada")
+            .await
+            .unwrap();
+        assert!(hook.wants("anything") && hook.secret.len() >= 32);
+        let e = s
+            .add_webhook("ftp://x", &[], "ada")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("https://"), "{e}");
+        assert!(s.delete_webhook(&hook.id).await.unwrap());
+        assert!(s.webhooks().await.unwrap().is_empty());
+    }
+);

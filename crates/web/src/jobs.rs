@@ -130,6 +130,7 @@ pub enum Event {
 
 /// The worker pool and what it shares with the pages.
 pub struct Jobs {
+    notifier: Arc<crate::notify::Notifier>,
     store: Store,
     abra: AbraDir,
     wake: Notify,
@@ -145,11 +146,13 @@ impl Jobs {
     pub fn new(
         store: Store,
         abra: AbraDir,
+        notifier: Arc<crate::notify::Notifier>,
         on_finish: Box<dyn Fn(&str) + Send + Sync>,
     ) -> Arc<Jobs> {
         Arc::new(Jobs {
             store,
             abra,
+            notifier,
             wake: Notify::new(),
             events: broadcast::channel(1024).0,
             cancels: Default::default(),
@@ -378,6 +381,9 @@ impl Jobs {
                 &outcome,
             )
             .await;
+        if let Some(e) = job_event(&job, state, &outcome, server.as_deref()) {
+            self.notifier.emit_logged(e).await;
+        }
         if let Some(s) = &server {
             (self.on_finish)(s);
         }
@@ -547,6 +553,56 @@ pub async fn index_records(
         }
     }
     added
+}
+
+/// What a finished job announces, if anything.
+fn job_event(
+    job: &Job,
+    state: JobState,
+    outcome: &str,
+    server: Option<&str>,
+) -> Option<crate::notify::Event> {
+    let (event, title) = match (job.kind.as_str(), state) {
+        ("backup", JobState::Failed | JobState::Interrupted) => (
+            "backup.failed",
+            format!("The backup of {} failed", job.domain),
+        ),
+        ("verify", JobState::Failed | JobState::Interrupted) => (
+            "verify.failed",
+            format!("The restore check of {} failed", job.domain),
+        ),
+        (kind, JobState::Failed | JobState::Interrupted) => {
+            ("job.failed", format!("{kind} of {} failed", job.domain))
+        }
+        ("upgrade" | "rehearse", JobState::Succeeded) => {
+            ("upgrade.applied", format!("{} was upgraded", job.domain))
+        }
+        ("rollback", JobState::Succeeded) => (
+            "upgrade.rolled_back",
+            format!("{} was rolled back", job.domain),
+        ),
+        ("upgrade-check", JobState::Succeeded) if outcome.contains(" is available") => (
+            "upgrade.available",
+            format!("An upgrade is available for {}", job.domain),
+        ),
+        _ => return None,
+    };
+    let dedupe = (event == "upgrade.available").then(|| {
+        format!(
+            "upgrade.available|{}|{}",
+            job.domain,
+            outcome.split(';').nth(1).unwrap_or(outcome).trim()
+        )
+    });
+    Some(crate::notify::Event {
+        event,
+        domain: Some(job.domain.clone()),
+        server: server.map(str::to_string),
+        title,
+        detail: outcome.to_string(),
+        link: Some(format!("/jobs/{}", job.id)),
+        dedupe,
+    })
 }
 
 /// Runs one job's operation; `Ok` is a one-line summary, `Err` the operation's error.

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod jobs;
 pub mod list;
 pub mod live;
+pub mod notify;
 pub mod oidc;
 mod pages;
 pub mod routes;
@@ -48,6 +49,11 @@ pub struct Config {
     pub schedule_tick: Option<Duration>,
     /// The federation's minimum `recipe test` level for upgrades it offers (0: any release).
     pub min_level: u8,
+    /// Where e-mail notifications leave (none: they wait in the outbox, and the delivery page
+    /// says why).
+    pub smtp: Option<notify::SmtpConfig>,
+    /// How often due notifications are sent.
+    pub notify_every: Duration,
 }
 
 impl Default for Config {
@@ -61,6 +67,8 @@ impl Default for Config {
             oidc: None,
             schedule_tick: Some(Duration::from_secs(30)),
             min_level: 0,
+            smtp: None,
+            notify_every: Duration::from_secs(5),
         }
     }
 }
@@ -76,6 +84,7 @@ pub struct Inner {
     pub apps: views::AppsCache,
     pub caches: cache::Caches,
     pub list: list::ListCache,
+    pub notifier: Arc<notify::Notifier>,
 }
 
 /// The shared state of the dashboard.
@@ -96,11 +105,17 @@ impl Inner {
         source: Arc<dyn live::Source>,
     ) -> AppState {
         let live = Arc::new(live::Live::new(source, config.live_ttl));
+        let notifier = Arc::new(notify::Notifier::new(
+            store.clone(),
+            config.smtp.clone(),
+            config.public_url.clone(),
+        ));
         Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
             let me = me.clone();
             let jobs = jobs::Jobs::new(
                 store.clone(),
                 abra.clone(),
+                notifier.clone(),
                 Box::new(move |server| {
                     if let Some(me) = me.upgrade() {
                         me.live.forget(server);
@@ -113,6 +128,7 @@ impl Inner {
                 apps: views::AppsCache::new(abra.clone()),
                 caches: cache::Caches::default(),
                 list: list::ListCache::default(),
+                notifier,
                 store,
                 abra,
                 config,
@@ -157,6 +173,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<Started> {
     if let Some(every) = state.config.schedule_tick {
         tokio::spawn(scheduler::run(state.clone(), every));
     }
+    tokio::spawn(state.notifier.clone().run(state.config.notify_every));
     // Operations run by the CLI leave records too: index them as they appear.
     let (store, abra) = (state.store.clone(), state.abra.clone());
     tokio::spawn(async move {

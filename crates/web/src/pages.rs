@@ -1151,6 +1151,21 @@ pub async fn make_request(
                 &r.id,
             )
             .await;
+            s.notifier
+                .emit_logged(crate::notify::Event {
+                    event: "request.received",
+                    domain: Some(domain.clone()),
+                    server: s.apps.server_of(&domain),
+                    title: format!("{who} asks for {} of {domain}", f.kind),
+                    detail: if note.is_empty() {
+                        "No note.".into()
+                    } else {
+                        format!("Their note: {note}")
+                    },
+                    link: Some(format!("/instances/{domain}#reqs")),
+                    dedupe: None,
+                })
+                .await;
             Redirect::to(&format!("/instances/{domain}")).into_response()
         }
         Err(e) => internal(e),
@@ -1193,6 +1208,22 @@ async fn decide(s: &AppState, ctx: &Ctx, id: &str, approve: bool) -> Response {
         &req.requested_by,
     )
     .await;
+    if approve {
+        s.notifier
+            .emit_logged(crate::notify::Event {
+                event: "request.approved",
+                domain: Some(req.domain.clone()),
+                server: s.apps.server_of(&req.domain),
+                title: format!("The {} of {} was approved", req.kind, req.domain),
+                detail: format!("{who} approved {}'s request.", req.requested_by),
+                link: Some(match &job_id {
+                    Some(j) => format!("/jobs/{j}"),
+                    None => format!("/instances/{}", req.domain),
+                }),
+                dedupe: None,
+            })
+            .await;
+    }
     match job_id {
         Some(j) => Redirect::to(&format!("/jobs/{j}")).into_response(),
         None => Redirect::to(&format!("/instances/{}", req.domain)).into_response(),

@@ -40,6 +40,23 @@ pub async fn run(s: AppState, every: Duration) {
                 for _ in &t.queued {
                     s.jobs.wake();
                 }
+                for o in &t.overdue {
+                    let since = o.owed_since(cooper_store::now_ms()).unwrap_or(o.next_due);
+                    s.notifier
+                        .emit_logged(crate::notify::Event {
+                            event: "schedule.overdue",
+                            domain: Some(o.domain.clone()),
+                            server: s.apps.server_of(&o.domain),
+                            title: format!("The {} of {} is overdue", o.kind, o.domain),
+                            detail: format!(
+                                "It fell due at {} and has not succeeded since; cooper tries again at the next chance.",
+                                crate::views::when(since)
+                            ),
+                            link: Some(format!("/instances/{}#schedules", o.domain)),
+                            dedupe: Some(format!("overdue|{}|{}|{since}", o.domain, o.kind)),
+                        })
+                        .await;
+                }
             }
             Err(e) => eprintln!("cooper serve: the scheduler's tick failed: {e}"),
         }

@@ -65,6 +65,24 @@ pub struct Serve {
     /// The lowest `recipe test` level a release needs before upgrade checks offer it (0: any).
     #[arg(long, default_value_t = 0, value_name = "LEVEL")]
     min_test_level: u8,
+    /// The SMTP server notifications leave by: `smtp://user@host:587` (STARTTLS required),
+    /// `smtps://user@host:465` (TLS from the start), or `smtp+insecure://127.0.0.1:25` (no TLS;
+    /// loopback only). The password comes from `COOPER_SMTP_PASSWORD` or
+    /// `--smtp-password-file`, never the URL.
+    #[arg(long, env = "COOPER_SMTP_URL", value_name = "URL")]
+    smtp_url: Option<String>,
+    /// A file holding the SMTP password (a Swarm secret).
+    #[arg(long, env = "COOPER_SMTP_PASSWORD_FILE", value_name = "PATH")]
+    smtp_password_file: Option<std::path::PathBuf>,
+    /// The sender of notifications: `cooper <dashboard@coop.example>`.
+    #[arg(long, env = "COOPER_SMTP_FROM", value_name = "ADDRESS")]
+    smtp_from: Option<String>,
+    /// A CA certificate (PEM) to trust for the SMTP server (a co-op's own CA).
+    #[arg(long, env = "COOPER_SMTP_CA_FILE", value_name = "PATH")]
+    smtp_ca_file: Option<std::path::PathBuf>,
+    /// How often due notifications are sent, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    notify_every_ms: u64,
     /// What the login button names: "Log in with <LABEL>".
     #[arg(
         long,
@@ -113,6 +131,8 @@ impl Serve {
             schedule_tick: (self.schedule_tick_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.schedule_tick_ms)),
             min_level: self.min_test_level,
+            smtp: self.smtp()?,
+            notify_every: std::time::Duration::from_millis(self.notify_every_ms.max(100)),
             ..Default::default()
         };
         let state = cooper_web::Inner::new(store, ctx.abra.clone(), config);
@@ -171,6 +191,81 @@ impl Serve {
             bail!("--public-url {raw:?}: give only scheme and host (cooper serve answers at the root)");
         }
         Ok(Some(raw.trim_end_matches('/').to_string()))
+    }
+
+    fn smtp(&self) -> anyhow::Result<Option<cooper_web::notify::SmtpConfig>> {
+        let Some(raw) = &self.smtp_url else {
+            return Ok(None);
+        };
+        let u = url::Url::parse(raw).with_context(|| {
+            format!("--smtp-url {raw:?} is not a URL: give smtp://user@mail.example.org:587")
+        })?;
+        if u.password().is_some() {
+            bail!("--smtp-url carries a password: remove it from the URL and set COOPER_SMTP_PASSWORD (or --smtp-password-file), so it stays out of argv");
+        }
+        let host = u
+            .host_str()
+            .ok_or_else(|| anyhow::anyhow!("--smtp-url {raw:?} names no host"))?
+            .to_string();
+        let (tls, default_port) = match u.scheme() {
+            "smtp" => ("starttls", 587),
+            "smtps" => ("tls", 465),
+            "smtp+insecure" => {
+                let loopback = host == "localhost"
+                    || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                if !loopback {
+                    bail!("--smtp-url {raw:?}: plain SMTP without TLS only to a relay on this machine (127.0.0.1); use smtp:// (STARTTLS) or smtps://");
+                }
+                ("none", 25)
+            }
+            other => bail!("--smtp-url: unknown scheme {other:?}: use smtp:// (STARTTLS), smtps:// or smtp+insecure:// (loopback)"),
+        };
+        let password = match (
+            &self.smtp_password_file,
+            std::env::var("COOPER_SMTP_PASSWORD"),
+        ) {
+            (Some(_), Ok(_)) => {
+                bail!("both --smtp-password-file and COOPER_SMTP_PASSWORD are set: keep one")
+            }
+            (Some(f), Err(_)) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("reading --smtp-password-file {}", f.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            (None, Ok(p)) => Some(p),
+            (None, Err(_)) => None,
+        };
+        let user = (!u.username().is_empty()).then(|| {
+            url::form_urlencoded::parse(format!("u={}", u.username()).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        });
+        if user.is_some() != password.is_some() {
+            bail!("--smtp-url: give both a user (in the URL) and a password (COOPER_SMTP_PASSWORD), or neither");
+        }
+        let from = self.smtp_from.clone().ok_or_else(|| {
+            anyhow::anyhow!("--smtp-url needs --smtp-from (the sender, e.g. \"cooper <dashboard@coop.example>\")")
+        })?;
+        cooper_web::notify::check_address(&from)
+            .map_err(|e| anyhow::anyhow!("--smtp-from {from:?} is not an address: {e}"))?;
+        let ca_pem = match &self.smtp_ca_file {
+            Some(f) => Some(
+                std::fs::read(f)
+                    .with_context(|| format!("reading --smtp-ca-file {}", f.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Some(cooper_web::notify::SmtpConfig {
+            host,
+            port: u.port().unwrap_or(default_port),
+            tls: tls.into(),
+            user,
+            password,
+            from,
+            ca_pem,
+        }))
     }
 
     fn oidc(&self) -> anyhow::Result<Option<std::sync::Arc<cooper_web::oidc::Oidc>>> {
@@ -316,6 +411,65 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("is not a URL"), "{e}");
+    }
+
+    #[test]
+    fn smtp_settings_are_checked() {
+        let e = parse(&["--smtp-url", "smtp://u:pw@mail.example.org"])
+            .smtp()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("COOPER_SMTP_PASSWORD"), "{e}");
+        let e = parse(&["--smtp-url", "smtp+insecure://mail.example.org"])
+            .smtp()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only to a relay on this machine"), "{e}");
+        let e = parse(&["--smtp-url", "smtp://mail.example.org"])
+            .smtp()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--smtp-from"), "{e}");
+        let e = parse(&[
+            "--smtp-url",
+            "smtp://mail.example.org",
+            "--smtp-from",
+            "not an address",
+        ])
+        .smtp()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("is not an address"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let c = parse(&[
+            "--smtp-url",
+            "smtp://dash%40coop.example@mail.example.org",
+            "--smtp-password-file",
+            pw.to_str().unwrap(),
+            "--smtp-from",
+            "cooper <dash@coop.example>",
+        ])
+        .smtp()
+        .unwrap()
+        .unwrap();
+        assert_eq!((c.port, c.tls.as_str()), (587, "starttls"));
+        assert_eq!(c.user.as_deref(), Some("dash@coop.example"));
+        assert_eq!(c.password.as_deref(), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let e = parse(&[
+            "--smtp-url",
+            "smtps://mail.example.org",
+            "--smtp-password-file",
+            pw.to_str().unwrap(),
+            "--smtp-from",
+            "a@b.example",
+        ])
+        .smtp()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("both a user"), "{e}");
     }
 
     #[test]
