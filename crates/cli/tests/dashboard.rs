@@ -386,6 +386,52 @@ async fn run() {
         "{outcome}"
     );
 
+    // Notifications: a person's choices are kept; an admin adds a webhook and sees its secret
+    // once (never again on the page), with the failed job's delivery queued for it.
+    c.goto(&format!("{base}/settings/notifications"))
+        .await
+        .unwrap();
+    choose(&c, "#mode-upgrade\\.available", "digest").await;
+    click(
+        &c,
+        "form[action='/settings/notifications'] button[type=submit]",
+    )
+    .await;
+    wait_text(&c, "#saved", "Saved", Duration::from_secs(10)).await;
+    let ada = store
+        .person_by_email("ada@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .notify_mode(&ada.id, "upgrade.available")
+            .await
+            .unwrap(),
+        "digest"
+    );
+    c.goto(&format!("{base}/admin/notifications"))
+        .await
+        .unwrap();
+    fill(&c, "#hook-url", "https://hooks.example.org/cooper").await;
+    click(&c, "form[action='/admin/webhooks'] button[type=submit]").await;
+    let secret = wait_text(&c, "#webhook-secret", "", Duration::from_secs(10)).await;
+    assert!(secret.len() >= 32, "{secret}");
+    c.goto(&format!("{base}/admin/notifications"))
+        .await
+        .unwrap();
+    let page = wait_text(
+        &c,
+        "#webhooks",
+        "hooks.example.org",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        !c.source().await.unwrap().contains(secret.trim()),
+        "the secret shows once: {page}"
+    );
+
     // The audit log says who did what and how it ended.
     c.goto(&format!("{base}/audit")).await.unwrap();
     let audit = wait_text(&c, "main", "upgrade", Duration::from_secs(10)).await;
@@ -400,6 +446,9 @@ async fn run() {
         "/servers/default",
         "/catalogue",
         "/people",
+        "/overdue",
+        "/settings/notifications",
+        "/admin/notifications",
     ] {
         c.goto(&format!("{base}{page}")).await.unwrap();
         wait_text(&c, "h1", "", Duration::from_secs(10)).await;

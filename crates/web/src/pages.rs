@@ -2235,3 +2235,166 @@ async fn person_for(
     .await;
     Ok(Ok(p))
 }
+
+// --- notifications: a person's preferences, the admin's webhooks and deliveries ---
+
+pub async fn notification_settings(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Query<SavedQuery>,
+) -> Response {
+    let me = &ctx.viewer().person;
+    let mut prefs = Vec::new();
+    for (event, label, _) in crate::notify::EVENTS {
+        let mode = match s.store.notify_mode(&me.id, event).await {
+            Ok(m) => m,
+            Err(e) => return internal(e),
+        };
+        prefs.push(PrefView { event, label, mode });
+    }
+    render(NotificationsPage {
+        c: chrome(&ctx, "Notifications", "settings"),
+        prefs,
+        saved: q.saved.is_some(),
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct SavedQuery {
+    saved: Option<String>,
+}
+
+pub async fn save_notification_settings(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let me = ctx.viewer().person.id.clone();
+    for (key, mode) in f {
+        let Some(event) = key.strip_prefix("mode:") else {
+            continue;
+        };
+        if !crate::notify::EVENTS.iter().any(|(e, _, _)| *e == event) {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &format!("There is no event {event:?}."),
+            );
+        }
+        match s.store.set_notify_mode(&me, event, &mode).await {
+            Ok(()) => {}
+            Err(cooper_store::StoreError::Invalid(why)) => {
+                return problem(StatusCode::BAD_REQUEST, &why)
+            }
+            Err(e) => return internal(e),
+        }
+    }
+    Redirect::to("/settings/notifications?saved=1").into_response()
+}
+
+async fn webhooks_page(
+    s: &AppState,
+    ctx: &Ctx,
+    new_secret: Option<(String, String)>,
+    error: Option<String>,
+) -> Response {
+    let hooks = match s.store.webhooks().await {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
+    let deliveries = s
+        .store
+        .outbox(50)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| DeliveryView {
+            when: when(m.created_at),
+            tone: match m.state.as_str() {
+                "sent" => "ok",
+                "failed" => "bad",
+                _ if m.attempts > 0 => "warn",
+                _ => "idle",
+            },
+            channel: m.channel,
+            target: match hooks.iter().find(|h| h.id == m.target) {
+                Some(h) => h.url.clone(),
+                None => m.target,
+            },
+            subject: m.subject,
+            state: m.state,
+            attempts: m.attempts,
+            error: m.last_error.unwrap_or_default(),
+        })
+        .collect();
+    render(WebhooksPage {
+        c: chrome(ctx, "Notifications", "webhooks"),
+        hooks: hooks
+            .into_iter()
+            .map(|h| WebhookView {
+                id: h.id,
+                url: h.url,
+                events: h.events.join(", "),
+                created: when(h.created_at),
+            })
+            .collect(),
+        events: crate::notify::EVENTS
+            .iter()
+            .map(|(e, l, _)| (*e, *l))
+            .collect(),
+        new_secret,
+        error,
+        deliveries,
+        smtp: s.config.smtp.is_some(),
+    })
+}
+
+pub async fn webhooks(State(s): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    webhooks_page(&s, &ctx, None, None).await
+}
+
+pub async fn add_webhook(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let url = f
+        .iter()
+        .find(|(k, _)| k == "url")
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    let events: Vec<String> = f
+        .iter()
+        .filter(|(k, _)| k == "event")
+        .map(|(_, v)| v.clone())
+        .filter(|v| crate::notify::EVENTS.iter().any(|(e, _, _)| e == v))
+        .collect();
+    let who = ctx.viewer().person.email.clone();
+    match s.store.add_webhook(&url, &events, &who).await {
+        Ok(h) => {
+            record_audit(&s.store, &who, "add webhook", None, None, "ok", &h.url).await;
+            webhooks_page(&s, &ctx, Some((h.url, h.secret)), None).await
+        }
+        Err(cooper_store::StoreError::Invalid(why)) => {
+            let mut r = webhooks_page(&s, &ctx, None, Some(why)).await;
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn delete_webhook(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    match s.store.delete_webhook(&id).await {
+        Ok(true) => {
+            let who = &ctx.viewer().person.email;
+            record_audit(&s.store, who, "delete webhook", None, None, "ok", &id).await;
+            Redirect::to("/admin/notifications").into_response()
+        }
+        Ok(false) => not_found(),
+        Err(e) => internal(e),
+    }
+}

@@ -171,6 +171,26 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
             Admin,
             post(pages::revoke_sessions),
         ),
+        r(
+            "GET",
+            "/settings/notifications",
+            Person,
+            get(pages::notification_settings),
+        ),
+        r(
+            "POST",
+            "/settings/notifications",
+            Person,
+            post(pages::save_notification_settings),
+        ),
+        r("GET", "/admin/notifications", Admin, get(pages::webhooks)),
+        r("POST", "/admin/webhooks", Admin, post(pages::add_webhook)),
+        r(
+            "POST",
+            "/admin/webhooks/{webhook}/delete",
+            Admin,
+            post(pages::delete_webhook),
+        ),
     ]
 }
 

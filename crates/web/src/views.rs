@@ -536,6 +536,51 @@ pub struct AuditView {
     pub detail: String,
 }
 
+pub struct PrefView {
+    pub event: &'static str,
+    pub label: &'static str,
+    pub mode: String,
+}
+
+#[derive(Template)]
+#[template(path = "notifications.html")]
+pub struct NotificationsPage {
+    pub c: Chrome,
+    pub prefs: Vec<PrefView>,
+    pub saved: bool,
+}
+
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: String,
+    pub created: String,
+}
+
+pub struct DeliveryView {
+    pub when: String,
+    pub channel: String,
+    pub target: String,
+    pub subject: String,
+    pub state: String,
+    pub tone: &'static str,
+    pub attempts: i64,
+    pub error: String,
+}
+
+#[derive(Template)]
+#[template(path = "webhooks.html")]
+pub struct WebhooksPage {
+    pub c: Chrome,
+    pub hooks: Vec<WebhookView>,
+    pub events: Vec<(&'static str, &'static str)>,
+    /// A new webhook's secret: shown this once.
+    pub new_secret: Option<(String, String)>,
+    pub error: Option<String>,
+    pub deliveries: Vec<DeliveryView>,
+    pub smtp: bool,
+}
+
 #[derive(Template)]
 #[template(path = "audit.html")]
 pub struct AuditPage {

@@ -134,6 +134,7 @@ fn fill(path: &str, side: Side, w: &World, ids: &Ids, token: &str) -> String {
         .replace("{person}", &w.throwaway)
         .replace("{file}", "style.css")
         .replace("{token}", token)
+        .replace("{webhook}", "no-such-webhook")
 }
 
 async fn matrix(postgres: bool) {
