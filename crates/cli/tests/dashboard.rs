@@ -6,7 +6,6 @@
 //! middle of a job and the next start marks that job interrupted and cleans up. Screenshots of
 //! each step are kept under `target/dashboard-screenshots/`.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,12 +16,6 @@ mod browser;
 use browser::*;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn fixture(version: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/deploy/testapp")
-        .join(version)
-}
 
 async fn job_state(store: &cooper_store::Store, id: &str) -> cooper_store::JobState {
     store.job(id).await.unwrap().unwrap().state

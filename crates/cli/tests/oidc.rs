@@ -6,7 +6,7 @@
 //! with a page that says why and a line in the audit log. The client secret never stands in
 //! `cooper serve`'s argv, a page or the store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -18,20 +18,6 @@ use browser::*;
 
 const PASSWORD: &str = "correct horse battery staple";
 const CLIENT_SECRET: &str = "oidc-client-secret-9f3c1a77e2";
-
-fn fixture(version: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/deploy/testapp")
-        .join(version)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts the provider and waits until it answers its discovery document.
 async fn provider(port: u16, redirect: &str) -> tokio::process::Child {

@@ -16,6 +16,22 @@ pub fn shots() -> PathBuf {
     d
 }
 
+/// A release of the test app (`tests/fixtures/deploy/testapp/<version>`).
+pub fn fixture(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/deploy/testapp")
+        .join(version)
+}
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The npm packages the browser tests use (scripts/setup-web-tools installs them).
 pub fn web_tools() -> PathBuf {
     if let Ok(p) = std::env::var("COOPER_WEB_TOOLS") {
