@@ -442,6 +442,8 @@ async fn run() {
         "/overdue",
         "/settings/notifications",
         "/admin/notifications",
+        "/request",
+        "/queue",
     ] {
         c.goto(&format!("{base}{page}")).await.unwrap();
         wait_text(&c, "h1", "", Duration::from_secs(10)).await;

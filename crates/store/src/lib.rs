@@ -12,6 +12,7 @@ mod jobs;
 pub mod notify;
 mod people;
 pub mod schedules;
+pub mod wizard;
 
 use std::path::Path;
 
@@ -22,6 +23,7 @@ pub use jobs::{AuditEntry, Job, JobLine, JobState, RecordRow, Request, BACKUP};
 pub use notify::{NewOutgoing, Outgoing, Webhook};
 pub use people::{Community, Coop, Membership, Person, Token};
 pub use schedules::{Cadence, Schedule, Tick};
+pub use wizard::{InstanceRequest, NewInstanceRequest};
 
 /// Errors of the store. Messages say what to check.
 #[derive(Debug, thiserror::Error)]

@@ -608,3 +608,53 @@ on_both!(
         assert!(s.webhooks().await.unwrap().is_empty());
     }
 );
+
+on_both!(instance_requests_are_decided_once, |s: Store| async move {
+    use cooper_store::NewInstanceRequest;
+    let new = NewInstanceRequest {
+        community: "Radio Bielefeld",
+        email: "Ops@Radio.example",
+        recipe: "bonfire",
+        version: "1.0.0+1",
+        answers: r#"{"options":["mail"]}"#,
+        domain: "radio.coop.example",
+    };
+    let r = s.create_instance_request(&new).await.unwrap();
+    assert_eq!(
+        (r.state.as_str(), r.email.as_str()),
+        ("new", "ops@radio.example")
+    );
+    let e = s
+        .create_instance_request(&new)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already asked for"), "{e}");
+    assert_eq!(s.instance_requests(true).await.unwrap().len(), 1);
+    assert!(s
+        .move_instance_request(&r.id, &["new", "needs-information"], "declined", "olga")
+        .await
+        .unwrap());
+    assert!(
+        !s.move_instance_request(&r.id, &["new"], "approved", "ada")
+            .await
+            .unwrap(),
+        "decided once"
+    );
+    assert!(s.instance_requests(true).await.unwrap().is_empty());
+    // Declined: the address may be asked for again.
+    s.create_instance_request(&new).await.unwrap();
+    s.add_request_comment(&r.id, "olga", "we have no room this month")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.request_comments(&r.id).await.unwrap()[0].1,
+        "we have no room this month"
+    );
+    let e = s
+        .move_instance_request(&r.id, &["declined"], "flying", "x")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown request state"), "{e}");
+});

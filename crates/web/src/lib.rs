@@ -18,6 +18,7 @@ mod pages;
 pub mod routes;
 pub mod scheduler;
 pub mod views;
+pub mod wizard;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

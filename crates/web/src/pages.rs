@@ -28,6 +28,11 @@ use crate::AppState;
 const STYLE: &str = include_str!("../assets/style.css");
 const LIVE_JS: &str = include_str!("../assets/live.js");
 
+/// The page frame (for modules outside this one).
+pub fn page_chrome(ctx: &Ctx, title: &str, tab: &'static str) -> Chrome {
+    chrome(ctx, title, tab)
+}
+
 fn chrome(ctx: &Ctx, title: impl Into<String>, tab: &'static str) -> Chrome {
     let v = ctx.viewer.as_ref();
     Chrome {
@@ -86,6 +91,18 @@ pub fn internal(e: impl std::fmt::Display) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong on our side. The operators can find the details in cooper serve's log.",
     )
+}
+
+/// An audit line from another module of the web layer.
+pub async fn audit_line(
+    s: &AppState,
+    who: &str,
+    action: &str,
+    domain: Option<&str>,
+    outcome: &str,
+    detail: &str,
+) {
+    record_audit(&s.store, who, action, domain, None, outcome, detail).await;
 }
 
 /// Adds a line to the audit log; a failure to write it is reported on standard error (the

@@ -29,6 +29,8 @@ pub enum Rule {
     Person,
     /// Federation admins only (others get 404).
     Admin,
+    /// Federation admins and the operators of any co-op (others get 404).
+    Operator,
     /// The app in `{domain}`, at this right.
     Instance(Right),
     /// The server in `{server}`, at this right.
@@ -58,7 +60,7 @@ fn r(
 
 fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
     use Right::{Execute, Read, Request as Ask};
-    use Rule::{Admin, Instance, Job, Person, Public, Server};
+    use Rule::{Admin, Instance, Job, Operator, Person, Public, Server};
     vec![
         r("GET", "/", Public, get(pages::home)),
         r("GET", "/healthz", Public, get(pages::healthz)),
@@ -67,6 +69,15 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         r("POST", "/login", Public, post(pages::login)),
         r("POST", "/logout", Person, post(pages::logout)),
         r("GET", "/oidc/login", Public, get(pages::oidc_login)),
+        r("GET", "/request", Public, get(crate::wizard::show)),
+        r("POST", "/request", Public, post(crate::wizard::answer)),
+        r("GET", "/queue", Operator, get(crate::wizard::queue)),
+        r(
+            "POST",
+            "/queue/{instance_request}/decline",
+            Operator,
+            post(crate::wizard::decline),
+        ),
         r("GET", "/oidc/callback", Public, get(pages::oidc_callback)),
         r("GET", "/setup", Public, get(pages::setup_form)),
         r("POST", "/setup", Public, post(pages::setup)),
@@ -294,6 +305,14 @@ async fn guard(
         };
         let needed_and_had = match g.rule {
             Rule::Public | Rule::Person => None,
+            Rule::Operator => Some((
+                Right::Execute,
+                if v.is_admin() || !v.coops.is_empty() {
+                    Right::Execute
+                } else {
+                    Right::None
+                },
+            )),
             Rule::Admin => Some((
                 Right::Execute,
                 if v.is_admin() {

@@ -74,6 +74,13 @@ fn expected(rule: Rule, who: Who, side: Side) -> Expect {
                 Denied("not-found")
             }
         }
+        Rule::Operator => {
+            if matches!(who, Who::Admin | Who::OperatorA) {
+                Allowed
+            } else {
+                Denied("not-found")
+            }
+        }
         Rule::Instance(need) | Rule::Job(need) | Rule::Request(need) => by_level(need, level(side)),
         Rule::Server(need) => {
             // Community people never see servers, not even their own instance's.
@@ -135,6 +142,7 @@ fn fill(path: &str, side: Side, w: &World, ids: &Ids, token: &str) -> String {
         .replace("{file}", "style.css")
         .replace("{token}", token)
         .replace("{webhook}", "no-such-webhook")
+        .replace("{instance_request}", "no-such-request")
 }
 
 async fn matrix(postgres: bool) {
