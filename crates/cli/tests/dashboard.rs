@@ -262,15 +262,28 @@ async fn run() {
     click(&c, restart_button).await;
     wait_text(&c, "#job-state", "queued", Duration::from_secs(10)).await;
     shot(&c, "05b-queued").await;
+    let queued_job = c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
     click(&c, "form[action$='/cancel'] button").await;
-    let outcome = wait_text(
+    wait_text(
         &c,
         "main",
         "cancelled before it started",
         Duration::from_secs(10),
     )
     .await;
-    assert!(outcome.contains("cancelled"), "{outcome}");
+    assert_eq!(
+        job_state(&store, &queued_job).await,
+        cooper_store::JobState::Cancelled,
+        "the store says so too"
+    );
     drop(lock);
     c.goto(&waiting_job).await.unwrap();
     wait_text(&c, "#job-state", "succeeded", Duration::from_secs(180)).await;
@@ -447,6 +460,7 @@ async fn run() {
     ] {
         c.goto(&format!("{base}{page}")).await.unwrap();
         wait_text(&c, "h1", "", Duration::from_secs(10)).await;
+        shot(&c, &format!("12{}", page.replace('/', "-"))).await;
         violations.extend(
             axe(&c, &axe_js)
                 .await
@@ -471,6 +485,27 @@ async fn run() {
         "no sideways scrolling on a phone: {overflow}"
     );
     shot(&c, "07-phone").await;
+    // The instance page (with its schedules), the wizard and the overdue list fit too.
+    for (page, name) in [
+        (format!("/instances/{domain}"), "07b-phone-instance"),
+        ("/request".to_string(), "07c-phone-request"),
+        ("/overdue".to_string(), "07d-phone-overdue"),
+    ] {
+        c.goto(&format!("{base}{page}")).await.unwrap();
+        wait_text(&c, "h1", "", Duration::from_secs(10)).await;
+        let overflow = c
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        shot(&c, name).await;
+        assert!(
+            overflow.as_i64().unwrap_or(1) <= 0,
+            "no sideways scrolling on a phone at {page}: {overflow}"
+        );
+    }
     c.set_window_size(1280, 900).await.unwrap();
 
     // Keyboard only: log in (a new browser), then start a backup from the instance page.

@@ -218,14 +218,25 @@ async fn run() {
     // Ada: the login page offers the provider; through it, linked by the verified email.
     let c = browser(&driver).await;
     c.goto(&format!("{base}/login")).await.unwrap();
-    let link = wait_text(
+    wait_text(
         &c,
         "#oidc-login",
         "Log in with Example Co-op ID",
         Duration::from_secs(10),
     )
     .await;
-    assert!(!link.is_empty());
+    let href = c
+        .find(Locator::Css("#oidc-login"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(
+        href, "/oidc/login?next=",
+        "a plain link: works without JavaScript"
+    );
     let violations = axe(&c, &axe_js).await;
     assert!(violations.is_empty(), "login page: {violations:?}");
     shot(&c, "oidc-01-login").await;

@@ -4,6 +4,7 @@
 //! [`Reporter`], cancellation, the finished record handed to the front end). The CLI and the
 //! dashboard both call these functions; nothing here prints.
 
+pub mod app;
 pub mod autoupgrade;
 pub mod backup;
 mod browser;
@@ -14,6 +15,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod maintain;
 pub mod op;
+pub mod provision;
 pub mod record;
 pub mod rehearse;
 pub mod release;

@@ -126,6 +126,25 @@ pub fn run_id() -> String {
     .unwrap_or_default()
 }
 
+/// The production-safe suites an app's recipe ships at the app's recorded version (none is
+/// not an error: some recipes ship no tests).
+pub fn prod_suites(abra: &AbraDir, domain: &str) -> Result<Vec<String>> {
+    let app = abra.app(domain)?;
+    let files = abra.app_files(
+        &app,
+        &VersionChoice {
+            explicit: None,
+            chaos: false,
+        },
+    )?;
+    let suites = suite::load(&files).map_err(|e| OpsError::Refused(e.to_string()))?;
+    Ok(suites
+        .into_iter()
+        .filter(|s| s.prod)
+        .map(|s| s.name)
+        .collect())
+}
+
 /// Runs the app's tests, inside the operation envelope (a read: tests take no lock, as they
 /// change nothing but what they mark and clean up).
 pub async fn run(

@@ -525,7 +525,7 @@ fn expand(s: &str, earlier: &IndexMap<String, String>) -> String {
 }
 
 /// Quotes a value for writing, only when it needs it.
-fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     let plain = !value.is_empty()
         && value
             .chars()

@@ -558,11 +558,8 @@ fn set_line(lines: &mut [String], line: usize, key: &str, value: &str) -> Result
             ),
         });
     }
-    // One line, written the way the env parser reads it back.
-    let probe = EnvFile::parse(&format!("{key}=x")).expect("a plain line parses");
-    let mut one = probe;
-    one.set(key, value);
-    lines[line - 1] = one.render().trim_end().to_string();
+    // Quoted the way `EnvFile::set` writes a value, so the parser reads it back.
+    lines[line - 1] = format!("{key}={}", crate::envfile::quote(value));
     Ok(())
 }
 

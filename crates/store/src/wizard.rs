@@ -128,12 +128,18 @@ impl Store {
         to: &str,
         by: &str,
     ) -> Result<bool> {
-        if !STATES.contains(&to) {
-            return Err(StoreError::Invalid(format!("unknown request state {to:?}")));
+        if let Some(bad) = std::iter::once(&to)
+            .chain(from)
+            .find(|s| !STATES.contains(s))
+        {
+            return Err(StoreError::Invalid(format!(
+                "unknown request state {bad:?}"
+            )));
         }
+        // Only names from STATES reach the statement.
         let list = from
             .iter()
-            .map(|s| format!("'{}'", s.replace('\'', "")))
+            .map(|s| format!("'{s}'"))
             .collect::<Vec<_>>()
             .join(", ");
         let q = format!(
@@ -147,6 +153,39 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The request behind a domain (the newest one that was not declined).
+    pub async fn instance_request_for_domain(
+        &self,
+        domain: &str,
+    ) -> Result<Option<InstanceRequest>> {
+        let q = format!(
+            "SELECT {COLUMNS} FROM instance_requests WHERE domain = $1 AND state <> 'declined' \
+             ORDER BY created_at DESC, id DESC"
+        );
+        let r = sqlx::query(&q)
+            .bind(domain)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(row).transpose()
+    }
+
+    /// Approves a request onto a server: new, needs-information or failed (tried again) →
+    /// provisioning, in one conditional UPDATE (two operators at once: one wins). `false`
+    /// when it was not in one of those states.
+    pub async fn approve_instance_request(&self, id: &str, server: &str, by: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE instance_requests SET state = 'provisioning', server = $1, decided_by = $2, \
+             updated_at = $3 WHERE id = $4 AND state IN ('new', 'needs-information', 'failed')",
+        )
+        .bind(server)
+        .bind(by)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -657,4 +657,38 @@ on_both!(instance_requests_are_decided_once, |s: Store| async move {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown request state"), "{e}");
+    // The second request: approved onto a server once, found by its domain, tried again
+    // after a failure.
+    let again = s
+        .instance_request_for_domain("radio.coop.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        again.id, r.id,
+        "the declined one is not the domain's request"
+    );
+    assert!(s
+        .approve_instance_request(&again.id, "default", "ada")
+        .await
+        .unwrap());
+    assert!(
+        !s.approve_instance_request(&again.id, "other", "olga")
+            .await
+            .unwrap(),
+        "approved once"
+    );
+    let got = s.instance_request(&again.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.state.as_str(), got.server.as_deref()),
+        ("provisioning", Some("default"))
+    );
+    assert!(s
+        .move_instance_request(&again.id, &["provisioning"], "failed", "cooper serve")
+        .await
+        .unwrap());
+    assert!(s
+        .approve_instance_request(&again.id, "default", "ada")
+        .await
+        .unwrap());
 });

@@ -68,11 +68,18 @@ impl<T> Cell<T> {
     }
 }
 
-/// The newest release of a recipe and the catalogue's levels.
+/// Every release of each local recipe (oldest first) and the catalogue's levels.
 #[derive(Debug, Default)]
 pub struct Releases {
-    pub newest: HashMap<String, Option<String>>,
+    pub versions: HashMap<String, Vec<String>>,
     pub levels: HashMap<(String, String), u8>,
+}
+
+impl Releases {
+    /// A recipe's newest release.
+    pub fn newest(&self, recipe: &str) -> Option<&String> {
+        self.versions.get(recipe).and_then(|v| v.last())
+    }
 }
 
 #[derive(Default)]
@@ -158,18 +165,19 @@ impl Caches {
         self.latest.forget()
     }
 
-    /// Newest releases of every recipe in `$ABRA_DIR/recipes` and the catalogue's levels.
+    /// The releases of every recipe in `$ABRA_DIR/recipes` and the catalogue's levels.
     pub fn releases(&self, abra: &AbraDir) -> Arc<Releases> {
         if let Some(r) = self.releases.fresh(LONG) {
             return r;
         }
-        let mut newest = HashMap::new();
+        let mut versions = HashMap::new();
         for name in abra.recipes().unwrap_or_default() {
             let v = cooper_recipe::repo::RecipeRepo::open(&name, &abra.recipes_dir().join(&name))
                 .ok()
                 .and_then(|repo| repo.versions().ok())
-                .and_then(|vs| vs.last().map(|v| v.to_string()));
-            newest.insert(name, v);
+                .map(|vs| vs.iter().map(|v| v.to_string()).collect())
+                .unwrap_or_default();
+            versions.insert(name, v);
         }
         let mut levels = HashMap::new();
         if let Ok(Some(cat)) = cooper_ops::catalogue::read(abra) {
@@ -179,6 +187,6 @@ impl Caches {
                 }
             }
         }
-        self.releases.put(Releases { newest, levels })
+        self.releases.put(Releases { versions, levels })
     }
 }

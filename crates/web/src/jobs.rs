@@ -115,6 +115,30 @@ pub struct Args {
     /// For an upgrade check: the federation's minimum `recipe test` level.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub min_level: u8,
+    /// For a provisioning: what the approved request asked for (never secret values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<ProvisionArgs>,
+}
+
+/// What a provisioning job makes: the request's answers and the operator's choices.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProvisionArgs {
+    pub server: String,
+    pub recipe: String,
+    pub version: String,
+    #[serde(default)]
+    pub options: std::collections::BTreeSet<String>,
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, String>,
+    /// The requester, who becomes the community's admin and reads the initial credentials.
+    pub email: String,
+    pub community: String,
+    /// The co-op that runs the server (the community is made under it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coop: Option<String>,
+    /// On failure, keep what was made for inspection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep: bool,
 }
 
 fn is_zero(n: &u8) -> bool {
@@ -130,9 +154,9 @@ pub enum Event {
 
 /// The worker pool and what it shares with the pages.
 pub struct Jobs {
-    notifier: Arc<crate::notify::Notifier>,
-    store: Store,
-    abra: AbraDir,
+    pub(crate) notifier: Arc<crate::notify::Notifier>,
+    pub(crate) store: Store,
+    pub(crate) abra: AbraDir,
     wake: Notify,
     events: broadcast::Sender<Event>,
     cancels: std::sync::Mutex<HashMap<String, Cancel>>,
@@ -140,6 +164,8 @@ pub struct Jobs {
     on_finish: Box<dyn Fn(&str) + Send + Sync>,
     /// How the probe image of tests is named (for interrupted test cleanup).
     pub probe_image: String,
+    /// Secret values passing through (given at approval, handed over once).
+    pub vault: Arc<crate::vault::Vault>,
 }
 
 impl Jobs {
@@ -147,6 +173,7 @@ impl Jobs {
         store: Store,
         abra: AbraDir,
         notifier: Arc<crate::notify::Notifier>,
+        probe_image: String,
         on_finish: Box<dyn Fn(&str) + Send + Sync>,
     ) -> Arc<Jobs> {
         Arc::new(Jobs {
@@ -157,7 +184,8 @@ impl Jobs {
             events: broadcast::channel(1024).0,
             cancels: Default::default(),
             on_finish,
-            probe_image: cooper_ops::test::DEFAULT_PROBE_IMAGE.to_string(),
+            probe_image,
+            vault: Default::default(),
         })
     }
 
@@ -227,6 +255,15 @@ impl Jobs {
             }
             let outcome = format!("interrupted; {}", lines[1..].join("; "));
             self.store.set_job_outcome(&job.id, &outcome).await?;
+            if job.kind == "provision" {
+                let args: Args = serde_json::from_str(&job.args).unwrap_or_default();
+                for l in
+                    crate::provisioning::settle(self, job, &args, JobState::Interrupted, &outcome)
+                        .await
+                {
+                    self.store.add_job_line(&job.id, &l).await?;
+                }
+            }
             self.store
                 .audit(
                     "cooper serve",
@@ -249,9 +286,28 @@ impl Jobs {
         let domain = job.domain.clone();
         let kind = job.kind.clone();
         let probe = self.probe_image.clone();
+        let keep = serde_json::from_str::<Args>(&job.args)
+            .ok()
+            .and_then(|a| a.provision)
+            .is_some_and(|p| p.keep);
         run_apart(move || async move {
             let mut out = Vec::new();
             let mut quiet = cooper_ops::Collect::default();
+            if kind == "provision" {
+                // A half-made instance goes, as a failed provisioning's does.
+                if keep {
+                    out.push("cleanup: the half-made instance is kept for inspection, as asked".into());
+                } else if abra.app(&domain).is_ok() {
+                    match cooper_ops::lifecycle::teardown(&abra, &domain).await {
+                        Ok(left) if left.is_empty() => {
+                            out.push("cleanup: the half-made instance was removed".into())
+                        }
+                        Ok(left) => out.push(format!("cleanup left: {}", left.join(", "))),
+                        Err(e) => out.push(format!("cleanup of the half-made instance failed: {e}")),
+                    }
+                }
+                return out;
+            }
             if kind == "test" {
                 match cooper_ops::test::cleanup_interrupted(&abra, &domain, &probe, &mut quiet)
                     .await
@@ -319,13 +375,21 @@ impl Jobs {
         let (tx, mut rx) = mpsc::unbounded_channel::<Said>();
         let args: Args = serde_json::from_str(&job.args).unwrap_or_default();
         let (abra, kind, domain) = (self.abra.clone(), job.kind.clone(), job.domain.clone());
+        let vault = self.vault.clone();
+        let probe = self.probe_image.clone();
+        let job_args = args.clone();
         let done = run_apart(move || async move {
             let mut reporter = JobReporter {
                 tx,
                 abra: abra.clone(),
                 last_picture: String::new(),
             };
-            perform(&abra, &kind, &domain, &args, &mut reporter, cancel).await
+            let with = With {
+                cancel,
+                vault: &vault,
+                probe: &probe,
+            };
+            perform(&abra, &kind, &domain, &args, &mut reporter, with).await
         });
         tokio::pin!(done);
         let mut records: Vec<RecordRow> = Vec::new();
@@ -365,6 +429,11 @@ impl Jobs {
         };
         self.line(&job.id, &format!("{}: {outcome}", state.as_str()))
             .await;
+        if job.kind == "provision" {
+            for l in crate::provisioning::settle(self, &job, &job_args, state, &outcome).await {
+                self.line(&job.id, &l).await;
+            }
+        }
         let _ = self
             .store
             .finish_job(&job.id, state, &outcome, record_path.as_deref())
@@ -439,7 +508,7 @@ enum Said {
 
 /// The reporter of a job: lines and records go to the pool, which stores and broadcasts them.
 /// A job never asks: the person confirmed on the page before the job was queued.
-struct JobReporter {
+pub(crate) struct JobReporter {
     tx: mpsc::UnboundedSender<Said>,
     abra: AbraDir,
     last_picture: String,
@@ -555,6 +624,15 @@ pub async fn index_records(
     added
 }
 
+/// The release an upgrade check's summary offers: the word before " is available".
+fn offered_version(summary: &str) -> &str {
+    summary
+        .split(" is available")
+        .next()
+        .and_then(|head| head.rsplit([' ', ';']).next())
+        .unwrap_or(summary)
+}
+
 /// What a finished job announces, if anything.
 fn job_event(
     job: &Job,
@@ -587,11 +665,12 @@ fn job_event(
         ),
         _ => return None,
     };
+    // One announcement per offered release, whatever else the summary says.
     let dedupe = (event == "upgrade.available").then(|| {
         format!(
             "upgrade.available|{}|{}",
             job.domain,
-            outcome.split(';').nth(1).unwrap_or(outcome).trim()
+            offered_version(outcome)
         )
     });
     Some(crate::notify::Event {
@@ -605,6 +684,14 @@ fn job_event(
     })
 }
 
+/// What a job runs with besides its arguments.
+struct With<'a> {
+    cancel: Cancel,
+    vault: &'a crate::vault::Vault,
+    /// The image of the tests' HTTP probes.
+    probe: &'a str,
+}
+
 /// Runs one job's operation; `Ok` is a one-line summary, `Err` the operation's error.
 async fn perform(
     abra: &AbraDir,
@@ -612,8 +699,13 @@ async fn perform(
     domain: &str,
     args: &Args,
     reporter: &mut JobReporter,
-    cancel: Cancel,
+    with: With<'_>,
 ) -> Result<String, String> {
+    let With {
+        cancel,
+        vault,
+        probe,
+    } = with;
     let wait = Some(Duration::from_secs(120));
     let deploy = |k: DeployKind| {
         let mut req = DeployRequest::new(domain, k);
@@ -637,7 +729,7 @@ async fn perform(
             let req = cooper_ops::rehearse::RehearseRequest {
                 domain: domain.to_string(),
                 version: args.version.clone(),
-                probe_image: cooper_ops::test::DEFAULT_PROBE_IMAGE.to_string(),
+                probe_image: probe.to_string(),
                 timeout: None,
             };
             cooper_ops::rehearse::rehearse(abra, &req, reporter)
@@ -723,6 +815,7 @@ async fn perform(
             // The dashboard runs on production instances: only the suites marked safe there.
             let mut req = cooper_ops::test::TestRequest::new(domain);
             req.prod = true;
+            req.probe_image = probe.to_string();
             cooper_ops::test::run(abra, &req, reporter)
                 .await
                 .and_then(|run| {
@@ -743,7 +836,30 @@ async fn perform(
                     }
                 })
         }
+        "provision" => {
+            return crate::provisioning::perform(abra, domain, args, reporter, vault, probe).await
+        }
         other => return Err(format!("unknown job kind {other:?}")),
     };
     r.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offered_version;
+
+    #[test]
+    fn the_offer_is_read_whatever_follows_it() {
+        assert_eq!(
+            offered_version("runs 1.0.0+1; 1.2.0+2 is available (test level 3)"),
+            "1.2.0+2"
+        );
+        assert_eq!(
+            offered_version(
+                "runs 1.0.0+1; 1.2.0+2 is available; held back, not tested to level 3: 2.0.0+3 \
+                 (the recipe's tags could not be refreshed: timeout)"
+            ),
+            "1.2.0+2"
+        );
+    }
 }

@@ -15,8 +15,10 @@ pub mod live;
 pub mod notify;
 pub mod oidc;
 mod pages;
+pub mod provisioning;
 pub mod routes;
 pub mod scheduler;
+pub mod vault;
 pub mod views;
 pub mod wizard;
 
@@ -55,6 +57,8 @@ pub struct Config {
     pub smtp: Option<notify::SmtpConfig>,
     /// How often due notifications are sent.
     pub notify_every: Duration,
+    /// The image deployment tests' HTTP probes run in.
+    pub probe_image: String,
 }
 
 impl Default for Config {
@@ -70,6 +74,7 @@ impl Default for Config {
             min_level: 0,
             smtp: None,
             notify_every: Duration::from_secs(5),
+            probe_image: cooper_ops::test::DEFAULT_PROBE_IMAGE.to_string(),
         }
     }
 }
@@ -117,10 +122,14 @@ impl Inner {
                 store.clone(),
                 abra.clone(),
                 notifier.clone(),
+                config.probe_image.clone(),
                 Box::new(move |server| {
                     if let Some(me) = me.upgrade() {
                         me.live.forget(server);
                         me.caches.forget_latest();
+                        // A provisioning adds an owner and a membership.
+                        me.caches.forget_owners();
+                        me.caches.forget_viewers();
                     }
                 }),
             );

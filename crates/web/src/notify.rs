@@ -290,6 +290,41 @@ impl Notifier {
         Ok(queued)
     }
 
+    /// Queues an e-mail to one address that is not (yet) a person here: the community that
+    /// asked for an instance. `path` (a page of the dashboard) is made a full link.
+    pub async fn tell(
+        &self,
+        email: &str,
+        event: &str,
+        subject: &str,
+        body: &str,
+        path: Option<&str>,
+    ) {
+        let link = path.map(|l| match &self.base_url {
+            Some(b) => format!("{b}{l}"),
+            None => l.to_string(),
+        });
+        let text = format!(
+            "{subject}\n\n{body}{}\n",
+            link.map(|l| format!("\n\n{l}")).unwrap_or_default()
+        );
+        let queued = self
+            .store
+            .enqueue(&NewOutgoing {
+                channel: "email",
+                target: email,
+                event,
+                subject,
+                body: &text,
+                dedupe: None,
+                send_at: now_ms(),
+            })
+            .await;
+        if let Err(err) = queued {
+            eprintln!("cooper serve: could not queue the mail {subject:?} to {email}: {err:#}");
+        }
+    }
+
     /// Emits, and reports a failure to queue on standard error (the event already happened).
     pub async fn emit_logged(&self, e: Event) {
         if let Err(err) = self.emit(&e).await {
@@ -303,6 +338,10 @@ impl Notifier {
     /// Sends what is due at `now`. Returns (sent, failed tries).
     pub async fn deliver(&self, now: i64) -> anyhow::Result<(usize, usize)> {
         let due = self.store.due_messages(now, 200).await?;
+        if due.is_empty() {
+            return Ok((0, 0));
+        }
+        let hooks = self.store.webhooks().await?;
         let (mut sent, mut failed) = (0, 0);
         let mut mailed = std::collections::HashSet::new();
         for m in due {
@@ -329,7 +368,7 @@ impl Notifier {
                         }
                     }
                 }
-                "webhook" => match self.post(&m, now).await {
+                "webhook" => match self.post(&m, &hooks, now).await {
                     Ok(()) => {
                         self.store.mark_sent(&m.id, now).await?;
                         sent += 1;
@@ -390,12 +429,14 @@ impl Notifier {
         Ok(())
     }
 
-    async fn post(&self, m: &Outgoing, now: i64) -> anyhow::Result<()> {
-        let hook = self
-            .store
-            .webhooks()
-            .await?
-            .into_iter()
+    async fn post(
+        &self,
+        m: &Outgoing,
+        hooks: &[cooper_store::Webhook],
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let hook = hooks
+            .iter()
             .find(|h| h.id == m.target)
             .ok_or_else(|| anyhow!("the webhook was removed"))?;
         let ts = now / 1000;

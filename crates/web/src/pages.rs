@@ -28,12 +28,7 @@ use crate::AppState;
 const STYLE: &str = include_str!("../assets/style.css");
 const LIVE_JS: &str = include_str!("../assets/live.js");
 
-/// The page frame (for modules outside this one).
-pub fn page_chrome(ctx: &Ctx, title: &str, tab: &'static str) -> Chrome {
-    chrome(ctx, title, tab)
-}
-
-fn chrome(ctx: &Ctx, title: impl Into<String>, tab: &'static str) -> Chrome {
+pub(crate) fn chrome(ctx: &Ctx, title: impl Into<String>, tab: &'static str) -> Chrome {
     let v = ctx.viewer.as_ref();
     Chrome {
         title: title.into(),
@@ -58,7 +53,7 @@ fn bare_chrome(title: &str) -> Chrome {
     }
 }
 
-fn render(t: impl Template) -> Response {
+pub(crate) fn render(t: impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => internal(e),
@@ -93,21 +88,9 @@ pub fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
-/// An audit line from another module of the web layer.
-pub async fn audit_line(
-    s: &AppState,
-    who: &str,
-    action: &str,
-    domain: Option<&str>,
-    outcome: &str,
-    detail: &str,
-) {
-    record_audit(&s.store, who, action, domain, None, outcome, detail).await;
-}
-
 /// Adds a line to the audit log; a failure to write it is reported on standard error (the
 /// action itself already happened).
-async fn record_audit(
+pub(crate) async fn record_audit(
     store: &cooper_store::Store,
     who: &str,
     action: &str,
@@ -555,10 +538,7 @@ fn row(
 ) -> InstanceRow {
     let shown = instance_state(state, &a.stack);
     let version = shown.version.clone().or(a.env_version.clone());
-    let upgrade = newer(
-        version.as_deref(),
-        up.newest.get(&a.recipe).and_then(Option::as_ref),
-    );
+    let upgrade = newer(version.as_deref(), up.newest(&a.recipe));
     let level = upgrade
         .as_ref()
         .and_then(|u| up.levels.get(&(a.recipe.clone(), u.clone())).copied());
@@ -819,7 +799,12 @@ pub async fn instance(
             confirm: k.confirm,
         })
         .collect();
+    let credentials_waiting = s
+        .jobs
+        .vault
+        .waiting_for(&domain, &ctx.viewer().person.email);
     render(InstancePage {
+        credentials_waiting,
         c: chrome(&ctx, domain.clone(), "instances"),
         domain,
         server: a.server,
@@ -1035,10 +1020,7 @@ pub async fn confirm(
     let current = instance_state(&state, &a.stack)
         .version
         .or(a.env_version.clone());
-    let target = newer(
-        current.as_deref(),
-        up.newest.get(&a.recipe).and_then(Option::as_ref),
-    );
+    let target = newer(current.as_deref(), up.newest(&a.recipe));
     let (explain, version, notes) = match kind.name {
         "upgrade" => match &target {
             Some(t) => {
@@ -2046,7 +2028,7 @@ pub async fn revoke_sessions(
 /// The dashboard's address as people reach it: `--public-url` when given, else read off the
 /// request. Behind a TLS proxy the proxy says the scheme; served directly, plain HTTP is only
 /// used on loopback (or with --insecure-http).
-fn public_base(s: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn public_base(s: &AppState, headers: &HeaderMap) -> String {
     if let Some(u) = &s.config.public_url {
         return u.trim_end_matches('/').to_string();
     }
@@ -2186,7 +2168,7 @@ pub async fn oidc_callback(
         }
     };
     let who = id.email.clone().unwrap_or_else(|| id.subject.clone());
-    let person = match person_for(&s, &id).await {
+    let person = match person_for(&s, &id, &oidc.config.label).await {
         Ok(Ok(p)) => p,
         Ok(Err(why)) => {
             record_audit(
@@ -2214,6 +2196,7 @@ pub async fn oidc_callback(
 async fn person_for(
     s: &AppState,
     id: &crate::oidc::Identity,
+    provider: &str,
 ) -> anyhow::Result<Result<cooper_store::Person, String>> {
     if let Some(p) = s.store.person_by_subject(&id.subject).await? {
         if p.disabled {
@@ -2224,10 +2207,10 @@ async fn person_for(
         return Ok(Ok(p));
     }
     let Some(email) = &id.email else {
-        return Ok(Err("The provider did not tell cooper your email, so it cannot find your account. Log in with your password, or ask an operator.".into()));
+        return Ok(Err(format!("{provider} did not tell cooper your email, so it cannot find your account. Log in with your password, or ask an operator.")));
     };
     if !id.email_verified {
-        return Ok(Err(format!("The provider has not verified {email}, so cooper cannot tell the address is yours. Verify it at the provider, or log in with your password.")));
+        return Ok(Err(format!("{provider} has not verified {email}, so cooper cannot tell the address is yours. Verify it there, or log in with your password.")));
     }
     let Some(p) = s.store.person_by_email(email).await? else {
         return Ok(Err(format!("No account here has the email {email}. Ask an operator of your co-op for an invitation.")));
@@ -2238,7 +2221,7 @@ async fn person_for(
         ));
     }
     if !s.store.link_subject(&p.id, &id.subject).await? {
-        return Ok(Err(format!("The account for {email} is already linked to another login at the provider. Log in with that one, or with your password.")));
+        return Ok(Err(format!("The account for {email} is already linked to another login at {provider}. Log in with that one, or with your password.")));
     }
     record_audit(
         &s.store,

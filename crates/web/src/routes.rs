@@ -73,10 +73,28 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         r("POST", "/request", Public, post(crate::wizard::answer)),
         r("GET", "/queue", Operator, get(crate::wizard::queue)),
         r(
+            "GET",
+            "/queue/{instance_request}",
+            Operator,
+            get(crate::wizard::show_request),
+        ),
+        r(
             "POST",
             "/queue/{instance_request}/decline",
             Operator,
             post(crate::wizard::decline),
+        ),
+        r(
+            "POST",
+            "/queue/{instance_request}/approve",
+            Operator,
+            post(crate::wizard::approve),
+        ),
+        r(
+            "POST",
+            "/queue/{instance_request}/invite",
+            Operator,
+            post(crate::wizard::reinvite),
         ),
         r("GET", "/oidc/callback", Public, get(pages::oidc_callback)),
         r("GET", "/setup", Public, get(pages::setup_form)),
@@ -125,6 +143,18 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
             "/instances/{domain}/export",
             Instance(Ask),
             get(pages::export),
+        ),
+        r(
+            "GET",
+            "/instances/{domain}/credentials",
+            Instance(Ask),
+            get(crate::wizard::credentials),
+        ),
+        r(
+            "POST",
+            "/instances/{domain}/credentials",
+            Instance(Ask),
+            post(crate::wizard::reveal_credentials),
         ),
         r(
             "GET",
@@ -340,11 +370,18 @@ async fn guard(
             }
             Rule::Job(need) => {
                 let id = params.get("job").cloned().unwrap_or_default();
-                let domain = match state.store.job(&id).await {
-                    Ok(j) => j.map(|j| j.domain),
+                let job = match state.store.job(&id).await {
+                    Ok(j) => j,
                     Err(e) => return pages::internal(e),
                 };
-                Some((need, instance_right(state, v, domain.as_deref(), &owners)))
+                let mut had =
+                    instance_right(state, v, job.as_ref().map(|j| j.domain.as_str()), &owners);
+                // A provisioning's app may not exist yet (or any more, after a failure): its
+                // server's operators see it.
+                if let Some(server) = job.as_ref().and_then(provisioned_server) {
+                    had = had.max(v.on_server(&server, &owners));
+                }
+                Some((need, had))
             }
             Rule::Request(need) => {
                 let id = params.get("request").cloned().unwrap_or_default();
@@ -395,6 +432,17 @@ fn denied(why: &'static str, mut response: Response) -> Response {
         .headers_mut()
         .insert("x-cooper-denied", HeaderValue::from_static(why));
     response
+}
+
+/// The server a provisioning job places its app on.
+fn provisioned_server(job: &cooper_store::Job) -> Option<String> {
+    if job.kind != "provision" {
+        return None;
+    }
+    serde_json::from_str::<crate::jobs::Args>(&job.args)
+        .ok()
+        .and_then(|a| a.provision)
+        .map(|p| p.server)
 }
 
 fn instance_right(state: &AppState, v: &Viewer, domain: Option<&str>, owners: &Owners) -> Right {

@@ -30,6 +30,10 @@ pub async fn run(s: AppState, every: Duration) {
         ..Default::default()
     })
     .unwrap_or_else(|_| "{}".into());
+    // Overdue runs already announced by this process: every tick lists them again until they
+    // succeed, and each would cost the audience's queries (the outbox's dedupe key keeps a
+    // restart from announcing twice).
+    let mut announced: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         match s
             .store
@@ -42,6 +46,10 @@ pub async fn run(s: AppState, every: Duration) {
                 }
                 for o in &t.overdue {
                     let since = o.owed_since(cooper_store::now_ms()).unwrap_or(o.next_due);
+                    let key = format!("overdue|{}|{}|{since}", o.domain, o.kind);
+                    if !announced.insert(key.clone()) {
+                        continue;
+                    }
                     s.notifier
                         .emit_logged(crate::notify::Event {
                             event: "schedule.overdue",
@@ -53,7 +61,7 @@ pub async fn run(s: AppState, every: Duration) {
                                 crate::views::when(since)
                             ),
                             link: Some(format!("/instances/{}#schedules", o.domain)),
-                            dedupe: Some(format!("overdue|{}|{}|{since}", o.domain, o.kind)),
+                            dedupe: Some(key),
                         })
                         .await;
                 }

@@ -350,6 +350,8 @@ pub struct RequestView {
 #[template(path = "instance.html")]
 pub struct InstancePage {
     pub c: Chrome,
+    /// The instance's initial credentials wait for this viewer (shown once, on their page).
+    pub credentials_waiting: bool,
     pub domain: String,
     pub server: String,
     pub recipe: String,

@@ -43,33 +43,28 @@ pub struct Offer {
     pub level: Option<u8>,
 }
 
-/// The newest release of each local recipe tested to at least `min_level` (0: any).
+/// The newest release of each local recipe tested to at least `min_level` (0: any), from the
+/// shared copy of the recipes' releases (no git on this public page's path).
 pub fn offers(s: &AppState) -> Vec<Offer> {
     let rel = s.caches.releases(&s.abra);
-    let mut out = Vec::new();
-    for recipe in s.abra.recipes().unwrap_or_default() {
-        if recipe == "cooper" {
-            continue;
-        }
-        let Ok(repo) =
-            cooper_recipe::repo::RecipeRepo::open(&recipe, &s.abra.recipes_dir().join(&recipe))
-        else {
-            continue;
-        };
-        let versions = repo.versions().unwrap_or_default();
-        let pick = versions.iter().rev().find_map(|v| {
-            let level = rel.levels.get(&(recipe.clone(), v.to_string())).copied();
-            (s.config.min_level == 0 || level.is_some_and(|l| l >= s.config.min_level))
-                .then(|| (v.to_string(), level))
-        });
-        if let Some((version, level)) = pick {
-            out.push(Offer {
-                recipe: recipe.clone(),
-                version,
-                level,
-            });
-        }
-    }
+    let mut out: Vec<Offer> = rel
+        .versions
+        .iter()
+        .filter(|(recipe, _)| recipe.as_str() != "cooper")
+        .filter_map(|(recipe, versions)| {
+            versions.iter().rev().find_map(|v| {
+                let level = rel.levels.get(&(recipe.clone(), v.clone())).copied();
+                let tested =
+                    s.config.min_level == 0 || level.is_some_and(|l| l >= s.config.min_level);
+                tested.then(|| Offer {
+                    recipe: recipe.clone(),
+                    version: v.clone(),
+                    level,
+                })
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.recipe.cmp(&b.recipe));
     out
 }
 
@@ -158,7 +153,7 @@ pub struct OptionsPage {
 }
 
 fn chrome(ctx: &Ctx, title: &str) -> Chrome {
-    crate::pages::page_chrome(ctx, title, "request")
+    crate::pages::chrome(ctx, title, "request")
 }
 
 async fn draft(session: &Session) -> Draft {
@@ -174,10 +169,11 @@ async fn draft(session: &Session) -> Draft {
 }
 
 fn render(t: impl Template, status: StatusCode) -> Response {
-    match t.render() {
-        Ok(html) => (status, axum::response::Html(html)).into_response(),
-        Err(e) => crate::pages::internal(e),
+    let mut r = crate::pages::render(t);
+    if r.status().is_success() {
+        *r.status_mut() = status;
     }
+    r
 }
 
 fn label_of(key: &str) -> String {
@@ -495,11 +491,12 @@ pub async fn answer(
                     .await
                 {
                     Ok(r) => {
-                        crate::pages::audit_line(
-                            &s,
+                        crate::pages::record_audit(
+                            &s.store,
                             &d.email,
                             "instance request",
                             Some(&domain),
+                            None,
                             "new",
                             &r.id,
                         )
@@ -620,8 +617,16 @@ pub async fn decline(
     {
         Ok(true) => {
             let _ = s.store.add_request_comment(&id, &who, &reason).await;
-            crate::pages::audit_line(&s, &who, "decline instance request", None, "declined", &id)
-                .await;
+            crate::pages::record_audit(
+                &s.store,
+                &who,
+                "decline instance request",
+                None,
+                None,
+                "declined",
+                &id,
+            )
+            .await;
             Redirect::to("/queue").into_response()
         }
         Ok(false) => match s.store.instance_request(&id).await {
@@ -633,4 +638,470 @@ pub async fn decline(
         },
         Err(e) => crate::pages::internal(e),
     }
+}
+
+// --- one request, for operators: approve onto a server, hand over ---
+
+#[derive(Template)]
+#[template(path = "request.html")]
+pub struct RequestPage {
+    pub c: Chrome,
+    pub r: cooper_store::InstanceRequest,
+    pub app: String,
+    pub chosen: Vec<(String, Vec<(String, String)>)>,
+    pub comments: Vec<(String, String, String)>,
+    pub servers: Vec<Choice>,
+    /// Secrets the recipe cannot generate (for the options chosen): name, hint.
+    pub secrets: Vec<(String, String)>,
+    pub approvable: bool,
+    pub open: bool,
+    pub errors: BTreeMap<String, String>,
+    pub job: Option<String>,
+    pub invite_link: Option<String>,
+}
+
+/// The options a request chose, with their values (as the review page shows them).
+fn chosen_of(
+    f: &form::Form,
+    options: &BTreeSet<String>,
+    values: &BTreeMap<String, String>,
+) -> Vec<(String, Vec<(String, String)>)> {
+    f.options
+        .iter()
+        .filter(|o| options.contains(&o.id))
+        .map(|o| {
+            (
+                o.title.clone(),
+                o.fields
+                    .iter()
+                    .map(|x| {
+                        (
+                            label_of(&x.key),
+                            values
+                                .get(&x.key)
+                                .cloned()
+                                .unwrap_or_else(|| x.default.clone()),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A request's stored answers.
+fn answers_of(r: &cooper_store::InstanceRequest) -> (BTreeSet<String>, BTreeMap<String, String>) {
+    #[derive(Deserialize, Default)]
+    struct Stored {
+        #[serde(default)]
+        options: BTreeSet<String>,
+        #[serde(default)]
+        values: BTreeMap<String, String>,
+    }
+    let a: Stored = serde_json::from_str(&r.answers).unwrap_or_default();
+    (a.options, a.values)
+}
+
+/// The secrets an operator gives when approving: those the recipe cannot generate, outside
+/// any option or in an option the request chose.
+fn secrets_to_give(f: &form::Form, options: &BTreeSet<String>) -> Vec<form::SecretField> {
+    f.secrets
+        .iter()
+        .chain(
+            f.options
+                .iter()
+                .filter(|o| options.contains(&o.id))
+                .flat_map(|o| o.secrets.iter()),
+        )
+        .cloned()
+        .collect()
+}
+
+/// The servers this operator may place an instance on, each with what it holds and has.
+async fn server_choices(s: &AppState, ctx: &Ctx, selected: &str) -> Vec<Choice> {
+    let v = ctx.viewer();
+    let apps = s.apps.all();
+    let mut out = Vec::new();
+    for name in s.apps.servers() {
+        if v.on_server(&name, &ctx.owners) < crate::authz::Right::Execute {
+            continue;
+        }
+        let here = apps.iter().filter(|a| a.server == name).count();
+        let capacity = match tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            let engine = s.live.engine(&name).await?;
+            engine.nodes().await.map_err(|e| e.to_string())
+        })
+        .await
+        {
+            Ok(Ok(nodes)) => {
+                let ready: Vec<_> = nodes.iter().filter(|n| n.state == "ready").collect();
+                let cpus: f64 = ready.iter().map(|n| n.nano_cpus as f64 / 1e9).sum();
+                let memory: i64 = ready.iter().map(|n| n.memory_bytes).sum();
+                format!(
+                    "{} node{} ready, {cpus:.1} CPUs, {} memory",
+                    ready.len(),
+                    if ready.len() == 1 { "" } else { "s" },
+                    crate::views::bytes(memory)
+                )
+            }
+            Ok(Err(e)) => format!("unreachable: {e}"),
+            Err(_) => "did not answer within 5 s".to_string(),
+        };
+        out.push(Choice {
+            selected: name == selected,
+            label: format!(
+                "{name} — {here} app{} already; {capacity}",
+                if here == 1 { "" } else { "s" }
+            ),
+            value: name,
+        });
+    }
+    out
+}
+
+async fn request_page(
+    s: &AppState,
+    ctx: &Ctx,
+    r: cooper_store::InstanceRequest,
+    errors: BTreeMap<String, String>,
+    invite_link: Option<String>,
+) -> Result<RequestPage, Response> {
+    let (options, values) = answers_of(&r);
+    let f = questions(s, &r.recipe, &r.version).map_err(crate::pages::internal)?;
+    let comments = s
+        .store
+        .request_comments(&r.id)
+        .await
+        .map_err(crate::pages::internal)?
+        .into_iter()
+        .map(|(who, body, at)| (who, body, crate::views::when(at)))
+        .collect();
+    let job = s
+        .store
+        .jobs(Some(&r.domain), 20)
+        .await
+        .map_err(crate::pages::internal)?
+        .into_iter()
+        .find(|j| j.kind == "provision")
+        .map(|j| j.id);
+    let approvable = matches!(r.state.as_str(), "new" | "needs-information" | "failed");
+    Ok(RequestPage {
+        c: chrome(ctx, &format!("Request for {}", r.domain)),
+        app: format!("{} {}", r.recipe, r.version),
+        chosen: chosen_of(&f, &options, &values),
+        comments,
+        servers: if approvable {
+            server_choices(s, ctx, r.server.as_deref().unwrap_or_default()).await
+        } else {
+            Vec::new()
+        },
+        secrets: secrets_to_give(&f, &options)
+            .into_iter()
+            .map(|x| {
+                let hint = match x.length {
+                    Some(n) => format!("{n} characters"),
+                    None => "as the community gave it to you".into(),
+                };
+                (x.name, hint)
+            })
+            .collect(),
+        approvable,
+        open: matches!(r.state.as_str(), "new" | "needs-information"),
+        errors,
+        job,
+        invite_link,
+        r,
+    })
+}
+
+/// One request, for operators.
+pub async fn show_request(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match s.store.instance_request(&id).await {
+        Ok(Some(r)) => match request_page(&s, &ctx, r, BTreeMap::new(), None).await {
+            Ok(p) => render(p, StatusCode::OK),
+            Err(resp) => resp,
+        },
+        Ok(None) => crate::pages::not_found(),
+        Err(e) => crate::pages::internal(e),
+    }
+}
+
+/// An operator approves a request onto a server: the secrets the recipe cannot generate are
+/// given here (kept in memory only until the job takes them), then the provisioning job runs.
+pub async fn approve(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let r = match s.store.instance_request(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return crate::pages::not_found(),
+        Err(e) => return crate::pages::internal(e),
+    };
+    let who = ctx.viewer().person.email.clone();
+    let mut errors = BTreeMap::new();
+    let server = get("server");
+    if !s.apps.servers().contains(&server)
+        || ctx.viewer().on_server(&server, &ctx.owners) < crate::authz::Right::Execute
+    {
+        errors.insert("server".into(), "Choose one of the servers listed.".into());
+    }
+    if s.apps.get(&r.domain).is_some() {
+        errors.insert(
+            "server".into(),
+            format!(
+                "{} is an app already: decline this request or remove that app first.",
+                r.domain
+            ),
+        );
+    }
+    let (options, values) = answers_of(&r);
+    let f = match questions(&s, &r.recipe, &r.version) {
+        Ok(f) => f,
+        Err(e) => return crate::pages::internal(e),
+    };
+    let mut given = Vec::new();
+    for x in secrets_to_give(&f, &options) {
+        let v = pairs
+            .iter()
+            .find(|(k, _)| k == &format!("secret:{}", x.name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if v.is_empty() {
+            errors.insert(
+                format!("secret:{}", x.name),
+                "The recipe cannot make this one: enter the value the community gave you.".into(),
+            );
+        } else if v.contains('\n') {
+            errors.insert(format!("secret:{}", x.name), "One line only.".into());
+        } else {
+            given.push((x.name.clone(), cooper_recipe::secrets::SecretValue::new(v)));
+        }
+    }
+    if !errors.is_empty() {
+        return match request_page(&s, &ctx, r, errors, None).await {
+            Ok(p) => render(p, StatusCode::BAD_REQUEST),
+            Err(resp) => resp,
+        };
+    }
+    match s.store.approve_instance_request(&id, &server, &who).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return crate::pages::problem(StatusCode::CONFLICT, "This request was decided already.")
+        }
+        Err(e) => return crate::pages::internal(e),
+    }
+    s.jobs.vault.give(&id, given);
+    let coop = ctx
+        .owners
+        .server_coop
+        .get(&server)
+        .cloned()
+        .or_else(|| ctx.viewer().coops.iter().next().cloned());
+    let args = crate::jobs::Args {
+        request: Some(id.clone()),
+        provision: Some(crate::jobs::ProvisionArgs {
+            server: server.clone(),
+            recipe: r.recipe.clone(),
+            version: r.version.clone(),
+            options,
+            values,
+            email: r.email.clone(),
+            community: r.community.clone(),
+            coop,
+            keep: get("keep") == "on",
+        }),
+        ..Default::default()
+    };
+    match s.jobs.submit("provision", &r.domain, &args, &who).await {
+        Ok(job) => {
+            crate::pages::record_audit(
+                &s.store,
+                &who,
+                "approve instance request",
+                Some(&r.domain),
+                Some(&server),
+                "provisioning",
+                &format!("{id}: job {}", job.id),
+            )
+            .await;
+            s.notifier
+                .tell(
+                    &r.email,
+                    "request.approved",
+                    &format!("Your request for {} was approved", r.domain),
+                    "An operator approved your request; the instance is being set up now. You \
+                     will hear from us again when it is live.",
+                    None,
+                )
+                .await;
+            Redirect::to(&format!("/jobs/{}", job.id)).into_response()
+        }
+        Err(e) => {
+            s.jobs.vault.take_given(&id);
+            crate::pages::internal(e)
+        }
+    }
+}
+
+/// A new invitation for a live request's requester, shown once to the operator (for when the
+/// e-mail did not arrive).
+pub async fn reinvite(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let r = match s.store.instance_request(&id).await {
+        Ok(Some(r)) if r.state == "live" => r,
+        Ok(Some(_)) => {
+            return crate::pages::problem(
+                StatusCode::CONFLICT,
+                "Only a live instance's requester is invited.",
+            )
+        }
+        Ok(None) => return crate::pages::not_found(),
+        Err(e) => return crate::pages::internal(e),
+    };
+    let Some(community) = ctx.owners.instance_community.get(&r.domain).cloned() else {
+        return crate::pages::problem(
+            StatusCode::CONFLICT,
+            "This instance has no community yet: set its owner on the People page first.",
+        );
+    };
+    let who = ctx.viewer().person.email.clone();
+    let token = cooper_store::Token {
+        purpose: "invite".into(),
+        email: Some(r.email.clone()),
+        kind: Some("community".into()),
+        target_id: Some(community),
+        role: Some("admin".into()),
+        created_by: Some(who.clone()),
+    };
+    let secret = match s
+        .store
+        .issue_token(&token, crate::provisioning::INVITE_VALID_MS)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return crate::pages::internal(e),
+    };
+    crate::pages::record_audit(
+        &s.store,
+        &who,
+        "invite",
+        Some(&r.domain),
+        None,
+        "ok",
+        &format!("{} as admin of the community of {}", r.email, r.domain),
+    )
+    .await;
+    let link = format!(
+        "{}/invite/{secret}",
+        crate::pages::public_base(&s, &headers)
+    );
+    match request_page(&s, &ctx, r, BTreeMap::new(), Some(link)).await {
+        Ok(p) => render(p, StatusCode::OK),
+        Err(resp) => resp,
+    }
+}
+
+// --- the initial credentials, for the community's admin, once ---
+
+#[derive(Template)]
+#[template(path = "credentials.html")]
+pub struct CredentialsPage {
+    pub c: Chrome,
+    pub domain: String,
+    /// Shown now (the only time).
+    pub shown: Vec<(String, String)>,
+    pub waiting: bool,
+    pub message: String,
+}
+
+pub async fn credentials(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    axum::extract::Path(domain): axum::extract::Path<String>,
+) -> Response {
+    let email = ctx.viewer().person.email.clone();
+    let waiting = s.jobs.vault.waiting_for(&domain, &email);
+    render(
+        CredentialsPage {
+            c: crate::pages::chrome(&ctx, "Initial credentials", "instances"),
+            message: if waiting {
+                "They are shown once: write them down or put them in your password manager before you leave the page.".into()
+            } else {
+                "No initial credentials wait for you here: they were shown already (or were never made for you). Only a reset gives new ones: ask an operator of your co-op.".into()
+            },
+            domain,
+            shown: Vec::new(),
+            waiting,
+        },
+        StatusCode::OK,
+    )
+}
+
+pub async fn reveal_credentials(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    axum::extract::Path(domain): axum::extract::Path<String>,
+) -> Response {
+    let email = ctx.viewer().person.email.clone();
+    let (shown, message, outcome) = match s.jobs.vault.reveal(&domain, &email) {
+        Ok(list) => (
+            list.into_iter()
+                .map(|c| (c.name, c.value.expose().to_string()))
+                .collect::<Vec<_>>(),
+            "This is the only time they are shown. Keep them safe, and change the password after the first login.".to_string(),
+            "shown",
+        ),
+        Err(crate::vault::Refused::NotYours) => (
+            Vec::new(),
+            "These credentials are for the person who asked for the instance; they are not shown to anyone else.".into(),
+            "refused",
+        ),
+        Err(crate::vault::Refused::Gone) => (
+            Vec::new(),
+            "They were shown already (or were never made for you). Only a reset gives new ones: ask an operator of your co-op.".into(),
+            "gone",
+        ),
+    };
+    crate::pages::record_audit(
+        &s.store,
+        &email,
+        "read initial credentials",
+        Some(&domain),
+        None,
+        outcome,
+        &format!("{} value(s)", shown.len()),
+    )
+    .await;
+    let mut r = render(
+        CredentialsPage {
+            c: crate::pages::chrome(&ctx, "Initial credentials", "instances"),
+            domain,
+            waiting: false,
+            shown,
+            message,
+        },
+        StatusCode::OK,
+    );
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
 }

@@ -191,6 +191,48 @@ async fn a_community_asks_for_an_instance() {
         "{}",
         q.body
     );
+    // The request's page: the approve form asks for the secret the recipe cannot make;
+    // without it, nothing happens and the reason stands next to the field.
+    let page = o.get(&format!("/queue/{}", r.id)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("name=\"secret:smtp_password\" type=\"password\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("mail.radio.example"),
+        "the answers are shown"
+    );
+    assert_eq!(m.get(&format!("/queue/{}", r.id)).await.status, 404);
+    let refused = o
+        .submit(
+            &format!("/queue/{}/approve", r.id),
+            &[("server", "no-such-server"), ("secret:smtp_password", "")],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("id=\"server-error\""),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("id=\"secret-smtp_password-error\""),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        w.store
+            .instance_request(&r.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "new",
+        "a refused approval changes nothing"
+    );
     let path = format!("/queue/{}/decline", r.id);
     assert_eq!(o.submit(&path, &[("reason", "")]).await.status, 400);
     assert_eq!(

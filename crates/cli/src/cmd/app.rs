@@ -6,8 +6,8 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use cooper_recipe::abra_dir::{write_atomic, App};
-use cooper_recipe::envfile::{EnvFile, RecipeRef};
+use cooper_recipe::abra_dir::App;
+use cooper_recipe::envfile::EnvFile;
 use cooper_recipe::repo::RecipeFiles;
 use cooper_recipe::stack::{self, VersionChoice};
 
@@ -216,39 +216,22 @@ fn render(ctx: &Ctx, r: Render) -> anyhow::Result<u8> {
 }
 
 fn new(ctx: &Ctx, a: New) -> anyhow::Result<u8> {
-    let path = ctx.abra.new_app_path(&a.server, &a.domain)?;
-    let repo = ctx.abra.recipe(&a.recipe)?;
-    let choice = VersionChoice {
-        explicit: a.recipe_version.clone(),
-        chaos: a.chaos,
-    };
-    let files = stack::select_files(&repo, None, &choice)?;
-    let sample = files.text(".env.sample").with_context(|| {
-        format!(
-            "recipe {} at {} has no .env.sample (lint rule R008); add one to the recipe",
-            a.recipe, files.origin
-        )
-    })?;
-    let mut env = EnvFile::parse(&sample)
-        .map_err(|e| anyhow::anyhow!("recipe {} .env.sample: {e}", a.recipe))?;
-    let mut recipe = RecipeRef::from_env(&env).unwrap_or(RecipeRef {
-        key: "TYPE",
-        name: a.recipe.clone(),
-        version: None,
-    });
-    recipe.name = a.recipe.clone();
-    recipe.version = match &files.origin {
-        cooper_recipe::repo::Origin::Tag { version, .. } => Some(version.clone()),
-        _ => None,
-    };
-    env.set(recipe.key, &recipe.value());
-    env.set("DOMAIN", &a.domain);
-    write_atomic(&path, env.render().as_bytes())?;
+    let made = cooper_ops::app::create(
+        &ctx.abra,
+        &cooper_ops::app::NewApp {
+            server: a.server.clone(),
+            domain: a.domain.clone(),
+            recipe: a.recipe.clone(),
+            version: a.recipe_version.clone(),
+            chaos: a.chaos,
+            answers: None,
+        },
+    )?;
     println!(
         "created {} ({} {}) on server {}",
-        path.display(),
+        made.path.display(),
         a.recipe,
-        files.origin,
+        made.origin,
         a.server
     );
     println!(

@@ -65,6 +65,10 @@ pub struct Serve {
     /// The lowest `recipe test` level a release needs before upgrade checks offer it (0: any).
     #[arg(long, default_value_t = 0, value_name = "LEVEL")]
     min_test_level: u8,
+    /// The image the deployment tests' HTTP probes run in (needs busybox `wget`), for test
+    /// jobs and provisioning.
+    #[arg(long, env = "COOPER_PROBE_IMAGE", default_value = cooper_ops::test::DEFAULT_PROBE_IMAGE)]
+    probe_image: String,
     /// The SMTP server notifications leave by: `smtp://user@host:587` (STARTTLS required),
     /// `smtps://user@host:465` (TLS from the start), or `smtp+insecure://127.0.0.1:25` (no TLS;
     /// loopback only). The password comes from `COOPER_SMTP_PASSWORD` or
@@ -131,6 +135,7 @@ impl Serve {
             schedule_tick: (self.schedule_tick_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.schedule_tick_ms)),
             min_level: self.min_test_level,
+            probe_image: self.probe_image.clone(),
             smtp: self.smtp()?,
             notify_every: std::time::Duration::from_millis(self.notify_every_ms.max(100)),
             ..Default::default()

@@ -34,6 +34,15 @@ pub async fn create(
     })
 }
 
+/// Whether a backup of the app would save anything (a service labelled `backupbot.backup=true`
+/// with a volume that is not excluded).
+pub async fn saves_anything(abra: &AbraDir, domain: &str) -> Result<bool> {
+    let app = abra.app(domain)?;
+    let engine = crate::connect(abra, &app.at.server).await?;
+    let plan = app_plan(abra, &app, &engine).await?;
+    Ok(!saved_volumes(&plan).is_empty())
+}
+
 /// `app backup create --via-backupbot`: runs the deployed backup-bot-two's own CLI
 /// (`backup --host <stack> create`) in its running container instead of cooper's path; its
 /// exit code decides. Returns the bot's output (secrets scrubbed).

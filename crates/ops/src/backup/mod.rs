@@ -45,7 +45,7 @@ mod restore;
 mod snapshots;
 mod verify;
 
-pub use create::{create, create_via_backupbot, create_with, BackupReport};
+pub use create::{create, create_via_backupbot, create_with, saves_anything, BackupReport};
 use restic::Restic;
 pub use restore::{restore, RestoreReport, RestoreRequest};
 pub use snapshots::{download, forget_all, list, prune, Keep, Listed};
