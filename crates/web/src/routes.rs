@@ -92,6 +92,12 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         r(
             "POST",
+            "/queue/{instance_request}/write",
+            Operator,
+            post(crate::wizard::write),
+        ),
+        r(
+            "POST",
             "/queue/{instance_request}/invite",
             Operator,
             post(crate::wizard::reinvite),

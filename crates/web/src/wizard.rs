@@ -491,9 +491,25 @@ pub async fn answer(
                     .await
                 {
                     Ok(r) => {
+                        // An operator typing in a request received by e-mail is named.
+                        let entered_by = ctx
+                            .viewer
+                            .as_ref()
+                            .filter(|v| v.is_admin() || !v.coops.is_empty())
+                            .map(|v| v.person.email.clone());
+                        if let Some(op) = &entered_by {
+                            let _ = s
+                                .store
+                                .add_request_comment(
+                                    &r.id,
+                                    op,
+                                    &format!("Entered by {op} from a request received by e-mail."),
+                                )
+                                .await;
+                        }
                         crate::pages::record_audit(
                             &s.store,
-                            &d.email,
+                            entered_by.as_deref().unwrap_or(&d.email),
                             "instance request",
                             Some(&domain),
                             None,
@@ -514,6 +530,20 @@ pub async fn answer(
                                 link: Some("/queue".into()),
                                 dedupe: None,
                             })
+                            .await;
+                        s.notifier
+                            .tell(
+                                &d.email,
+                                "request.received",
+                                &format!("We received your request for {domain}"),
+                                &format!(
+                                    "Thank you. An operator of the co-op will look at your \
+                                     request for {} {} at {domain} and write to you at this \
+                                     address.",
+                                    d.recipe, d.version
+                                ),
+                                None,
+                            )
                             .await;
                         let _ = session.remove::<Draft>(DRAFT).await;
                         return render(
@@ -1104,4 +1134,99 @@ pub async fn reveal_credentials(
         axum::http::HeaderValue::from_static("no-store"),
     );
     r
+}
+
+#[derive(Deserialize)]
+pub struct MessageForm {
+    #[serde(default)]
+    message: String,
+    /// `ask`: sent to the requester, the request waits for their answer; `note`: kept for
+    /// operators only (a reply received by e-mail, say).
+    #[serde(default)]
+    then: String,
+}
+
+/// An operator writes on a request: a question to the requester (mailed; the request then
+/// needs information) or a note for the operators (the requester's reply typed in).
+pub async fn write(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(f): Form<MessageForm>,
+) -> Response {
+    let who = ctx.viewer().person.email.clone();
+    let message: String = f.message.trim().chars().take(4000).collect();
+    let r = match s.store.instance_request(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return crate::pages::not_found(),
+        Err(e) => return crate::pages::internal(e),
+    };
+    if message.is_empty() {
+        let mut errors = BTreeMap::new();
+        errors.insert("message".into(), "Write something first.".into());
+        return match request_page(&s, &ctx, r, errors, None).await {
+            Ok(p) => render(p, StatusCode::BAD_REQUEST),
+            Err(resp) => resp,
+        };
+    }
+    let ask = f.then == "ask";
+    if ask {
+        match s
+            .store
+            .move_instance_request(
+                &id,
+                &["new", "needs-information"],
+                "needs-information",
+                &who,
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return crate::pages::problem(
+                    StatusCode::CONFLICT,
+                    "This request was decided already: a question cannot hold it now.",
+                )
+            }
+            Err(e) => return crate::pages::internal(e),
+        }
+    }
+    let body = if ask {
+        format!("Question to the requester: {message}")
+    } else {
+        format!("Note: {message}")
+    };
+    if let Err(e) = s.store.add_request_comment(&id, &who, &body).await {
+        return crate::pages::internal(e);
+    }
+    if ask {
+        s.notifier
+            .tell(
+                &r.email,
+                "request.question",
+                &format!("A question about your request for {}", r.domain),
+                &format!(
+                    "Before we can set up {} for {}, we need to know:\n\n{message}\n\nPlease \
+                     answer by replying to this e-mail.",
+                    r.domain, r.community
+                ),
+                None,
+            )
+            .await;
+    }
+    crate::pages::record_audit(
+        &s.store,
+        &who,
+        if ask {
+            "ask requester"
+        } else {
+            "note on request"
+        },
+        Some(&r.domain),
+        None,
+        if ask { "needs-information" } else { "ok" },
+        &id,
+    )
+    .await;
+    Redirect::to(&format!("/queue/{id}")).into_response()
 }

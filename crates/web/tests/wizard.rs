@@ -233,6 +233,68 @@ async fn a_community_asks_for_an_instance() {
         "new",
         "a refused approval changes nothing"
     );
+    // A question to the requester: mailed, and the request waits for the answer; a note
+    // stays with the operators.
+    let write = format!("/queue/{}/write", r.id);
+    assert_eq!(
+        o.submit(&write, &[("message", " "), ("then", "ask")])
+            .await
+            .status,
+        400
+    );
+    let asked = o
+        .submit(
+            &write,
+            &[("message", "How many people will use it?"), ("then", "ask")],
+        )
+        .await;
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    assert_eq!(
+        w.store
+            .instance_request(&r.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "needs-information"
+    );
+    o.submit(
+        &write,
+        &[("message", "They answered: about 40."), ("then", "note")],
+    )
+    .await;
+    let mails = w
+        .store
+        .pending_for("email", "ops@radio.example")
+        .await
+        .unwrap();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.subject.starts_with("We received your request"))
+            && mails
+                .iter()
+                .any(|m| m.body.contains("How many people will use it?")),
+        "{mails:?}"
+    );
+    assert!(
+        !mails.iter().any(|m| m.body.contains("about 40")),
+        "a note is not sent"
+    );
+    let page = o.get(&format!("/queue/{}", r.id)).await;
+    assert!(
+        page.body
+            .contains("Question to the requester: How many people")
+            && page.body.contains("Note: They answered: about 40."),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        m.submit(&write, &[("message", "x"), ("then", "note")])
+            .await
+            .status,
+        404
+    );
     let path = format!("/queue/{}/decline", r.id);
     assert_eq!(o.submit(&path, &[("reason", "")]).await.status, 400);
     assert_eq!(
@@ -243,7 +305,35 @@ async fn a_community_asks_for_an_instance() {
     );
     assert_eq!(o.submit(&path, &[("reason", "again")]).await.status, 409);
     assert_eq!(
-        w.store.request_comments(&r.id).await.unwrap()[0].1,
+        w.store.request_comments(&r.id).await.unwrap().last().unwrap().1,
         "no room this month"
     );
+
+    // A request received by e-mail, typed in by an operator: marked as theirs.
+    for (step, pairs) in [
+        (
+            "start",
+            vec![
+                ("community", "Choir Minden"),
+                ("email", "choir@minden.example"),
+                ("recipe", "demo"),
+            ],
+        ),
+        ("options", vec![]),
+        ("send", vec![("domain", "choir.coop.example")]),
+    ] {
+        let mut form = vec![("step", step)];
+        form.extend(pairs);
+        let r = o.submit("/request", &form).await;
+        assert!(r.status == 303 || r.status == 200, "{step}: {}", r.body);
+    }
+    let entered = w
+        .store
+        .instance_request_for_domain("choir.coop.example")
+        .await
+        .unwrap()
+        .expect("the request entered by the operator");
+    let notes = w.store.request_comments(&entered.id).await.unwrap();
+    assert_eq!(notes[0].0, "operator@a.example.org");
+    assert!(notes[0].1.starts_with("Entered by operator@a.example.org"), "{notes:?}");
 }
