@@ -81,6 +81,11 @@ async fn run() {
     cooper_testkit::scrub_stack(&stack);
     // The co-op that runs the local server (made here as an admin would on the People page).
     let store = cooper_store::Store::open_default(abra).await.unwrap();
+    std::fs::write(
+        abra.join("cooper/rates.toml"),
+        "currency = \"EUR\"\nbase = 5\nper_cpu = 12\nper_gib_memory = 4\nper_gib_disk = 0.2\n",
+    )
+    .unwrap();
     let coop = store.add_coop("Tech Co-op").await.unwrap();
     store.set_server_owner("default", &coop.id).await.unwrap();
 
@@ -125,6 +130,14 @@ async fn run() {
     fill(&amy, "#f-SMTP_HOST", "mail.radio.example").await;
     click(&amy, "form[action='/request'] button[type=submit]").await;
     wait_text(&amy, "h1", "Check and send", Duration::from_secs(10)).await;
+    wait_text(
+        &amy,
+        "#size",
+        "suggested contribution EUR 17.00 a month",
+        Duration::from_secs(5),
+    )
+    .await;
+    click(&amy, "#size input[value='small']").await;
     fill(&amy, "#domain", "not a domain").await;
     click(&amy, "form[action='/request'] button[type=submit]").await;
     wait_text(

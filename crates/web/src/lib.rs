@@ -16,6 +16,7 @@ pub mod notify;
 pub mod oidc;
 mod pages;
 pub mod provisioning;
+pub mod rates;
 pub mod routes;
 pub mod scheduler;
 pub mod vault;

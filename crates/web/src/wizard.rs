@@ -31,6 +31,9 @@ pub struct Draft {
     pub version: String,
     pub options: BTreeSet<String>,
     pub values: BTreeMap<String, String>,
+    /// The expected size (a name from the co-op's rates).
+    #[serde(default)]
+    pub size: String,
     /// `start`, then `options`, then `review`.
     pub step: String,
 }
@@ -109,6 +112,9 @@ pub struct ReviewPage {
     pub c: Chrome,
     pub d: Draft,
     pub chosen: Vec<(String, Vec<(String, String)>)>,
+    pub sizes: Vec<SizeView>,
+    /// The co-op published rates (a contribution is suggested).
+    pub priced: bool,
     pub domain: String,
     pub errors: BTreeMap<String, String>,
 }
@@ -272,34 +278,54 @@ fn review_page(
     ctx: &Ctx,
     d: &Draft,
     f: &form::Form,
+    rates: &crate::rates::Rates,
     domain: &str,
     errors: BTreeMap<String, String>,
 ) -> ReviewPage {
     ReviewPage {
         c: chrome(ctx, "Check and send"),
-        chosen: f
-            .options
-            .iter()
-            .filter(|o| d.options.contains(&o.id))
-            .map(|o| {
-                (
-                    o.title.clone(),
-                    o.fields
-                        .iter()
-                        .map(|x| {
-                            (
-                                label_of(&x.key),
-                                d.values.get(&x.key).cloned().unwrap_or(x.default.clone()),
-                            )
-                        })
-                        .collect(),
-                )
-            })
-            .collect(),
+        chosen: chosen_of(f, &d.options, &d.values),
+        sizes: size_views(rates, &d.size),
+        priced: rates.prices.is_some(),
         d: d.clone(),
         domain: domain.to_string(),
         errors,
     }
+}
+
+/// A size as the wizard offers it.
+pub struct SizeView {
+    pub name: String,
+    pub people: String,
+    pub needs: String,
+    pub contribution: Option<String>,
+    pub selected: bool,
+}
+
+fn size_views(rates: &crate::rates::Rates, selected: &str) -> Vec<SizeView> {
+    rates
+        .sizes
+        .iter()
+        .map(|x| {
+            let sg = rates.suggest(x);
+            SizeView {
+                name: x.name.clone(),
+                people: x.people.clone(),
+                needs: sg.needs,
+                contribution: sg.contribution,
+                selected: x.name == selected,
+            }
+        })
+        .collect()
+}
+
+fn rates(s: &AppState) -> Result<crate::rates::Rates, Box<Response>> {
+    crate::rates::Rates::load(&s.abra.root).map_err(|e| {
+        Box::new(crate::pages::problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("The co-op's rates cannot be read: {e}. An operator fixes that file."),
+        ))
+    })
 }
 
 /// A domain name people can type (labels of letters, digits and hyphens), lower-cased.
@@ -328,10 +354,14 @@ pub async fn show(
 ) -> Response {
     let d = draft(&session).await;
     if d.step == "review" {
+        let rates = match rates(&s) {
+            Ok(r) => r,
+            Err(resp) => return *resp,
+        };
         match questions(&s, &d.recipe, &d.version) {
             Ok(f) => {
                 return render(
-                    review_page(&ctx, &d, &f, "", BTreeMap::new()),
+                    review_page(&ctx, &d, &f, &rates, "", BTreeMap::new()),
                     StatusCode::OK,
                 )
             }
@@ -460,6 +490,14 @@ pub async fn answer(
                 Ok(f) => f,
                 Err(e) => return crate::pages::internal(e),
             };
+            let rates = match rates(&s) {
+                Ok(r) => r,
+                Err(resp) => return *resp,
+            };
+            d.size = get("size");
+            if rates.size(&d.size).is_none() {
+                errors.insert("size".into(), "Choose how many people will use it.".into());
+            }
             let wanted = get("domain");
             let domain = match check_domain(&wanted) {
                 Ok(dn) if s.apps.get(&dn).is_some() => {
@@ -476,8 +514,12 @@ pub async fn answer(
                 }
             };
             if errors.is_empty() {
-                let answers =
-                    serde_json::json!({ "options": d.options, "values": d.values }).to_string();
+                let answers = serde_json::json!({
+                    "options": d.options,
+                    "values": d.values,
+                    "size": d.size,
+                })
+                .to_string();
                 match s
                     .store
                     .create_instance_request(&cooper_store::NewInstanceRequest {
@@ -562,8 +604,9 @@ pub async fn answer(
                     Err(e) => return crate::pages::internal(e),
                 }
             }
+            let _ = session.insert(DRAFT, &d).await;
             render(
-                review_page(&ctx, &d, &f, &domain, errors),
+                review_page(&ctx, &d, &f, &rates, &domain, errors),
                 StatusCode::BAD_REQUEST,
             )
         }
@@ -679,6 +722,8 @@ pub struct RequestPage {
     pub r: cooper_store::InstanceRequest,
     pub app: String,
     pub chosen: Vec<(String, Vec<(String, String)>)>,
+    /// The size asked for: what it needs, and the suggested contribution.
+    pub size: Option<SizeView>,
     pub comments: Vec<(String, String, String)>,
     pub servers: Vec<Choice>,
     /// Secrets the recipe cannot generate (for the options chosen): name, hint.
@@ -815,7 +860,22 @@ async fn request_page(
         .find(|j| j.kind == "provision")
         .map(|j| j.id);
     let approvable = matches!(r.state.as_str(), "new" | "needs-information" | "failed");
+    let asked = serde_json::from_str::<serde_json::Value>(&r.answers)
+        .ok()
+        .and_then(|v| v["size"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let size = match crate::rates::Rates::load(&s.abra.root) {
+        Ok(rates) => size_views(&rates, &asked).into_iter().find(|x| x.selected),
+        Err(e) => Some(SizeView {
+            name: asked.clone(),
+            people: String::new(),
+            needs: format!("unknown: {e}"),
+            contribution: None,
+            selected: true,
+        }),
+    };
     Ok(RequestPage {
+        size,
         c: chrome(ctx, &format!("Request for {}", r.domain)),
         app: format!("{} {}", r.recipe, r.version),
         chosen: chosen_of(&f, &options, &values),

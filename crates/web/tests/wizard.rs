@@ -149,20 +149,71 @@ async fn a_community_asks_for_an_instance() {
         review.body
     );
 
-    // An address already in use, then a good one.
+    // Sizes with what they need; no money figure until the co-op publishes its rates.
+    assert!(
+        review.body.contains("up to 50 people")
+            && review
+                .body
+                .contains("needs about 0.5 CPU, 1 GiB memory, 10 GiB disk")
+            && !review.body.contains("suggested contribution"),
+        "{}",
+        review.body
+    );
+    std::fs::create_dir_all(w.abra_dir.path().join("cooper")).unwrap();
+    std::fs::write(
+        w.abra_dir.path().join("cooper/rates.toml"),
+        "currency = \"EUR\"\nbase = 5\nper_cpu = 12\nper_gib_memory = 4\nper_gib_disk = 0.2\n",
+    )
+    .unwrap();
+    let review = v.get("/request").await;
+    assert!(
+        review
+            .body
+            .contains("suggested contribution EUR 17.00 a month"),
+        "{}",
+        review.body
+    );
+
+    // No size, an address already in use, then good ones.
+    let nosize = v
+        .submit(
+            "/request",
+            &[("step", "send"), ("domain", "radio.coop.example")],
+        )
+        .await;
+    assert_eq!(nosize.status, 400);
+    assert!(nosize.body.contains("id=\"size-error\""), "{}", nosize.body);
     let taken = v
-        .submit("/request", &[("step", "send"), ("domain", OWN)])
+        .submit(
+            "/request",
+            &[("step", "send"), ("size", "small"), ("domain", OWN)],
+        )
         .await;
     assert_eq!(taken.status, 400);
     assert!(taken.body.contains("already in use"), "{}", taken.body);
+    assert!(
+        taken.body.contains("value=\"small\" checked"),
+        "the size chosen stays"
+    );
     let bad = v
-        .submit("/request", &[("step", "send"), ("domain", "not a domain")])
+        .submit(
+            "/request",
+            &[
+                ("step", "send"),
+                ("size", "small"),
+                ("domain", "not a domain"),
+            ],
+        )
         .await;
     assert!(bad.body.contains("id=\"domain-error\""));
     let sent = v
         .submit(
             "/request",
-            &[("step", "send"), ("domain", "Radio.Coop.Example")],
+            &[
+                ("step", "send"),
+                ("size", "medium"),
+                ("domain", "Radio.Coop.Example"),
+            ],
         )
         .await;
     assert_eq!(sent.status, 200, "{}", sent.body);
@@ -204,6 +255,16 @@ async fn a_community_asks_for_an_instance() {
     assert!(
         page.body.contains("mail.radio.example"),
         "the answers are shown"
+    );
+    // 5 + 1 × 12 + 2 × 4 + 50 × 0.2 = 35
+    assert!(
+        page.body
+            .contains("up to 500 people: needs about 1 CPU, 2 GiB memory, 50 GiB disk")
+            && page
+                .body
+                .contains("suggested contribution EUR 35.00 a month"),
+        "{}",
+        page.body
     );
     assert_eq!(m.get(&format!("/queue/{}", r.id)).await.status, 404);
     let refused = o
@@ -305,7 +366,13 @@ async fn a_community_asks_for_an_instance() {
     );
     assert_eq!(o.submit(&path, &[("reason", "again")]).await.status, 409);
     assert_eq!(
-        w.store.request_comments(&r.id).await.unwrap().last().unwrap().1,
+        w.store
+            .request_comments(&r.id)
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .1,
         "no room this month"
     );
 
@@ -320,7 +387,10 @@ async fn a_community_asks_for_an_instance() {
             ],
         ),
         ("options", vec![]),
-        ("send", vec![("domain", "choir.coop.example")]),
+        (
+            "send",
+            vec![("size", "small"), ("domain", "choir.coop.example")],
+        ),
     ] {
         let mut form = vec![("step", step)];
         form.extend(pairs);
@@ -335,5 +405,8 @@ async fn a_community_asks_for_an_instance() {
         .expect("the request entered by the operator");
     let notes = w.store.request_comments(&entered.id).await.unwrap();
     assert_eq!(notes[0].0, "operator@a.example.org");
-    assert!(notes[0].1.starts_with("Entered by operator@a.example.org"), "{notes:?}");
+    assert!(
+        notes[0].1.starts_with("Entered by operator@a.example.org"),
+        "{notes:?}"
+    );
 }
