@@ -55,7 +55,7 @@ pub enum Command {
     #[command(alias = "s", subcommand)]
     Server(cmd::server::ServerCommand),
     /// The dashboard: a web page where communities see their instances and operators act on them.
-    Serve(cmd::serve::Serve),
+    Serve(Box<cmd::serve::Serve>),
     /// Print a shell completion script (alias: ac), e.g. `source <(cooper autocomplete bash)`.
     #[command(alias = "ac")]
     Autocomplete(cmd::completion::Completion),

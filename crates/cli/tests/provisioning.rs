@@ -3,7 +3,8 @@
 //! outgoing-mail option on), an operator approves it onto the local Swarm giving the mail
 //! password the recipe cannot make, the provisioning job deploys, tests and backs it up, the
 //! requester makes their account from the invitation, sees the instance live, reads its initial
-//! credentials once — and cannot read them again; nobody else can. The credentials are in no
+//! credentials once — and cannot read them again; nobody else can. The address is checked live
+//! against a real DNS server (dnsmasq on loopback). The credentials are in no
 //! page but that one, and not in the store. Every page of the path passes axe-core; a
 //! screenshot of each step is kept under `target/dashboard-screenshots/` (`p*-…`).
 
@@ -89,6 +90,9 @@ async fn run() {
     let coop = store.add_coop("Tech Co-op").await.unwrap();
     store.set_server_owner("default", &coop.id).await.unwrap();
 
+    // The community's DNS: the address points at the local server (127.0.0.1 here).
+    let dns = cooper_testkit::Dnsmasq::start(&[&format!("--address=/{domain}/127.0.0.1")]);
+    let dns_at = dns.at.to_string();
     let mut server = serve_with(
         abra,
         &[
@@ -96,6 +100,10 @@ async fn run() {
             "60000",
             "--probe-image",
             "cooper-test/web:1.0",
+            "--dns-server",
+            &dns_at,
+            "--server-address",
+            "default=127.0.0.1",
         ],
         &[],
     )
@@ -180,6 +188,17 @@ async fn run() {
         "the server's capacity is shown: {servers}"
     );
     violations.extend(checked(&ada, &axe_js, "the request's page").await);
+    // The address: its records, and a live check against the DNS server.
+    click(&ada, "#check-dns").await;
+    let status = wait_text(&ada, "#dns-status", "resolves", Duration::from_secs(15)).await;
+    assert!(
+        status.contains(&format!("{domain} resolves to server default")),
+        "{status}"
+    );
+    let records = wait_text(&ada, "#dns-records", domain, Duration::from_secs(5)).await;
+    assert_eq!(records.trim(), format!("{domain}. A 127.0.0.1"));
+    shot(&ada, "p05a-dns-checked").await;
+    violations.extend(checked(&ada, &axe_js, "the request's page, address checked").await);
     fill(&ada, "#secret-smtp_password", "smtp-pass-from-amy-41").await;
     shot(&ada, "p05-approve").await;
     click(&ada, "form[action$='/approve'] button[type=submit]").await;
@@ -354,5 +373,6 @@ async fn run() {
 
     assert!(violations.is_empty(), "axe: {violations:#?}");
     let _ = server.child.kill().await;
+    drop(dns);
     cooper_testkit::scrub_stack(&stack);
 }

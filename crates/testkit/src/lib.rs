@@ -494,3 +494,54 @@ impl Drop for LocalRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// A real DNS server on loopback (Debian's dnsmasq, installed by scripts/setup-swarm) that
+/// answers only the names it is given (`--address=/name/ip`, `--host-record=name,ip`); stopped
+/// when dropped.
+pub struct Dnsmasq {
+    child: std::process::Child,
+    pub at: std::net::SocketAddr,
+}
+
+impl Dnsmasq {
+    pub fn start(records: &[&str]) -> Dnsmasq {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bin = ["/usr/sbin/dnsmasq", "dnsmasq"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())
+            .expect("dnsmasq (scripts/setup-swarm installs dnsmasq-base)");
+        let child = Command::new(bin)
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--user=root",
+                "--pid-file=",
+                &format!("--port={port}"),
+            ])
+            .args(records)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Dnsmasq {
+            child,
+            at: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod authz;
 pub mod cache;
+pub mod dns;
 pub mod jobs;
 pub mod list;
 pub mod live;
@@ -60,6 +61,10 @@ pub struct Config {
     pub notify_every: Duration,
     /// The image deployment tests' HTTP probes run in.
     pub probe_image: String,
+    /// The DNS server address checks ask (none: the system's resolver).
+    pub dns_server: Option<SocketAddr>,
+    /// Servers' public addresses, where their names do not resolve to them.
+    pub server_addresses: Vec<(String, std::net::IpAddr)>,
 }
 
 impl Default for Config {
@@ -76,6 +81,8 @@ impl Default for Config {
             smtp: None,
             notify_every: Duration::from_secs(5),
             probe_image: cooper_ops::test::DEFAULT_PROBE_IMAGE.to_string(),
+            dns_server: None,
+            server_addresses: Vec::new(),
         }
     }
 }

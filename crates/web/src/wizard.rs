@@ -733,6 +733,8 @@ pub struct RequestPage {
     pub errors: BTreeMap<String, String>,
     pub job: Option<String>,
     pub invite_link: Option<String>,
+    /// The address check, when asked for: what it found, the records, whether it points.
+    pub dns: Option<(String, Vec<String>, bool)>,
 }
 
 /// The options a request chose, with their values (as the review page shows them).
@@ -900,19 +902,58 @@ async fn request_page(
         errors,
         job,
         invite_link,
+        dns: None,
         r,
     })
 }
 
-/// One request, for operators.
+#[derive(Deserialize, Default)]
+pub struct RequestQuery {
+    #[serde(default)]
+    check: String,
+    #[serde(default)]
+    server: String,
+}
+
+/// One request, for operators; with `?check=dns`, the address's records and a live check
+/// against the server chosen (or the one the request is on).
 pub async fn show_request(
     State(s): State<AppState>,
     Extension(ctx): Extension<Ctx>,
     axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<RequestQuery>,
 ) -> Response {
     match s.store.instance_request(&id).await {
         Ok(Some(r)) => match request_page(&s, &ctx, r, BTreeMap::new(), None).await {
-            Ok(p) => render(p, StatusCode::OK),
+            Ok(mut p) => {
+                if q.check == "dns" {
+                    let server =
+                        p.r.server
+                            .clone()
+                            .or_else(|| {
+                                p.servers
+                                    .iter()
+                                    .find(|c| c.value == q.server)
+                                    .or(p.servers.first())
+                                    .map(|c| c.value.clone())
+                            })
+                            .unwrap_or_default();
+                    p.dns = Some(
+                        match crate::dns::Dns::new(s.config.dns_server, &s.config.server_addresses)
+                        {
+                            Ok(dns) => {
+                                let c = dns.check(&p.r.domain, &server).await;
+                                (c.describe(), c.records.clone(), c.ok())
+                            }
+                            Err(e) => (format!("No DNS check possible: {e}"), Vec::new(), false),
+                        },
+                    );
+                    for c in p.servers.iter_mut() {
+                        c.selected = c.value == server;
+                    }
+                }
+                render(p, StatusCode::OK)
+            }
             Err(resp) => resp,
         },
         Ok(None) => crate::pages::not_found(),

@@ -69,6 +69,13 @@ pub struct Serve {
     /// jobs and provisioning.
     #[arg(long, env = "COOPER_PROBE_IMAGE", default_value = cooper_ops::test::DEFAULT_PROBE_IMAGE)]
     probe_image: String,
+    /// The DNS server the address checks ask (`IP:PORT`; default: the system's resolver).
+    #[arg(long, value_name = "IP:PORT")]
+    dns_server: Option<std::net::SocketAddr>,
+    /// A server's public address, for the DNS records and checks of the instances placed
+    /// on it, when its name does not resolve to it (repeatable): `default=203.0.113.5`.
+    #[arg(long = "server-address", value_name = "NAME=IP", value_parser = cooper_web::dns::parse_server_address)]
+    server_addresses: Vec<(String, std::net::IpAddr)>,
     /// The SMTP server notifications leave by: `smtp://user@host:587` (STARTTLS required),
     /// `smtps://user@host:465` (TLS from the start), or `smtp+insecure://127.0.0.1:25` (no TLS;
     /// loopback only). The password comes from `COOPER_SMTP_PASSWORD` or
@@ -136,6 +143,8 @@ impl Serve {
                 .then(|| std::time::Duration::from_millis(self.schedule_tick_ms)),
             min_level: self.min_test_level,
             probe_image: self.probe_image.clone(),
+            dns_server: self.dns_server,
+            server_addresses: self.server_addresses.clone(),
             smtp: self.smtp()?,
             notify_every: std::time::Duration::from_millis(self.notify_every_ms.max(100)),
             ..Default::default()
