@@ -469,44 +469,19 @@ async fn run() {
         );
     }
 
-    // On a phone: the list fits the screen.
-    c.set_window_size(390, 844).await.unwrap();
-    c.goto(&format!("{base}/instances")).await.unwrap();
-    wait_text(&c, "main", &domain, Duration::from_secs(10)).await;
-    let overflow = c
-        .execute(
-            "return document.documentElement.scrollWidth - window.innerWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        overflow.as_i64().unwrap_or(1) <= 0,
-        "no sideways scrolling on a phone: {overflow}"
-    );
-    shot(&c, "07-phone").await;
-    // The instance page (with its schedules), the wizard and the overdue list fit too.
-    for (page, name) in [
-        (format!("/instances/{domain}"), "07b-phone-instance"),
-        ("/request".to_string(), "07c-phone-request"),
-        ("/overdue".to_string(), "07d-phone-overdue"),
-    ] {
-        c.goto(&format!("{base}{page}")).await.unwrap();
-        wait_text(&c, "h1", "", Duration::from_secs(10)).await;
-        let overflow = c
-            .execute(
-                "return document.documentElement.scrollWidth - window.innerWidth",
-                vec![],
-            )
-            .await
-            .unwrap();
-        shot(&c, name).await;
-        assert!(
-            overflow.as_i64().unwrap_or(1) <= 0,
-            "no sideways scrolling on a phone at {page}: {overflow}"
-        );
-    }
-    c.set_window_size(1280, 900).await.unwrap();
+    // On a phone: the list, the instance page (with its schedules), the wizard and the
+    // overdue list fit the screen.
+    on_a_phone(
+        &c,
+        &base,
+        &[
+            ("/instances".to_string(), "07-phone"),
+            (format!("/instances/{domain}"), "07b-phone-instance"),
+            ("/request".to_string(), "07c-phone-request"),
+            ("/overdue".to_string(), "07d-phone-overdue"),
+        ],
+    )
+    .await;
 
     // Keyboard only: log in (a new browser), then start a backup from the instance page.
     let k = browser(&driver).await;

@@ -204,6 +204,7 @@ async fn run() {
     click(&ada, "form[action$='/approve'] button[type=submit]").await;
     wait_text(&ada, "h1", "provision", Duration::from_secs(10)).await;
     let end = job_end(&ada, Duration::from_secs(240)).await;
+    let job_path = ada.current_url().await.unwrap().path().to_string();
     let log = ada
         .find(Locator::Css("main"))
         .await
@@ -370,6 +371,29 @@ async fn run() {
         "a secret value in a record: {}",
         String::from_utf8_lossy(&records.stdout)
     );
+
+    // On a phone: the community admin's pages and the operator's request and job pages.
+    on_a_phone(
+        &amy,
+        &base,
+        &[
+            (format!("/instances/{domain}"), "p11-phone-amy-instance"),
+            (
+                format!("/instances/{domain}/credentials"),
+                "p12-phone-amy-credentials",
+            ),
+        ],
+    )
+    .await;
+    on_a_phone(
+        &ada,
+        &base,
+        &[
+            (format!("/queue/{}", req.id), "p13-phone-request"),
+            (job_path, "p14-phone-job"),
+        ],
+    )
+    .await;
 
     assert!(violations.is_empty(), "axe: {violations:#?}");
     let _ = server.child.kill().await;

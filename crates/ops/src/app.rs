@@ -62,7 +62,7 @@ pub fn create(abra: &AbraDir, req: &NewApp) -> Result<Created> {
     let text = match &req.answers {
         Some(a) => {
             let form = form.insert(wizard::derive(&sample).map_err(sample_error)?);
-            let problems = wizard::validate(form, &without_secrets(form, a));
+            let problems = wizard::validate(form, &a.secrets_given_elsewhere(form));
             if let Some(p) = problems.first() {
                 return Err(OpsError::Refused(format!(
                     "the answer for {} does not fit {} {}: {}",
@@ -94,17 +94,4 @@ pub fn create(abra: &AbraDir, req: &NewApp) -> Result<Created> {
         origin: files.origin.to_string(),
         form,
     })
-}
-
-/// The answers with every secret the form asks for filled with a placeholder of the right
-/// length: secrets are checked where they are given, not here.
-fn without_secrets(form: &wizard::Form, a: &wizard::Answers) -> wizard::Answers {
-    let mut a = a.clone();
-    a.secrets = form
-        .secrets
-        .iter()
-        .chain(form.options.iter().flat_map(|o| o.secrets.iter()))
-        .map(|s| (s.name.clone(), "x".repeat(s.length.unwrap_or(1))))
-        .collect();
-    a
 }

@@ -432,33 +432,41 @@ pub async fn teardown(abra: &AbraDir, domain: &str) -> Result<Vec<String>> {
             .join(&app.at.server)
             .join(format!(".{domain}.lock")),
     );
-    let mut left = Vec::new();
-    left.extend(
-        engine
-            .stack_services(&stack)
-            .await?
-            .iter()
-            .map(|s| format!("service {}", cooper_engine::apply::service_name(s))),
-    );
-    left.extend(
-        engine
-            .stack_volumes(&stack)
-            .await?
-            .into_iter()
-            .map(|v| format!("volume {v}")),
-    );
-    left.extend(
-        engine
-            .stack_secrets(&stack)
-            .await?
-            .into_iter()
-            .map(|(s, _)| format!("secret {s}")),
-    );
+    let mut left = stack_contents(&engine, &stack).await?;
     left.extend(engine.stack_leftovers(&stack).await?);
     if app.at.path.exists() {
         left.push(app.at.path.display().to_string());
     }
     Ok(left)
+}
+
+/// A stack's services, volumes and secrets on its server (`service x_app`, `volume x_data`,
+/// `secret x_db_password_v1`).
+pub(crate) async fn stack_contents(
+    engine: &cooper_engine::Engine,
+    stack: &str,
+) -> Result<Vec<String>> {
+    let mut out: Vec<String> = engine
+        .stack_services(stack)
+        .await?
+        .iter()
+        .map(|s| format!("service {}", cooper_engine::apply::service_name(s)))
+        .collect();
+    out.extend(
+        engine
+            .stack_volumes(stack)
+            .await?
+            .into_iter()
+            .map(|v| format!("volume {v}")),
+    );
+    out.extend(
+        engine
+            .stack_secrets(stack)
+            .await?
+            .into_iter()
+            .map(|(s, _)| format!("secret {s}")),
+    );
+    Ok(out)
 }
 
 /// Finds throwaway apps of earlier, interrupted recipe tests (by their domain mark) and tears

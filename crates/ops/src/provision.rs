@@ -262,26 +262,7 @@ async fn free(abra: &AbraDir, app: &NewApp) -> crate::Result<()> {
     abra.new_app_path(&app.server, &app.domain)?;
     let engine = crate::connect(abra, &app.server).await?;
     let stack = cooper_recipe::stack::stack_name(&app.domain);
-    let mut there: Vec<String> = engine
-        .stack_services(&stack)
-        .await?
-        .iter()
-        .map(|s| format!("service {}", cooper_engine::apply::service_name(s)))
-        .collect();
-    there.extend(
-        engine
-            .stack_volumes(&stack)
-            .await?
-            .into_iter()
-            .map(|v| format!("volume {v}")),
-    );
-    there.extend(
-        engine
-            .stack_secrets(&stack)
-            .await?
-            .into_iter()
-            .map(|(s, _)| format!("secret {s}")),
-    );
+    let there = crate::lifecycle::stack_contents(&engine, &stack).await?;
     if !there.is_empty() {
         return Err(OpsError::Refused(format!(
             "server {} already holds {} for {}: {}; remove them first (they are not this request's)",
@@ -302,18 +283,8 @@ async fn what_is_there(abra: &AbraDir, domain: &str) -> Vec<String> {
     };
     out.push(app.at.path.display().to_string());
     if let Ok(engine) = crate::connect(abra, &app.at.server).await {
-        let stack = crate::stack_of(&app);
-        if let Ok(s) = engine.stack_services(&stack).await {
-            out.extend(
-                s.iter()
-                    .map(|s| format!("service {}", cooper_engine::apply::service_name(s))),
-            );
-        }
-        if let Ok(v) = engine.stack_volumes(&stack).await {
-            out.extend(v.into_iter().map(|v| format!("volume {v}")));
-        }
-        if let Ok(s) = engine.stack_secrets(&stack).await {
-            out.extend(s.into_iter().map(|(s, _)| format!("secret {s}")));
+        if let Ok(there) = crate::lifecycle::stack_contents(&engine, &crate::stack_of(&app)).await {
+            out.extend(there);
         }
     }
     out

@@ -85,17 +85,28 @@ fn leftovers(abra: &AbraDir, domain: &str) -> Vec<String> {
     left
 }
 
-async fn snapshots(abra: &AbraDir, domain: &str) -> usize {
-    // The repository is shared by the apps of the server: count this app's snapshots.
-    match cooper_ops::backup::list(abra, domain).await {
-        Ok(l) => l.len(),
-        Err(_) => 0,
-    }
+/// The app's snapshots in the server's repository, counted by raw restic (snapshots carry
+/// `--host <stack>`): independent of cooper and of whether the app's `.env` still exists.
+fn snapshots(dir: &Path, domain: &str) -> usize {
+    let out = cooper_testkit::restic(
+        dir,
+        "default",
+        &dir.join("repo"),
+        &["snapshots", "--json", "--host", &domain.replace('.', "_")],
+    );
+    assert!(
+        out.status.success(),
+        "restic snapshots: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+        .unwrap()
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_becomes_a_running_instance_and_failures_leave_nothing() {
-    let (_dir, abra) = abra().await;
+    let (dir, abra) = abra().await;
     let domains: Vec<String> = (0..9).map(|i| format!("t-prov{i}.cooper.test")).collect();
     for d in &domains {
         cooper_testkit::scrub_stack(&d.replace('.', "_"));
@@ -142,7 +153,7 @@ async fn a_request_becomes_a_running_instance_and_failures_leave_nothing() {
         p.steps[3]
     );
     assert!(p.snapshot.is_some(), "a first backup: {:?}", p.steps[4]);
-    assert_eq!(snapshots(&abra, ok).await, 1);
+    assert_eq!(snapshots(dir.path(), ok), 1);
     assert_eq!(
         p.credentials
             .iter()
@@ -202,7 +213,7 @@ async fn a_request_becomes_a_running_instance_and_failures_leave_nothing() {
         );
         assert_eq!(leftovers(&abra, &d), Vec::<String>::new(), "{d}: {msg}");
         assert_eq!(
-            snapshots(&abra, &d).await,
+            snapshots(dir.path(), &d),
             0,
             "{d}: its snapshot is forgotten"
         );

@@ -105,6 +105,23 @@ pub struct Answers {
     pub secrets: BTreeMap<String, String>,
 }
 
+impl Answers {
+    /// These answers with a placeholder of the right length for every secret the form asks
+    /// for: to check the other answers where the secrets are given elsewhere (the wizard never
+    /// asks for them; an operator gives them at approval).
+    pub fn secrets_given_elsewhere(&self, form: &Form) -> Answers {
+        Answers {
+            secrets: form
+                .secrets
+                .iter()
+                .chain(form.options.iter().flat_map(|o| o.secrets.iter()))
+                .map(|s| (s.name.clone(), "x".repeat(s.length.unwrap_or(1))))
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
 /// A problem with one answer, for the field it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

@@ -156,22 +156,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The request behind a domain (the newest one that was not declined).
-    pub async fn instance_request_for_domain(
-        &self,
-        domain: &str,
-    ) -> Result<Option<InstanceRequest>> {
-        let q = format!(
-            "SELECT {COLUMNS} FROM instance_requests WHERE domain = $1 AND state <> 'declined' \
-             ORDER BY created_at DESC, id DESC"
-        );
-        let r = sqlx::query(&q)
-            .bind(domain)
-            .fetch_optional(&self.pool)
-            .await?;
-        r.as_ref().map(row).transpose()
-    }
-
     /// Approves a request onto a server: new, needs-information or failed (tried again) →
     /// provisioning, in one conditional UPDATE (two operators at once: one wins). `false`
     /// when it was not in one of those states.

@@ -453,17 +453,13 @@ pub async fn answer(
                         .any(|o| o.fields.iter().any(|x| &x.key == k))
                 })
                 .collect();
+            // Secrets are given at approval, not here.
             let answers = form::Answers {
                 options: d.options.clone(),
                 values: d.values.clone(),
-                // Secrets are asked at setup, not here.
-                secrets: f
-                    .secrets
-                    .iter()
-                    .chain(f.options.iter().flat_map(|o| o.secrets.iter()))
-                    .map(|x| (x.name.clone(), "x".repeat(x.length.unwrap_or(1))))
-                    .collect(),
-            };
+                secrets: Default::default(),
+            }
+            .secrets_given_elsewhere(&f);
             for e in form::validate(&f, &answers) {
                 errors.insert(e.field, e.message);
             }
@@ -798,14 +794,16 @@ fn secrets_to_give(f: &form::Form, options: &BTreeSet<String>) -> Vec<form::Secr
 async fn server_choices(s: &AppState, ctx: &Ctx, selected: &str) -> Vec<Choice> {
     let v = ctx.viewer();
     let apps = s.apps.all();
-    let mut out = Vec::new();
-    for name in s.apps.servers() {
-        if v.on_server(&name, &ctx.owners) < crate::authz::Right::Execute {
-            continue;
-        }
-        let here = apps.iter().filter(|a| a.server == name).count();
-        let capacity = match tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            let engine = s.live.engine(&name).await?;
+    let names: Vec<String> = s
+        .apps
+        .servers()
+        .into_iter()
+        .filter(|n| v.on_server(n, &ctx.owners) >= crate::authz::Right::Execute)
+        .collect();
+    // Every server is asked at once (an unreachable one costs its 5 s once, not per server).
+    let capacities = futures_util::future::join_all(names.iter().map(|name| async move {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            let engine = s.live.engine(name).await?;
             engine.nodes().await.map_err(|e| e.to_string())
         })
         .await
@@ -823,17 +821,24 @@ async fn server_choices(s: &AppState, ctx: &Ctx, selected: &str) -> Vec<Choice> 
             }
             Ok(Err(e)) => format!("unreachable: {e}"),
             Err(_) => "did not answer within 5 s".to_string(),
-        };
-        out.push(Choice {
-            selected: name == selected,
-            label: format!(
-                "{name} — {here} app{} already; {capacity}",
-                if here == 1 { "" } else { "s" }
-            ),
-            value: name,
-        });
-    }
-    out
+        }
+    }))
+    .await;
+    names
+        .into_iter()
+        .zip(capacities)
+        .map(|(name, capacity)| {
+            let here = apps.iter().filter(|a| a.server == name).count();
+            Choice {
+                selected: name == selected,
+                label: format!(
+                    "{name} — {here} app{} already; {capacity}",
+                    if here == 1 { "" } else { "s" }
+                ),
+                value: name,
+            }
+        })
+        .collect()
 }
 
 async fn request_page(
@@ -1156,8 +1161,8 @@ pub async fn reinvite(
 pub struct CredentialsPage {
     pub c: Chrome,
     pub domain: String,
-    /// Shown now (the only time).
-    pub shown: Vec<(String, String)>,
+    /// Shown now (the only time): label, the recipe's name for it, value.
+    pub shown: Vec<(String, String, String)>,
     pub waiting: bool,
     pub message: String,
 }
@@ -1194,7 +1199,7 @@ pub async fn reveal_credentials(
     let (shown, message, outcome) = match s.jobs.vault.reveal(&domain, &email) {
         Ok(list) => (
             list.into_iter()
-                .map(|c| (c.name, c.value.expose().to_string()))
+                .map(|c| (label_of(&c.name), c.name, c.value.expose().to_string()))
                 .collect::<Vec<_>>(),
             "This is the only time they are shown. Keep them safe, and change the password after the first login.".to_string(),
             "shown",

@@ -295,3 +295,32 @@ pub async fn fetch_status(c: &Client, path: &str) -> (u16, String, u64) {
         r[2].as_u64().unwrap_or(0),
     )
 }
+
+/// How far the page is wider than the window (0 or less: no sideways scrolling).
+pub async fn sideways_overflow(c: &Client) -> i64 {
+    c.execute(
+        "return document.documentElement.scrollWidth - window.innerWidth",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_i64()
+    .unwrap_or(1)
+}
+
+/// Opens each page in a phone-sized window (390×844), keeps a screenshot of it and asserts it
+/// needs no sideways scrolling; the window is put back to its desktop size after.
+pub async fn on_a_phone(c: &Client, base: &str, pages: &[(String, &str)]) {
+    c.set_window_size(390, 844).await.unwrap();
+    for (page, name) in pages {
+        c.goto(&format!("{base}{page}")).await.unwrap();
+        wait_text(c, "h1", "", Duration::from_secs(10)).await;
+        let overflow = sideways_overflow(c).await;
+        shot(c, name).await;
+        assert!(
+            overflow <= 0,
+            "no sideways scrolling on a phone at {page}: {overflow}"
+        );
+    }
+    c.set_window_size(1280, 900).await.unwrap();
+}
