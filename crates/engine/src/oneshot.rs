@@ -54,6 +54,19 @@ pub struct VolumeMount {
     pub read_only: bool,
 }
 
+fn mounts_of(volumes: &[VolumeMount]) -> Vec<Mount> {
+    volumes
+        .iter()
+        .map(|v| Mount {
+            target: Some(v.target.clone()),
+            source: Some(v.volume.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(v.read_only),
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// What to run.
 #[derive(Debug, Clone, Default)]
 pub struct OneShot {
@@ -124,17 +137,7 @@ impl Engine {
         let mut labels = job.labels.clone();
         labels.insert(HELPER_LABEL.to_string(), job.purpose.clone());
         labels.insert(OWNER_LABEL.to_string(), owner());
-        let mounts: Vec<Mount> = job
-            .volumes
-            .iter()
-            .map(|v| Mount {
-                target: Some(v.target.clone()),
-                source: Some(v.volume.clone()),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(v.read_only),
-                ..Default::default()
-            })
-            .collect();
+        let mounts = mounts_of(&job.volumes);
         let body = ContainerCreateBody {
             image: Some(job.image.clone()),
             cmd: Some(job.cmd.clone()),
@@ -166,6 +169,79 @@ impl Engine {
         let result = self
             .drive(&id, stdin_preamble, job.keep_stdin_open, stdout)
             .await;
+        let _ = self
+            .docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+            )
+            .await;
+        result
+    }
+
+    /// Unpacks a tar stream into volumes without running anything: a helper container is
+    /// created (never started) with the volumes mounted, the engine extracts `data` at `/`
+    /// through its archive upload API (so the volumes receive what lies under their mount
+    /// points, owners and modes as the tar says), and the container is removed.
+    pub async fn unpack_into_volumes<R>(
+        &self,
+        image: &str,
+        purpose: &str,
+        volumes: Vec<VolumeMount>,
+        data: R,
+    ) -> Result<()>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    {
+        let mut labels = HashMap::new();
+        labels.insert(HELPER_LABEL.to_string(), purpose.to_string());
+        labels.insert(OWNER_LABEL.to_string(), owner());
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["true".into()]),
+            entrypoint: Some(Vec::new()),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                mounts: Some(mounts_of(&volumes)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+            .map_err(EngineError::api(format!(
+                "creating a helper container from {image}"
+            )))?;
+        let id = created.id;
+        let chunks = futures_util::stream::unfold(data, |mut r| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 256 * 1024];
+            match r.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(bytes::Bytes::from(buf)), r))
+                }
+                Err(e) => Some((Err(e), r)),
+            }
+        });
+        let result = self
+            .docker
+            .upload_to_container(
+                &id,
+                Some(
+                    bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+                        .path("/")
+                        .build(),
+                ),
+                bollard::body_try_stream(chunks),
+            )
+            .await
+            .map_err(EngineError::api(
+                "unpacking into the helper container's volumes",
+            ));
         let _ = self
             .docker
             .remove_container(

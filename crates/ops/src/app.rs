@@ -24,6 +24,9 @@ pub struct NewApp {
     pub chaos: bool,
     /// The wizard's answers (options, values); secrets in it are ignored here.
     pub answers: Option<wizard::Answers>,
+    /// Settings to start from instead of the sample (an export's `settings.env`, moving an
+    /// instance in); the recipe line and DOMAIN are still written by this function.
+    pub settings: Option<String>,
 }
 
 /// What was created.
@@ -60,6 +63,7 @@ pub fn create(abra: &AbraDir, req: &NewApp) -> Result<Created> {
     // Answers are written on the sample's own lines first (they are found by line number).
     let mut form = None;
     let text = match &req.answers {
+        _ if req.settings.is_some() => req.settings.clone().unwrap_or_default(),
         Some(a) => {
             let form = form.insert(wizard::derive(&sample).map_err(sample_error)?);
             let problems = wizard::validate(form, &a.secrets_given_elsewhere(form));

@@ -10,6 +10,7 @@ pub mod backup;
 mod browser;
 pub mod catalogue;
 pub mod deploy;
+pub mod export;
 pub mod git;
 pub mod lifecycle;
 pub mod lock;

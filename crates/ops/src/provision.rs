@@ -26,15 +26,18 @@ pub enum Step {
     Env,
     Secrets,
     Deploy,
+    /// The data put back from an export (only when provisioning from one: a move).
+    Restore,
     Test,
     Backup,
 }
 
 impl Step {
-    pub const ALL: [Step; 5] = [
+    pub const ALL: [Step; 6] = [
         Step::Env,
         Step::Secrets,
         Step::Deploy,
+        Step::Restore,
         Step::Test,
         Step::Backup,
     ];
@@ -45,6 +48,7 @@ impl Step {
             Step::Env => "env",
             Step::Secrets => "secrets",
             Step::Deploy => "deploy",
+            Step::Restore => "restore",
             Step::Test => "test",
             Step::Backup => "backup",
         }
@@ -56,6 +60,7 @@ impl Step {
             Step::Env => "write the app's settings (.env)",
             Step::Secrets => "store the secrets",
             Step::Deploy => "deploy",
+            Step::Restore => "put the data back from the export",
             Step::Test => "run the production-safe tests",
             Step::Backup => "take the first backup",
         }
@@ -79,6 +84,19 @@ pub struct ProvisionRequest {
     pub probe_image: String,
     /// For tests of the cleanup: fail on purpose once this step has run.
     pub fail_after: Option<Step>,
+    /// A cooper export (`app export`) whose data goes into the new instance after the deploy
+    /// (moving an instance in from another server or co-op).
+    pub restore_from: Option<std::path::PathBuf>,
+}
+
+impl ProvisionRequest {
+    /// The steps this request runs, in order.
+    pub fn steps(&self) -> Vec<Step> {
+        Step::ALL
+            .into_iter()
+            .filter(|s| *s != Step::Restore || self.restore_from.is_some())
+            .collect()
+    }
 }
 
 /// A step that ran, with what it said.
@@ -222,6 +240,9 @@ pub async fn provision(
         run.injected(Step::Env)?;
         let credentials = secrets_step(&mut run, reporter).await?;
         deploy_step(&mut run, created.version.as_deref(), reporter).await?;
+        if let Some(archive) = &req.restore_from {
+            restore_step(&mut run, archive, reporter).await?;
+        }
         test_step(&mut run, reporter).await?;
         let snapshot = backup_step(&mut run, reporter).await?;
         Ok::<_, Failed>((credentials, snapshot))
@@ -412,6 +433,40 @@ async fn deploy_step(
         reporter,
     );
     run.injected(Step::Deploy)
+}
+
+async fn restore_step(
+    run: &mut Run<'_>,
+    archive: &std::path::Path,
+    reporter: &mut dyn Reporter,
+) -> Result<(), Failed> {
+    let t = Instant::now();
+    let r = crate::backup::RestoreRequest {
+        domain: run.req.app.domain.clone(),
+        archive: Some(archive.to_path_buf()),
+        wait_lock: run.req.wait_lock,
+        ..Default::default()
+    };
+    // The restore asks before it replaces volumes; these are the new instance's own.
+    let mut yes = Collect::default();
+    let report = crate::backup::restore(run.abra, &r, &mut yes)
+        .await
+        .map_err(|e| run.fail(Step::Restore, e))?;
+    for line in &yes.lines {
+        reporter.info(line);
+    }
+    run.done(
+        Step::Restore,
+        format!(
+            "{} volume(s) from {} ({})",
+            report.volumes.len(),
+            archive.display(),
+            report.snapshot
+        ),
+        t,
+        reporter,
+    );
+    run.injected(Step::Restore)
 }
 
 async fn test_step(run: &mut Run<'_>, reporter: &mut dyn Reporter) -> Result<(), Failed> {

@@ -474,7 +474,7 @@ impl Jobs {
 
 /// Runs an operation on a thread of its own with its own small runtime: operations hold their
 /// reporter across awaits (they are not `Send`), and a job must not hold up the pages.
-async fn run_apart<T, F, Fut>(make: F) -> Result<T, String>
+pub(crate) async fn run_apart<T, F, Fut>(make: F) -> Result<T, String>
 where
     T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
@@ -784,6 +784,7 @@ async fn perform(
                 wait_lock: wait,
                 timeout: None,
                 from: None,
+                archive: None,
             };
             cooper_ops::backup::restore(abra, &req, reporter)
                 .await

@@ -771,11 +771,15 @@ pub async fn instance(
             error: rec.error.unwrap_or_default(),
         })
         .collect();
-    let requests = s
+    let asked = s
         .store
         .requests(Some(&domain), false)
         .await
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let leaving = asked
+        .iter()
+        .any(|q| q.kind == "offboard" && q.state == "approved");
+    let requests = asked
         .into_iter()
         .map(|q| RequestView {
             id: q.id,
@@ -831,6 +835,7 @@ pub async fn instance(
         test_run,
         test_steps,
         can_export,
+        leaving,
         schedules,
         missing_schedules,
     })
@@ -1130,10 +1135,13 @@ pub async fn make_request(
     Path(domain): Path<String>,
     Form(f): Form<RequestForm>,
 ) -> Response {
-    if !matches!(f.kind.as_str(), "upgrade" | "restore" | "export") {
+    if !matches!(
+        f.kind.as_str(),
+        "upgrade" | "restore" | "export" | "offboard"
+    ) {
         return problem(
             StatusCode::BAD_REQUEST,
-            "Requests can ask for an upgrade, a restore or an export.",
+            "Requests can ask for an upgrade, a restore, an export or a move to another co-op.",
         );
     }
     let who = &ctx.viewer().person.email;
@@ -1177,7 +1185,7 @@ async fn decide(s: &AppState, ctx: &Ctx, id: &str, approve: bool) -> Response {
     };
     let who = &ctx.viewer().person.email;
     let mut job_id = None;
-    if approve && req.kind != "export" {
+    if approve && !matches!(req.kind.as_str(), "export" | "offboard") {
         let args = Args {
             request: Some(req.id.clone()),
             ..Default::default()
@@ -1260,10 +1268,16 @@ async fn may_export(s: &AppState, ctx: &Ctx, a: &AppInfo) -> bool {
         .await
         .unwrap_or_default()
         .iter()
-        .any(|r| r.kind == "export" && r.state == "approved" && r.created_at > since)
+        .any(|r| {
+            matches!(r.kind.as_str(), "export" | "offboard")
+                && r.state == "approved"
+                && r.created_at > since
+        })
 }
 
-/// The app's data as a tar archive of its newest backup, streamed as restic writes it.
+/// The app's export (`cooper app export`): its newest backup with a manifest, its settings
+/// without secrets and a README saying how to run it elsewhere — written to a private
+/// temporary directory, then streamed; the directory goes when the download ends.
 pub async fn export(
     State(s): State<AppState>,
     Extension(ctx): Extension<Ctx>,
@@ -1278,41 +1292,45 @@ pub async fn export(
             "Ask for an export on this instance's page first; an operator approves it, then you can download it here for a week.",
         );
     }
-    let (mut writer, reader) = tokio::io::duplex(256 * 1024);
-    let (abra, d) = (s.abra.clone(), domain.clone());
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let r = cooper_ops::backup::download(&abra, &d, None, None, &mut writer).await;
-        let _ = done_tx.send(r.map(|snap| snap.short_id).map_err(|e| e.to_string()));
-    });
-    // Wait for the first bytes (or the failure that comes before any): only then is it known
-    // whether the answer is an archive or a message.
-    let mut reader = tokio::io::BufReader::new(reader);
-    let first = tokio::select! {
-        r = tokio::io::AsyncBufReadExt::fill_buf(&mut reader) => r.map(|b| !b.is_empty()).unwrap_or(false),
-        _ = tokio::time::sleep(Duration::from_secs(120)) => false,
-    };
     let who = ctx.viewer().person.email.clone();
-    if !first {
-        let why = match done_rx.await {
-            Ok(Err(e)) => e,
-            _ => "the backup could not be read".into(),
-        };
-        record_audit(
-            &s.store,
-            &who,
-            "export",
-            Some(&domain),
-            Some(&a.server),
-            "failed",
-            &why,
-        )
-        .await;
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("The export could not be made: {why}"),
-        );
-    }
+    let (abra, d) = (s.abra.clone(), domain.clone());
+    let made = crate::jobs::run_apart(move || async move {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dest = dir.path().join(format!("{d}-export.tar"));
+        let mut quiet = cooper_ops::Collect::default();
+        let e = cooper_ops::export::export(&abra, &d, None, &dest, &mut quiet)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((dir, e))
+    })
+    .await
+    .and_then(|r| r);
+    let made = match made {
+        Ok((dir, e)) => match tokio::fs::File::open(&e.path).await {
+            Ok(f) => Ok((dir, e, f)),
+            Err(err) => Err(err.to_string()),
+        },
+        Err(e) => Err(e),
+    };
+    let (dir, exported, file) = match made {
+        Ok(x) => x,
+        Err(why) => {
+            record_audit(
+                &s.store,
+                &who,
+                "export",
+                Some(&domain),
+                Some(&a.server),
+                "failed",
+                &why,
+            )
+            .await;
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("The export could not be made: {why}"),
+            );
+        }
+    };
     record_audit(
         &s.store,
         &who,
@@ -1320,13 +1338,23 @@ pub async fn export(
         Some(&domain),
         Some(&a.server),
         "ok",
-        "newest backup",
+        &format!(
+            "snapshot {} ({} bytes, data SHA-256 {})",
+            exported.manifest.snapshot.id, exported.bytes, exported.manifest.data.sha256
+        ),
     )
     .await;
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(reader));
+    // The stream owns the directory: it is removed once the last byte went out (or the
+    // download was abandoned).
+    let stream = futures_util::StreamExt::map(tokio_util::io::ReaderStream::new(file), move |c| {
+        let _keep = &dir;
+        c
+    });
+    let body = axum::body::Body::from_stream(stream);
     (
         [
             (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_LENGTH, exported.bytes.to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{domain}-export.tar\""),

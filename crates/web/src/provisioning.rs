@@ -49,12 +49,14 @@ pub(crate) async fn perform(
                 values: p.values.clone(),
                 secrets: Default::default(),
             }),
+            settings: None,
         },
         secrets: given,
         keep_on_failure: p.keep,
         wait_lock: Some(std::time::Duration::from_secs(120)),
         probe_image: probe_image.to_string(),
         fail_after: None,
+        restore_from: None,
     };
     match provision(abra, &req, reporter).await {
         Ok(done) => {

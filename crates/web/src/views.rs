@@ -377,6 +377,8 @@ pub struct InstancePage {
     pub test_run: Option<String>,
     pub test_steps: Vec<TestStepView>,
     pub can_export: bool,
+    /// A move to another co-op was approved: the page says how the other co-op runs it.
+    pub leaving: bool,
     pub schedules: Vec<ScheduleView>,
     /// Kinds the co-op's defaults would add (offered to operators).
     pub missing_schedules: bool,

@@ -76,6 +76,10 @@ pub enum AppCommand {
     /// the volumes' contents and waits for the app (alias: rs).
     #[command(alias = "rs")]
     Restore(super::backup::Restore),
+    /// Write the app's data, recipe version and non-secret settings as one archive with a
+    /// manifest: enough for another server or co-op to run it with `cooper app restore
+    /// DOMAIN --archive FILE --server SERVER`.
+    Export(super::backup::Export),
     /// Run the deployed version's tests (the recipe's tests/*.toml) against the app; writes
     /// JUnit XML and JSON (alias: t).
     #[command(alias = "t")]
@@ -163,6 +167,7 @@ impl AppCommand {
             AppCommand::Volume(v) => v.run(ctx),
             AppCommand::Backup(b) => b.run(ctx),
             AppCommand::Restore(r) => r.run(ctx),
+            AppCommand::Export(e) => e.run(ctx),
             AppCommand::Test(t) => t.run(ctx),
         }
     }
@@ -225,6 +230,7 @@ fn new(ctx: &Ctx, a: New) -> anyhow::Result<u8> {
             version: a.recipe_version.clone(),
             chaos: a.chaos,
             answers: None,
+            settings: None,
         },
     )?;
     println!(

@@ -123,10 +123,38 @@ pub struct Restore {
     #[arg(long, value_name = "SECONDS")]
     /// Wait up to this many seconds for another operation on the app to finish.
     wait: Option<u64>,
+    /// Restore from a cooper export (`cooper app export`) instead of a snapshot.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["snapshot", "volumes"])]
+    archive: Option<std::path::PathBuf>,
+    /// With --archive, for an app that does not exist yet: make it on this server from the
+    /// archive's settings at its recipe version (new secrets), deploy it, put the data back,
+    /// run its production-safe tests and take a first backup — removing everything again if a
+    /// step fails.
+    #[arg(long, requires = "archive")]
+    server: Option<String>,
+    /// With --server: on failure, leave what was made for inspection.
+    #[arg(long, requires = "server")]
+    keep_on_failure: bool,
+    /// With --server: the image HTTP probes of the production-safe tests run in.
+    #[arg(long, env = "COOPER_PROBE_IMAGE", default_value = cooper_ops::test::DEFAULT_PROBE_IMAGE)]
+    probe_image: String,
 }
 
 impl Restore {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        if let (Some(archive), Some(server)) = (&self.archive, &self.server) {
+            return self.move_in(ctx, archive, server);
+        }
+        if let Some(archive) = &self.archive {
+            if ctx.abra.app(&self.domain).is_err() {
+                anyhow::bail!(
+                    "there is no app {}; to make it from {} add --server SERVER (one of \
+                     $ABRA_DIR/servers)",
+                    self.domain,
+                    archive.display()
+                );
+            }
+        }
         let req = RestoreRequest {
             domain: self.domain.clone(),
             snapshot: self.snapshot,
@@ -134,16 +162,139 @@ impl Restore {
             wait_lock: self.wait.map(Duration::from_secs),
             timeout: self.timeout.map(Duration::from_secs),
             from: None,
+            archive: self.archive.clone(),
         };
         let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
         let r = ctx.block_on(backup::restore(&ctx.abra, &req, &mut reporter))?;
         println!(
-            "{} restored from snapshot {} ({} volume{}) in {:.1}s",
+            "{} restored from {} {} ({} volume{}) in {:.1}s",
             self.domain,
+            if self.archive.is_some() {
+                "the export of snapshot"
+            } else {
+                "snapshot"
+            },
             &r.snapshot[..r.snapshot.len().min(8)],
             r.volumes.len(),
             if r.volumes.len() == 1 { "" } else { "s" },
             r.elapsed_ms as f64 / 1000.0
+        );
+        Ok(0)
+    }
+}
+
+impl Restore {
+    /// An instance moved in: provisioned from the archive's settings, its data put back.
+    fn move_in(&self, ctx: &Ctx, archive: &std::path::Path, server: &str) -> anyhow::Result<u8> {
+        let opened = cooper_ops::export::open(archive)?;
+        let m = &opened.manifest;
+        let req = cooper_ops::provision::ProvisionRequest {
+            app: cooper_ops::app::NewApp {
+                server: server.to_string(),
+                domain: self.domain.clone(),
+                recipe: m.recipe.clone(),
+                version: m.version.clone(),
+                chaos: m.version.is_none(),
+                answers: None,
+                settings: Some(opened.settings_for(&self.domain)?),
+            },
+            secrets: Vec::new(),
+            keep_on_failure: self.keep_on_failure,
+            wait_lock: self.wait.map(Duration::from_secs),
+            probe_image: self.probe_image.clone(),
+            fail_after: None,
+            restore_from: Some(archive.to_path_buf()),
+        };
+        println!(
+            "moving in {} ({} {}, snapshot of {}) as {} on {server}",
+            m.domain,
+            m.recipe,
+            m.version.as_deref().unwrap_or("unreleased"),
+            m.snapshot.time,
+            self.domain
+        );
+        if !m.settings.left_out.is_empty() {
+            println!(
+                "  settings left out of the export (set them again): {}",
+                m.settings.left_out.join(", ")
+            );
+        }
+        let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
+        match ctx.block_on(cooper_ops::provision::provision(
+            &ctx.abra,
+            &req,
+            &mut reporter,
+        )) {
+            Ok(p) => {
+                for s in &p.steps {
+                    println!("  {}: {}", s.step.id(), s.summary);
+                }
+                for c in &p.credentials {
+                    println!("  new {} (shown once): {}", c.name, c.value.expose());
+                }
+                println!("{} runs on {server} ({})", self.domain, p.version);
+                Ok(0)
+            }
+            Err(f) => anyhow::bail!("{f}"),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Export {
+    /// The app's domain.
+    domain: String,
+    /// A snapshot id or its prefix (default: the newest).
+    #[arg(short = 's', long)]
+    snapshot: Option<String>,
+    /// Where to write the archive (default: ./<domain>-export.tar).
+    #[arg(long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// Print the manifest as JSON.
+    #[arg(short = 'm', long)]
+    machine: bool,
+}
+
+impl Export {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
+        let dest = self
+            .output
+            .clone()
+            .unwrap_or_else(|| format!("{}-export.tar", self.domain).into());
+        let mut reporter = CliReporter::new(ctx.tty, ctx.no_input);
+        let e = ctx.block_on(cooper_ops::export::export(
+            &ctx.abra,
+            &self.domain,
+            self.snapshot.as_deref(),
+            &dest,
+            &mut reporter,
+        ))?;
+        if self.machine {
+            return output::json(&e.manifest).map(|_| 0);
+        }
+        let m = &e.manifest;
+        println!(
+            "{} written ({}): {} {} from snapshot {} ({})",
+            e.path.display(),
+            human(e.bytes),
+            m.recipe,
+            m.version.as_deref().unwrap_or("(unreleased)"),
+            &m.snapshot.id[..m.snapshot.id.len().min(8)],
+            m.snapshot.time
+        );
+        for v in &m.volumes {
+            println!("  volume {}: {} files, {}", v.key, v.files, human(v.bytes));
+        }
+        if !m.settings.left_out.is_empty() {
+            println!(
+                "  settings left out (they look secret): {}",
+                m.settings.left_out.join(", ")
+            );
+        }
+        println!("  data SHA-256 {}", m.data.sha256);
+        println!(
+            "  to run it elsewhere: cooper app restore NEW-DOMAIN --archive {} --server SERVER",
+            e.path.display()
         );
         Ok(0)
     }

@@ -16,6 +16,9 @@ pub struct RestoreRequest {
     /// volumes: `<source stack>_<vol>` goes into `<this stack>_<vol>` (a rehearsal's staging
     /// copy of production).
     pub from: Option<String>,
+    /// Restore from a cooper export (`app export`) instead of a snapshot: every volume it
+    /// holds goes into this app's volume of the same key.
+    pub archive: Option<PathBuf>,
 }
 
 /// The result of a restore.
@@ -67,7 +70,32 @@ async fn run_restore(
         }
         None => app,
     };
-    let source_stack = stack_of(source);
+    let archive = match &req.archive {
+        Some(p) => {
+            if req.from.is_some() || req.snapshot.is_some() {
+                return Err(OpsError::Refused(
+                    "an archive is restored whole: leave out --from and the snapshot".into(),
+                ));
+            }
+            Some(crate::export::open(p)?)
+        }
+        None => None,
+    };
+    if let Some(a) = &archive {
+        if a.manifest.recipe != app.recipe.name {
+            return Err(OpsError::Refused(format!(
+                "{} holds a {} instance; {} runs {}: nothing was restored",
+                a.path.display(),
+                a.manifest.recipe,
+                app.at.domain,
+                app.recipe.name
+            )));
+        }
+    }
+    let source_stack = match &archive {
+        Some(a) => a.manifest.stack.clone(),
+        None => stack_of(source),
+    };
     // A volume named in the snapshot → the volume of this app it goes into.
     let local = |v: &str| -> String {
         match v.strip_prefix(&format!("{source_stack}_")) {
@@ -75,7 +103,12 @@ async fn run_restore(
             _ => v.to_string(),
         }
     };
-    let settings = settings(abra, &source.at.server, &source.at.domain, false)?;
+    // Archives need only the helper image of this app's settings (made as a first backup
+    // would make them); snapshots need the source's repository.
+    let settings = match &archive {
+        Some(_) => settings(abra, &app.at.server, &app.at.domain, true)?,
+        None => settings(abra, &source.at.server, &source.at.domain, false)?,
+    };
     let restic = Restic {
         engine: &engine,
         settings: &settings,
@@ -84,8 +117,29 @@ async fn run_restore(
     secrets.extend(app_secret_values(app));
     let plan = app_plan(abra, app, &engine).await?;
     let t = Instant::now();
-    let snap = pick(&restic, &source_stack, req.snapshot.as_deref()).await?;
-    let layout = layout_of(&restic, &snap).await?;
+    let snap = match &archive {
+        Some(a) => Snapshot {
+            id: a.manifest.snapshot.id.clone(),
+            short_id: format!(
+                "{} (export)",
+                a.manifest.snapshot.id.chars().take(8).collect::<String>()
+            ),
+            time: a.manifest.snapshot.time.clone(),
+            hostname: a.manifest.stack.clone(),
+            paths: Vec::new(),
+            tags: Vec::new(),
+        },
+        None => pick(&restic, &source_stack, req.snapshot.as_deref()).await?,
+    };
+    let layout: BTreeMap<String, Vec<String>> = match &archive {
+        Some(a) => a
+            .manifest
+            .volumes
+            .iter()
+            .map(|v| (v.name.clone(), Vec::new()))
+            .collect(),
+        None => layout_of(&restic, &snap).await?,
+    };
     let in_snapshot: BTreeSet<String> = layout.keys().cloned().collect();
     record
         .details
@@ -264,6 +318,41 @@ async fn run_restore(
         Err(e) => Err(OpsError::Failed(format!(
             "the services writing to the volumes did not stop: {e}; nothing was restored"
         ))),
+        Ok(()) if archive.is_some() => {
+            let a = archive.as_ref().expect("an archive");
+            let t = Instant::now();
+            reporter.info(&format!(
+                "restoring {} volume{} from {}",
+                chosen.len(),
+                if chosen.len() == 1 { "" } else { "s" },
+                a.path.display()
+            ));
+            let mounts: Vec<VolumeMount> = chosen
+                .iter()
+                .map(|v| VolumeMount {
+                    volume: local(v),
+                    target: volume_dir(v),
+                    read_only: false,
+                })
+                .collect();
+            let r = unpack_archive(&engine, &settings.image, a, mounts).await;
+            record.step(
+                "unpack export",
+                match &r {
+                    Ok(()) => format!(
+                        "{} volumes replaced from {} ({} bytes, SHA-256 {})",
+                        chosen.len(),
+                        a.path.display(),
+                        a.manifest.data.bytes,
+                        a.manifest.data.sha256
+                    ),
+                    Err(e) => e.to_string(),
+                },
+                r.is_ok(),
+                t,
+            );
+            r
+        }
         Ok(()) => {
             let t = Instant::now();
             let mut args = vec![snap.id.clone()];
@@ -409,4 +498,53 @@ r restore "$snap" --target / --verify "$@" >&2"#;
         ));
     }
     Ok(report)
+}
+
+/// Replaces the contents of the mounted volumes with an export's data: a helper (the backup
+/// image's `sh`) empties them, then the engine unpacks the data straight into them — each
+/// volume mounted where the data's paths put it — through the archive upload API, streamed
+/// from the file (no copy of it on the server first), owners and modes as the tar says.
+async fn unpack_archive(
+    engine: &cooper_engine::Engine,
+    image: &str,
+    archive: &crate::export::Archive,
+    mounts: Vec<VolumeMount>,
+) -> Result<()> {
+    let clear = OneShot {
+        image: image.to_string(),
+        cmd: vec![
+            "sh".into(),
+            "-c".into(),
+            "set -e; for d; do find \"$d\" -mindepth 1 -maxdepth 1 -exec rm -rf {} +; done".into(),
+            "cooper-clear".into(),
+        ]
+        .into_iter()
+        .chain(mounts.iter().map(|m| m.target.clone()))
+        .collect(),
+        volumes: mounts.clone(),
+        purpose: PURPOSE.to_string(),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let end = engine.run_oneshot(&clear, &[], &mut out).await?;
+    if end.exit_code != 0 {
+        return Err(OpsError::Failed(format!(
+            "emptying the volumes failed (exit {}): {}; nothing was unpacked",
+            end.exit_code,
+            tail(String::from_utf8_lossy(&end.stderr).trim(), 5)
+        )));
+    }
+    let (offset, len) = archive.data_at;
+    let mut file = tokio::fs::File::open(&archive.path)
+        .await
+        .map_err(|e| OpsError::Failed(format!("reading {}: {e}", archive.path.display())))?;
+    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| OpsError::Failed(format!("reading {}: {e}", archive.path.display())))?;
+    let data = tokio::io::AsyncReadExt::take(file, len);
+    engine
+        .unpack_into_volumes(image, PURPOSE, mounts, data)
+        .await
+        .map_err(|e| OpsError::Failed(format!("unpacking the export's data: {e}")))?;
+    Ok(())
 }
