@@ -581,7 +581,7 @@ async fn run() {
         "a community admin does not act: {page}"
     );
     assert!(
-        !page.contains("Download the data"),
+        !page.contains("Download the export"),
         "no export before approval"
     );
     violations.extend(
@@ -596,7 +596,8 @@ async fn run() {
             .0,
         403
     );
-    choose(&carla, "#req-kind", "export").await;
+    // The community is leaving for another co-op: it asks for everything needed to move.
+    choose(&carla, "#req-kind", "offboard").await;
     fill(&carla, "#req-note", "for our archive").await;
     click(&carla, "form[action$='/requests'] button").await;
     wait_text(&carla, "main", "for our archive", Duration::from_secs(10)).await;
@@ -608,10 +609,26 @@ async fn run() {
         .goto(&format!("{base}/instances/{domain}"))
         .await
         .unwrap();
-    wait_text(&carla, "main", "Download the data", Duration::from_secs(10)).await;
+    let page = wait_text(&carla, "main", "Download the export", Duration::from_secs(10)).await;
+    assert!(
+        page.contains(&format!("cooper app restore YOUR-DOMAIN --archive {domain}-export.tar")),
+        "the page says how the other co-op runs it: {page}"
+    );
     let (status, kind, bytes) = fetch_status(&carla, &format!("/instances/{domain}/export")).await;
     assert_eq!((status, kind.as_str()), (200, "application/x-tar"));
-    assert!(bytes > 1024, "a tar archive of the backup: {bytes} bytes");
+    assert!(bytes > 1024, "an archive of the backup: {bytes} bytes");
+    // The manifest comes first: the archive's first member's name.
+    let first = carla
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0]).then(r => r.arrayBuffer()).then(b =>
+               done(String.fromCharCode(...new Uint8Array(b.slice(0, 18)))))
+             .catch(e => done(String(e)));",
+            vec![serde_json::json!(format!("/instances/{domain}/export"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.as_str(), Some("cooper-export.json"), "{first:?}");
     shot(&carla, "11-community-admin").await;
     let _ = carla.close().await;
 
