@@ -609,9 +609,17 @@ async fn run() {
         .goto(&format!("{base}/instances/{domain}"))
         .await
         .unwrap();
-    let page = wait_text(&carla, "main", "Download the export", Duration::from_secs(10)).await;
+    let page = wait_text(
+        &carla,
+        "main",
+        "Download the export",
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
-        page.contains(&format!("cooper app restore YOUR-DOMAIN --archive {domain}-export.tar")),
+        page.contains(&format!(
+            "cooper app restore YOUR-DOMAIN --archive {domain}-export.tar"
+        )),
         "the page says how the other co-op runs it: {page}"
     );
     let (status, kind, bytes) = fetch_status(&carla, &format!("/instances/{domain}/export")).await;

@@ -8,6 +8,7 @@
 //! written in the SQL both understand (TEXT ids made here, BIGINT milliseconds, BIGINT flags,
 //! `$n` parameters), embedded and run at open.
 
+pub mod consents;
 mod jobs;
 pub mod notify;
 mod people;
@@ -19,6 +20,7 @@ use std::path::Path;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use consents::Consent;
 pub use jobs::{AuditEntry, Job, JobLine, JobState, RecordRow, Request, BACKUP};
 pub use notify::{NewOutgoing, Outgoing, Webhook};
 pub use people::{Community, Coop, Membership, Person, Token};

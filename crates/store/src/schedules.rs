@@ -24,7 +24,13 @@ pub const DAY: i64 = 24 * HOUR;
 pub const WEEK: i64 = 7 * DAY;
 
 /// What a schedule runs; each is a job kind of the dashboard.
-pub const KINDS: &[&str] = &["backup", "verify", "test", "upgrade-check"];
+pub const KINDS: &[&str] = &[
+    "backup",
+    "verify",
+    "test",
+    "upgrade-check",
+    "upgrade-window",
+];
 
 /// When runs fall: every `every_ms`, inside a window that opens `window_start_ms` after each
 /// period's start (periods counted from the Unix epoch, UTC) and lasts `window_ms`.
@@ -83,8 +89,29 @@ pub fn default_cadence(kind: &str) -> Option<Cadence> {
             window_start_ms: 8 * HOUR,
             window_ms: HOUR,
         },
+        // The maintenance window: an upgrade the community agreed to is applied (rehearsed
+        // first) only in it. 5 days in is a Tuesday, 02:00–04:00.
+        "upgrade-window" => Cadence {
+            every_ms: WEEK,
+            window_start_ms: 5 * DAY + 2 * HOUR,
+            window_ms: 2 * HOUR,
+        },
         _ => return None,
     })
+}
+
+/// Whether `at` falls inside one of the cadence's windows (any period).
+pub fn in_window(at: i64, c: &Cadence) -> bool {
+    (at - c.window_start_ms).rem_euclid(c.every_ms) < c.window_ms
+}
+
+/// When the next window opens after `at` (`at` itself when one is open).
+pub fn window_opens(at: i64, c: &Cadence) -> i64 {
+    if in_window(at, c) {
+        return at;
+    }
+    let k = (at - c.window_start_ms).div_euclid(c.every_ms) + 1;
+    k * c.every_ms + c.window_start_ms
 }
 
 /// A stable place for this instance's runs inside the window: the same every period, spread
@@ -654,6 +681,25 @@ mod tests {
         for k in KINDS {
             default_cadence(k).unwrap().check().unwrap();
         }
+    }
+
+    #[test]
+    fn maintenance_windows() {
+        let c = default_cadence("upgrade-window").unwrap();
+        // 1970-01-06 (a Tuesday) 02:00 UTC opens it; 04:00 closes it.
+        let opens = 5 * DAY + 2 * HOUR;
+        assert!(!in_window(opens - 1, &c));
+        assert!(in_window(opens, &c));
+        assert!(in_window(opens + 2 * HOUR - 1, &c));
+        assert!(!in_window(opens + 2 * HOUR, &c));
+        assert!(in_window(opens + 52 * WEEK + HOUR, &c), "every week");
+        assert_eq!(window_opens(opens - 1, &c), opens);
+        assert_eq!(window_opens(opens + HOUR, &c), opens + HOUR, "open now");
+        assert_eq!(window_opens(opens + 3 * HOUR, &c), opens + WEEK);
+        // A real Monday, then its Tuesday 02:00–04:00 UTC.
+        let tue = 1_764_547_200_000; // 2025-12-01 00:00 UTC, a Monday
+        assert!(!in_window(tue + 2 * HOUR + 1, &c));
+        assert!(in_window(tue + DAY + 2 * HOUR + 1, &c));
     }
 
     fn sched(next_due: i64) -> Schedule {

@@ -514,7 +514,7 @@ on_both!(
         let kinds: Vec<&str> = got.iter().map(|x| x.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            ["backup", "upgrade-check", "verify"],
+            ["backup", "upgrade-check", "upgrade-window", "verify"],
             "test is off for coop1"
         );
         assert_eq!(got[0].cadence, weekly_backup);
@@ -522,7 +522,7 @@ on_both!(
             .attach_default_schedules("b.example.org", "coop2", 0)
             .await
             .unwrap();
-        assert_eq!(other.len(), 4, "the federation's defaults");
+        assert_eq!(other.len(), 5, "the federation's defaults");
         let e = s
             .set_schedule("a.example.org", "dance", weekly_backup, true, 0)
             .await
@@ -683,4 +683,61 @@ on_both!(instance_requests_are_decided_once, |s: Store| async move {
         .approve_instance_request(&again.id, "default", "ada")
         .await
         .unwrap());
+});
+
+on_both!(a_consent_waits_for_its_window_once, |s: Store| async move {
+    let d = "pads.example.org";
+    assert!(s.waiting_consent(d).await.unwrap().is_none());
+    s.give_consent(d, "1.1.0+1.1", "carla@example.org", 10)
+        .await
+        .unwrap();
+    let c = s.waiting_consent(d).await.unwrap().unwrap();
+    assert_eq!(
+        (c.version.as_str(), c.given_by.as_str(), c.state.as_str()),
+        ("1.1.0+1.1", "carla@example.org", "consented")
+    );
+    // A newer release agreed to replaces the one waiting.
+    s.give_consent(d, "1.2.0+1.2", "carla@example.org", 20)
+        .await
+        .unwrap();
+    let all = s.consents(d).await.unwrap();
+    let states: Vec<(&str, &str)> = all
+        .iter()
+        .map(|c| (c.version.as_str(), c.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [("1.2.0+1.2", "consented"), ("1.1.0+1.1", "withdrawn")]
+    );
+    // Settled once: a second settle (another process) changes nothing.
+    assert!(s
+        .settle_consent(d, "1.2.0+1.2", "applied", "upgraded", Some("job1"), 30)
+        .await
+        .unwrap());
+    assert!(!s
+        .settle_consent(d, "1.2.0+1.2", "failed", "late", Some("job2"), 31)
+        .await
+        .unwrap());
+    let c = &s.consents(d).await.unwrap()[0];
+    assert_eq!(
+        (c.state.as_str(), c.job.as_deref(), c.settled_at),
+        ("applied", Some("job1"), Some(30))
+    );
+    assert!(s.waiting_consent(d).await.unwrap().is_none());
+    // Withdrawn before the window: nothing waits; agreeing again makes it wait again.
+    s.give_consent(d, "1.3.0+1.3", "carla@example.org", 40)
+        .await
+        .unwrap();
+    assert!(s.withdraw_consent(d, "1.3.0+1.3", 41).await.unwrap());
+    assert!(!s.withdraw_consent(d, "1.3.0+1.3", 42).await.unwrap());
+    assert!(s.waiting_consent(d).await.unwrap().is_none());
+    s.give_consent(d, "1.3.0+1.3", "dan@example.org", 50)
+        .await
+        .unwrap();
+    let c = s.waiting_consent(d).await.unwrap().unwrap();
+    assert_eq!((c.given_by.as_str(), c.given_at), ("dan@example.org", 50));
+    let e = s
+        .settle_consent(d, "1.3.0+1.3", "maybe", "", None, 51)
+        .await;
+    assert!(e.unwrap_err().to_string().contains("applied or failed"));
 });

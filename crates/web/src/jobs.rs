@@ -378,6 +378,13 @@ impl Jobs {
         let vault = self.vault.clone();
         let probe = self.probe_image.clone();
         let job_args = args.clone();
+        // A maintenance window's run: what it does is decided now, from the store.
+        let window = if job.kind == "upgrade-window" {
+            Some(crate::window::decide(&self.store, &job.domain, cooper_store::now_ms()).await)
+        } else {
+            None
+        };
+        let job_window = window.clone();
         let done = run_apart(move || async move {
             let mut reporter = JobReporter {
                 tx,
@@ -388,6 +395,7 @@ impl Jobs {
                 cancel,
                 vault: &vault,
                 probe: &probe,
+                window: job_window.as_ref(),
             };
             perform(&abra, &kind, &domain, &args, &mut reporter, with).await
         });
@@ -433,6 +441,16 @@ impl Jobs {
             for l in crate::provisioning::settle(self, &job, &job_args, state, &outcome).await {
                 self.line(&job.id, &l).await;
             }
+        }
+        if let Some(w) = &window {
+            crate::window::settle(
+                &self.store,
+                w,
+                &job.id,
+                state == JobState::Succeeded,
+                &outcome,
+            )
+            .await;
         }
         let _ = self
             .store
@@ -652,6 +670,9 @@ fn job_event(
         (kind, JobState::Failed | JobState::Interrupted) => {
             ("job.failed", format!("{kind} of {} failed", job.domain))
         }
+        ("upgrade-window", JobState::Succeeded) if outcome.contains(" upgraded ") => {
+            ("upgrade.applied", format!("{} was upgraded", job.domain))
+        }
         ("upgrade" | "rehearse", JobState::Succeeded) => {
             ("upgrade.applied", format!("{} was upgraded", job.domain))
         }
@@ -690,6 +711,8 @@ struct With<'a> {
     vault: &'a crate::vault::Vault,
     /// The image of the tests' HTTP probes.
     probe: &'a str,
+    /// For a maintenance window's run: what it does.
+    window: Option<&'a crate::window::Decision>,
 }
 
 /// Runs one job's operation; `Ok` is a one-line summary, `Err` the operation's error.
@@ -705,6 +728,7 @@ async fn perform(
         cancel,
         vault,
         probe,
+        window,
     } = with;
     let wait = Some(Duration::from_secs(120));
     let deploy = |k: DeployKind| {
@@ -836,6 +860,12 @@ async fn perform(
                         )))
                     }
                 })
+        }
+        "upgrade-window" => {
+            return match window {
+                Some(d) => crate::window::perform(abra, domain, d, probe, reporter).await,
+                None => Err("the maintenance window's run was not prepared".into()),
+            }
         }
         "provision" => {
             return crate::provisioning::perform(abra, domain, args, reporter, vault, probe).await

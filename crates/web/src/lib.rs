@@ -22,6 +22,7 @@ pub mod routes;
 pub mod scheduler;
 pub mod vault;
 pub mod views;
+pub mod window;
 pub mod wizard;
 
 use std::net::SocketAddr;

@@ -807,6 +807,31 @@ pub async fn instance(
         .jobs
         .vault
         .waiting_for(&domain, &ctx.viewer().person.email);
+    let consent = s
+        .store
+        .consents(&domain)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .map(|k| ConsentView {
+            version: k.version,
+            who: k.given_by,
+            when: when(k.given_at),
+            state: k.state,
+            outcome: k.outcome,
+            job: k.job.unwrap_or_default(),
+        });
+    let window = stored
+        .iter()
+        .find(|x| x.kind == "upgrade-window")
+        .map(|x| x.cadence)
+        .or_else(|| cooper_store::schedules::default_cadence("upgrade-window"))
+        .map(|c| when(cooper_store::schedules::window_opens(now, &c)))
+        .unwrap_or_default();
+    // The community agrees; operators only for an instance no community holds.
+    let can_consent = r.upgrade.is_some()
+        && (right == Right::Request || (right == Right::Execute && r.community.is_empty()));
     render(InstancePage {
         credentials_waiting,
         c: chrome(&ctx, domain.clone(), "instances"),
@@ -836,6 +861,9 @@ pub async fn instance(
         test_steps,
         can_export,
         leaving,
+        consent,
+        can_consent,
+        window_next: window,
         schedules,
         missing_schedules,
     })
@@ -1251,6 +1279,85 @@ pub async fn decline(
     Path(id): Path<String>,
 ) -> Response {
     decide(&s, &ctx, &id, false).await
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    version: String,
+    action: String,
+}
+
+/// The community agrees to the offered upgrade (applied, rehearsed first, in the instance's
+/// next maintenance window), or withdraws its agreement before the window.
+pub async fn consent(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(domain): Path<String>,
+    Form(f): Form<ConsentForm>,
+) -> Response {
+    let Some(a) = s.apps.get(&domain) else {
+        return not_found();
+    };
+    let who = ctx.viewer().person.email.clone();
+    let now = cooper_store::now_ms();
+    let done = match f.action.as_str() {
+        "agree" => {
+            let state = s.live.server(&a.server).await;
+            let (latest, up) = (latest(&s).await, upgrades(&s));
+            let r = row(&a, &state, community_of(&ctx, &a.domain), &latest, &up);
+            match r.upgrade {
+                Some(u) if u == f.version => {}
+                Some(u) => {
+                    return problem(
+                        StatusCode::CONFLICT,
+                        &format!("{} is not the release on offer: {u} is. Reload the page and agree to that one.", f.version),
+                    )
+                }
+                None => {
+                    return problem(
+                        StatusCode::CONFLICT,
+                        &format!("{domain} runs the newest release it may take: there is nothing to agree to."),
+                    )
+                }
+            }
+            s.store
+                .give_consent(&domain, &f.version, &who, now)
+                .await
+                .map(|_| true)
+        }
+        "withdraw" => s.store.withdraw_consent(&domain, &f.version, now).await,
+        _ => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "The form's action is agree or withdraw.",
+            )
+        }
+    };
+    match done {
+        Ok(true) => {}
+        Ok(false) => {
+            return problem(
+                StatusCode::CONFLICT,
+                "That agreement is not waiting any more (its window ran, or it was withdrawn).",
+            )
+        }
+        Err(e) => return internal(e),
+    }
+    record_audit(
+        &s.store,
+        &who,
+        if f.action == "agree" {
+            "upgrade agreed"
+        } else {
+            "upgrade agreement withdrawn"
+        },
+        Some(&domain),
+        Some(&a.server),
+        "ok",
+        &f.version,
+    )
+    .await;
+    Redirect::to(&format!("/instances/{domain}#care")).into_response()
 }
 
 /// How long an approved export request lets a community admin download the data.

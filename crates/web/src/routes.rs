@@ -145,6 +145,12 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
             post(pages::make_request),
         ),
         r(
+            "POST",
+            "/instances/{domain}/consent",
+            Instance(Ask),
+            post(pages::consent),
+        ),
+        r(
             "GET",
             "/instances/{domain}/export",
             Instance(Ask),

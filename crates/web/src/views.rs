@@ -346,6 +346,17 @@ pub struct RequestView {
     pub state: String,
 }
 
+/// The community's newest agreement to an upgrade, as people read it.
+pub struct ConsentView {
+    pub version: String,
+    pub who: String,
+    pub when: String,
+    /// `consented`, `applied`, `failed`, `withdrawn`.
+    pub state: String,
+    pub outcome: String,
+    pub job: String,
+}
+
 #[derive(Template)]
 #[template(path = "instance.html")]
 pub struct InstancePage {
@@ -379,6 +390,11 @@ pub struct InstancePage {
     pub can_export: bool,
     /// A move to another co-op was approved: the page says how the other co-op runs it.
     pub leaving: bool,
+    pub consent: Option<ConsentView>,
+    /// The viewer may agree to the offered upgrade for the community.
+    pub can_consent: bool,
+    /// When the instance's next maintenance window opens.
+    pub window_next: String,
     pub schedules: Vec<ScheduleView>,
     /// Kinds the co-op's defaults would add (offered to operators).
     pub missing_schedules: bool,
