@@ -522,7 +522,10 @@ impl Store {
              GROUP BY domain, operation \
              UNION ALL \
              SELECT domain, 'backup' AS operation, MAX(started) AS started FROM records \
-             WHERE made_snapshot IS NOT NULL GROUP BY domain",
+             WHERE made_snapshot IS NOT NULL GROUP BY domain \
+             UNION ALL \
+             SELECT domain, 'in service' AS operation, MIN(started) AS started FROM records \
+             WHERE ok = 1 AND operation = 'app deploy' GROUP BY domain",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -557,9 +557,9 @@ fn row(
         version: version.unwrap_or_else(|| "—".into()),
         upgrade,
         level,
-        backup: Age::since(get(cooper_store::BACKUP), BACKUP_DAYS),
-        verified: Age::since(get("backup verify"), VERIFY_DAYS),
-        tested: Age::since(get("app test"), TEST_DAYS),
+        backup: Age::since_or_new(get(cooper_store::BACKUP), get("in service"), BACKUP_DAYS),
+        verified: Age::since_or_new(get("backup verify"), get("in service"), VERIFY_DAYS),
+        tested: Age::since_or_new(get("app test"), get("in service"), TEST_DAYS),
     }
 }
 

@@ -177,6 +177,25 @@ impl Age {
             overdue: secs > limit_days * 86_400,
         }
     }
+
+    /// As [`Age::since`], but an instance in service (first deployed at `in_service`) for
+    /// less than the limit is not overdue for something that never ran yet: it is not due.
+    pub fn since_or_new(rfc3339: Option<&str>, in_service: Option<&str>, limit_days: i64) -> Age {
+        let age = Age::since(rfc3339, limit_days);
+        if rfc3339.is_some() {
+            return age;
+        }
+        match Age::since(in_service, limit_days) {
+            Age {
+                overdue: false,
+                text,
+            } => Age {
+                text: format!("not yet (in service since {text})"),
+                overdue: false,
+            },
+            _ => age,
+        }
+    }
 }
 
 /// `3 min ago`, `5 h ago`, `2 days ago`.
@@ -653,7 +672,7 @@ pub fn colour(tone: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{ago, bytes};
+    use super::{ago, bytes, Age};
 
     #[test]
     fn sizes_and_ages_read_like_people_write_them() {
@@ -665,5 +684,23 @@ mod tests {
         assert_eq!(ago(30), "30 s ago");
         assert_eq!(ago(600), "10 min ago");
         assert_eq!(ago(3 * 86_400), "3 days ago");
+    }
+
+    #[test]
+    fn a_new_instance_is_not_overdue_for_what_never_ran_yet() {
+        let at = |days: i64| {
+            (time::OffsetDateTime::now_utc() - time::Duration::days(days))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let fresh = Age::since_or_new(None, Some(&at(2)), 7);
+        assert!(!fresh.overdue);
+        assert_eq!(fresh.text, "not yet (in service since 2 days ago)");
+        let old = Age::since_or_new(None, Some(&at(9)), 7);
+        assert!(old.overdue);
+        assert_eq!(old.text, "never");
+        assert!(Age::since_or_new(None, None, 7).overdue, "never deployed by cooper");
+        let done = Age::since_or_new(Some(&at(8)), Some(&at(1)), 7);
+        assert!(done.overdue, "a run that went stale is overdue whatever the start");
     }
 }
