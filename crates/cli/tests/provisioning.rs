@@ -187,6 +187,10 @@ async fn run() {
         servers.contains("CPUs") && servers.contains("memory") && servers.contains("0 apps"),
         "the server's capacity is shown: {servers}"
     );
+    assert!(
+        servers.contains("free:") && servers.contains("(small) fits"),
+        "what is free, against the size asked for: {servers}"
+    );
     violations.extend(checked(&ada, &axe_js, "the request's page").await);
     // The address: its records, and a live check against the DNS server.
     click(&ada, "#check-dns").await;
@@ -238,8 +242,8 @@ async fn run() {
     assert_eq!(req.state, "live");
     assert_eq!(
         store.schedules(Some(domain)).await.unwrap().len(),
-        4,
-        "schedules attached"
+        cooper_store::schedules::KINDS.len(),
+        "schedules attached (the maintenance window too)"
     );
     let running = cooper_testkit::docker(&[
         "service",

@@ -127,6 +127,35 @@ impl Engine {
         Ok(out)
     }
 
+    /// What the Swarm's services reserve (`deploy.resources.reservations`, times their
+    /// replicas; a global service once per ready node): `(nano CPUs, memory bytes)`. Services
+    /// that reserve nothing count nothing — reservations are what Swarm itself schedules by.
+    pub async fn reserved(&self, ready_nodes: usize) -> Result<(i64, i64)> {
+        let services = self
+            .docker
+            .list_services(None::<bollard::query_parameters::ListServicesOptions>)
+            .await
+            .map_err(EngineError::api("listing the Swarm's services"))?;
+        let mut cpus = 0i64;
+        let mut memory = 0i64;
+        for svc in services {
+            let Some(spec) = svc.spec else { continue };
+            let copies = match spec.mode.as_ref() {
+                Some(m) if m.global.is_some() => ready_nodes as i64,
+                Some(m) => m.replicated.as_ref().and_then(|r| r.replicas).unwrap_or(1),
+                None => 1,
+            };
+            let r = spec
+                .task_template
+                .and_then(|t| t.resources)
+                .and_then(|r| r.reservations)
+                .unwrap_or_default();
+            cpus += r.nano_cpus.unwrap_or(0) * copies;
+            memory += r.memory_bytes.unwrap_or(0) * copies;
+        }
+        Ok((cpus, memory))
+    }
+
     /// The Swarm's nodes (one call).
     pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
         let nodes = self

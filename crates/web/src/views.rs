@@ -699,8 +699,14 @@ mod tests {
         let old = Age::since_or_new(None, Some(&at(9)), 7);
         assert!(old.overdue);
         assert_eq!(old.text, "never");
-        assert!(Age::since_or_new(None, None, 7).overdue, "never deployed by cooper");
+        assert!(
+            Age::since_or_new(None, None, 7).overdue,
+            "never deployed by cooper"
+        );
         let done = Age::since_or_new(Some(&at(8)), Some(&at(1)), 7);
-        assert!(done.overdue, "a run that went stale is overdue whatever the start");
+        assert!(
+            done.overdue,
+            "a run that went stale is overdue whatever the start"
+        );
     }
 }

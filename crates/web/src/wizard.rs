@@ -791,7 +791,12 @@ fn secrets_to_give(f: &form::Form, options: &BTreeSet<String>) -> Vec<form::Secr
 }
 
 /// The servers this operator may place an instance on, each with what it holds and has.
-async fn server_choices(s: &AppState, ctx: &Ctx, selected: &str) -> Vec<Choice> {
+async fn server_choices(
+    s: &AppState,
+    ctx: &Ctx,
+    selected: &str,
+    need: Option<&crate::rates::Size>,
+) -> Vec<Choice> {
     let v = ctx.viewer();
     let apps = s.apps.all();
     let names: Vec<String> = s
@@ -804,20 +809,30 @@ async fn server_choices(s: &AppState, ctx: &Ctx, selected: &str) -> Vec<Choice> 
     let capacities = futures_util::future::join_all(names.iter().map(|name| async move {
         match tokio::time::timeout(std::time::Duration::from_secs(5), async {
             let engine = s.live.engine(name).await?;
-            engine.nodes().await.map_err(|e| e.to_string())
+            let nodes = engine.nodes().await.map_err(|e| e.to_string())?;
+            let ready = nodes.iter().filter(|n| n.state == "ready").count();
+            let reserved = engine.reserved(ready).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((nodes, reserved))
         })
         .await
         {
-            Ok(Ok(nodes)) => {
+            Ok(Ok((nodes, (held_cpus, held_memory)))) => {
                 let ready: Vec<_> = nodes.iter().filter(|n| n.state == "ready").collect();
                 let cpus: f64 = ready.iter().map(|n| n.nano_cpus as f64 / 1e9).sum();
                 let memory: i64 = ready.iter().map(|n| n.memory_bytes).sum();
-                format!(
-                    "{} node{} ready, {cpus:.1} CPUs, {} memory",
+                let free_cpus = (cpus - held_cpus as f64 / 1e9).max(0.0);
+                let free_memory = (memory - held_memory).max(0);
+                let mut text = format!(
+                    "{} node{} ready; free: {free_cpus:.1} of {cpus:.1} CPUs, {} of {} memory",
                     ready.len(),
                     if ready.len() == 1 { "" } else { "s" },
+                    crate::views::bytes(free_memory),
                     crate::views::bytes(memory)
-                )
+                );
+                if let Some(n) = need {
+                    text.push_str(&fit(n, free_cpus, free_memory));
+                }
+                text
             }
             Ok(Err(e)) => format!("unreachable: {e}"),
             Err(_) => "did not answer within 5 s".to_string(),
@@ -839,6 +854,27 @@ async fn server_choices(s: &AppState, ctx: &Ctx, selected: &str) -> Vec<Choice> 
             }
         })
         .collect()
+}
+
+/// Whether a size fits what a server has free (not reserved by its services).
+fn fit(n: &crate::rates::Size, free_cpus: f64, free_memory: i64) -> String {
+    let need_memory = (n.memory_gib * (1u64 << 30) as f64) as i64;
+    let mut short = Vec::new();
+    if n.cpus > free_cpus {
+        short.push(format!("{:.1} CPUs", n.cpus));
+    }
+    if need_memory > free_memory {
+        short.push(format!("{} memory", crate::views::bytes(need_memory)));
+    }
+    if short.is_empty() {
+        format!(" — the size asked for ({}) fits", n.name)
+    } else {
+        format!(
+            " — TOO SMALL for the size asked for ({}): it needs {}",
+            n.name,
+            short.join(" and ")
+        )
+    }
 }
 
 async fn request_page(
@@ -871,8 +907,10 @@ async fn request_page(
         .ok()
         .and_then(|v| v["size"].as_str().map(str::to_string))
         .unwrap_or_default();
-    let size = match crate::rates::Rates::load(&s.abra.root) {
-        Ok(rates) => size_views(&rates, &asked).into_iter().find(|x| x.selected),
+    let rates = crate::rates::Rates::load(&s.abra.root);
+    let need = rates.as_ref().ok().and_then(|r| r.size(&asked)).cloned();
+    let size = match &rates {
+        Ok(rates) => size_views(rates, &asked).into_iter().find(|x| x.selected),
         Err(e) => Some(SizeView {
             name: asked.clone(),
             people: String::new(),
@@ -888,7 +926,13 @@ async fn request_page(
         chosen: chosen_of(&f, &options, &values),
         comments,
         servers: if approvable {
-            server_choices(s, ctx, r.server.as_deref().unwrap_or_default()).await
+            server_choices(
+                s,
+                ctx,
+                r.server.as_deref().unwrap_or_default(),
+                need.as_ref(),
+            )
+            .await
         } else {
             Vec::new()
         },
@@ -1335,4 +1379,26 @@ pub async fn write(
     )
     .await;
     Redirect::to(&format!("/queue/{id}")).into_response()
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::fit;
+
+    #[test]
+    fn a_size_fits_or_says_what_is_short() {
+        let size = crate::rates::Size {
+            name: "up to 50 people".into(),
+            people: String::new(),
+            cpus: 1.0,
+            memory_gib: 2.0,
+            disk_gib: 10.0,
+        };
+        assert!(fit(&size, 1.5, 3 << 30).contains("fits"));
+        let short = fit(&size, 0.5, 1 << 30);
+        assert!(
+            short.contains("TOO SMALL") && short.contains("1.0 CPUs") && short.contains("2.0 GiB"),
+            "{short}"
+        );
+    }
 }
