@@ -92,7 +92,13 @@ pub struct NewOutgoing<'a> {
     /// The same key twice is one message (the second is dropped).
     pub dedupe: Option<String>,
     pub send_at: i64,
+    /// The body carries a one-time link: it is replaced once the message was delivered.
+    pub one_time: bool,
 }
+
+/// What a delivered one-time message's body becomes.
+pub const DELIVERED_ONE_TIME: &str =
+    "(delivered; this message held a one-time link, removed from the store once it was sent)";
 
 impl Store {
     /// A person's mode for an event (`now` when never set).
@@ -204,8 +210,8 @@ impl Store {
     /// Queues a message; `false` when its dedupe key was queued before.
     pub async fn enqueue(&self, m: &NewOutgoing<'_>) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO outbox (id, channel, target, event, subject, body, dedupe, state, next_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) ON CONFLICT (dedupe) DO NOTHING",
+            "INSERT INTO outbox (id, channel, target, event, subject, body, dedupe, state, next_at, created_at, one_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10) ON CONFLICT (dedupe) DO NOTHING",
         )
         .bind(new_id())
         .bind(m.channel)
@@ -216,6 +222,7 @@ impl Store {
         .bind(&m.dedupe)
         .bind(m.send_at)
         .bind(crate::now_ms())
+        .bind(i64::from(m.one_time))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -251,10 +258,12 @@ impl Store {
 
     pub async fn mark_sent(&self, id: &str, now: i64) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET state = 'sent', sent_at = $1, attempts = attempts + 1 WHERE id = $2",
+            "UPDATE outbox SET state = 'sent', sent_at = $1, attempts = attempts + 1, \
+             body = CASE WHEN one_time = 1 THEN $3 ELSE body END WHERE id = $2",
         )
         .bind(now)
         .bind(id)
+        .bind(DELIVERED_ONE_TIME)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -545,6 +545,7 @@ on_both!(
             body: "x failed",
             dedupe: dedupe.map(str::to_string),
             send_at: at,
+            one_time: false,
         };
         assert!(s.enqueue(&m(Some("k1"), 100)).await.unwrap());
         assert!(
@@ -606,6 +607,30 @@ on_both!(
         assert!(e.contains("https://"), "{e}");
         assert!(s.delete_webhook(&hook.id).await.unwrap());
         assert!(s.webhooks().await.unwrap().is_empty());
+        // A one-time link leaves the store with the mail; an ordinary body stays.
+        let link = "https://coop.example.org/invite/tok-3f9a";
+        assert!(s
+            .enqueue(&NewOutgoing {
+                one_time: true,
+                body: link,
+                ..m(None, 300)
+            })
+            .await
+            .unwrap());
+        let pending = s.pending_for("email", "ada@example.org").await.unwrap();
+        let invite = pending.iter().find(|o| o.body == link).unwrap().clone();
+        let plain = pending
+            .iter()
+            .find(|o| o.body == "x failed")
+            .unwrap()
+            .clone();
+        s.mark_sent(&invite.id, 400).await.unwrap();
+        s.mark_sent(&plain.id, 400).await.unwrap();
+        let all = s.outbox(20).await.unwrap();
+        let body = |id: &str| all.iter().find(|o| o.id == id).unwrap().body.clone();
+        assert_eq!(body(&invite.id), cooper_store::notify::DELIVERED_ONE_TIME);
+        assert_eq!(body(&plain.id), "x failed");
+        assert!(all.iter().all(|o| !o.body.contains("tok-3f9a")));
     }
 );
 

@@ -247,6 +247,7 @@ impl Notifier {
                     body: &text,
                     dedupe,
                     send_at,
+                    one_time: false,
                 })
                 .await?
             {
@@ -281,6 +282,7 @@ impl Notifier {
                     body: &body,
                     dedupe,
                     send_at: now,
+                    one_time: false,
                 })
                 .await?
             {
@@ -300,6 +302,26 @@ impl Notifier {
         body: &str,
         path: Option<&str>,
     ) {
+        self.queue_mail(email, event, subject, body, path, false)
+            .await
+    }
+
+    /// As [`Notifier::tell`], for a mail whose link works once (an invitation): the store
+    /// keeps its body only until it was delivered.
+    pub async fn tell_once(&self, email: &str, event: &str, subject: &str, body: &str, path: &str) {
+        self.queue_mail(email, event, subject, body, Some(path), true)
+            .await
+    }
+
+    async fn queue_mail(
+        &self,
+        email: &str,
+        event: &str,
+        subject: &str,
+        body: &str,
+        path: Option<&str>,
+        one_time: bool,
+    ) {
         let link = path.map(|l| match &self.base_url {
             Some(b) => format!("{b}{l}"),
             None => l.to_string(),
@@ -318,6 +340,7 @@ impl Notifier {
                 body: &text,
                 dedupe: None,
                 send_at: now_ms(),
+                one_time,
             })
             .await;
         if let Err(err) = queued {

@@ -208,7 +208,7 @@ pub(crate) async fn settle(
             match store.issue_token(&token, INVITE_VALID_MS).await {
                 Ok(secret) => {
                     jobs.notifier
-                        .tell(
+                        .tell_once(
                             &p.email,
                             "instance.live",
                             &format!("{domain} is live: your account"),
@@ -216,7 +216,7 @@ pub(crate) async fn settle(
                                 "Your instance is ready. Make your account with this link \
                                  (valid for 14 days, once).{credentials}"
                             ),
-                            Some(&format!("/invite/{secret}")),
+                            &format!("/invite/{secret}"),
                         )
                         .await;
                     lines.push(format!(
