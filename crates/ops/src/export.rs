@@ -163,9 +163,14 @@ pub async fn export(
             .map_err(|e| OpsError::Failed(format!("creating {}: {e}", dir.display())))?;
         let data = tempfile::NamedTempFile::new_in(&dir)
             .map_err(|e| OpsError::Failed(format!("writing in {}: {e}", dir.display())))?;
-        let mut file = tokio::fs::File::from_std(
-            data.reopen()
-                .map_err(|e| OpsError::Failed(format!("writing in {}: {e}", dir.display())))?,
+        // Buffered: the helper's output arrives in small chunks, and each write to a tokio
+        // file is a trip to the blocking pool.
+        let mut file = tokio::io::BufWriter::with_capacity(
+            4 << 20,
+            tokio::fs::File::from_std(
+                data.reopen()
+                    .map_err(|e| OpsError::Failed(format!("writing in {}: {e}", dir.display())))?,
+            ),
         );
         op.reporter.info(&format!(
             "reading {} of {domain} from its backups",

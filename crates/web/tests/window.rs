@@ -52,6 +52,15 @@ async fn window_run(store: &Store, state: &cooper_web::AppState, now: i64) -> co
     }
 }
 
+/// The community's admin agrees to a release on the instance's page.
+async fn agree(web: &mut Client, domain: &str, version: &str) -> support::Page {
+    web.submit(
+        &format!("/instances/{domain}/consent"),
+        &[("version", version), ("action", "agree")],
+    )
+    .await
+}
+
 async fn set_window(store: &Store, domain: &str, c: Cadence, now: i64) {
     store
         .set_schedule(domain, "upgrade-window", c, true, now)
@@ -161,20 +170,10 @@ async fn an_agreed_upgrade_is_applied_in_the_window_only() {
         "the offer and the form: {}",
         page.body
     );
-    let wrong = web
-        .submit(
-            &format!("/instances/{domain}/consent"),
-            &[("version", "9.9.9+9"), ("action", "agree")],
-        )
-        .await;
+    let wrong = agree(&mut web, &domain, "9.9.9+9").await;
     assert_eq!(wrong.status, StatusCode::CONFLICT);
     assert!(wrong.body.contains("1.1.0+1.1 is"), "{}", wrong.body);
-    let agreed = web
-        .submit(
-            &format!("/instances/{domain}/consent"),
-            &[("version", "1.1.0+1.1"), ("action", "agree")],
-        )
-        .await;
+    let agreed = agree(&mut web, &domain, "1.1.0+1.1").await;
     assert_eq!(agreed.status, StatusCode::SEE_OTHER, "{}", agreed.body);
     let page = web.get(&format!("/instances/{domain}")).await;
     assert!(
@@ -248,12 +247,7 @@ async fn an_agreed_upgrade_is_applied_in_the_window_only() {
         &format!("{stack}_db"),
         "echo 'production rows' > /var/lib/db/live.db",
     );
-    let agreed = web
-        .submit(
-            &format!("/instances/{domain}/consent"),
-            &[("version", "1.1.0+1.1"), ("action", "agree")],
-        )
-        .await;
+    let agreed = agree(&mut web, &domain, "1.1.0+1.1").await;
     assert_eq!(agreed.status, StatusCode::SEE_OTHER, "{}", agreed.body);
     let real = cooper_store::now_ms();
     let j = window_run(&store, &state, real + 4 * MINUTE).await;
@@ -298,12 +292,7 @@ async fn an_agreed_upgrade_is_applied_in_the_window_only() {
         page.body
     );
     // Nothing left on offer: nothing to agree to.
-    let again = web
-        .submit(
-            &format!("/instances/{domain}/consent"),
-            &[("version", "1.1.0+1.1"), ("action", "agree")],
-        )
-        .await;
+    let again = agree(&mut web, &domain, "1.1.0+1.1").await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
 }
 

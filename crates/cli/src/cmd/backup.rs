@@ -457,7 +457,10 @@ impl BackupCommand {
                     )
                     .await?
                 } else {
-                    let mut file = tokio::fs::File::create(&tmp).await?;
+                    let mut file = tokio::io::BufWriter::with_capacity(
+                        4 << 20,
+                        tokio::fs::File::create(&tmp).await?,
+                    );
                     let r = backup::download(
                         &ctx.abra,
                         &domain,
@@ -466,7 +469,12 @@ impl BackupCommand {
                         &mut file,
                     )
                     .await;
-                    match r {
+                    let flushed = tokio::io::AsyncWriteExt::flush(&mut file).await;
+                    match r.and_then(|s| {
+                        flushed
+                            .map(|_| s)
+                            .map_err(|e| cooper_ops::OpsError::Failed(format!("writing: {e}")))
+                    }) {
                         Ok(s) => s,
                         Err(e) => {
                             let _ = std::fs::remove_file(&tmp);
