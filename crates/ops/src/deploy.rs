@@ -896,6 +896,27 @@ async fn describe_outcome(
     }
 }
 
+/// The task count to report once the way back converged: a start-first rollback can still be
+/// stopping the surplus task it started (4/3 running); wait for it (bounded, 30 s) so the line
+/// says what runs, not a moment of the handover.
+async fn settled_count(
+    engine: &Engine,
+    stack: &str,
+    running: usize,
+    desired: usize,
+) -> (usize, usize) {
+    let (mut running, mut desired) = (running, desired);
+    let start = Instant::now();
+    while running > desired && start.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Ok(Some(st)) = engine.all_stacks().await.map(|m| m.get(stack).cloned()) {
+            running = st.running as usize;
+            desired = st.desired as usize;
+        }
+    }
+    (running, desired)
+}
+
 /// How a failed deploy ended.
 enum WayBack {
     /// `--no-rollback`: left as it is by cooper (Swarm may still roll back the services whose
@@ -1015,16 +1036,25 @@ async fn roll_back(
         })
         .await?;
     let way_back = match outcome {
-        Outcome::Converged { .. } => WayBack::Back {
-            by_swarm: restored.left_to_swarm,
-            by_cooper: restored.sent,
-            version: deployed_version(d.engine, d.stack)
-                .await?
-                .map(|(v, _)| v)
-                .or_else(|| d.target.current_version.clone()),
-            running: last.iter().map(|p| p.running).sum(),
-            desired: last.iter().map(|p| p.desired).sum(),
-        },
+        Outcome::Converged { .. } => {
+            let (running, desired) = settled_count(
+                d.engine,
+                d.stack,
+                last.iter().map(|p| p.running).sum(),
+                last.iter().map(|p| p.desired).sum(),
+            )
+            .await;
+            WayBack::Back {
+                by_swarm: restored.left_to_swarm,
+                by_cooper: restored.sent,
+                version: deployed_version(d.engine, d.stack)
+                    .await?
+                    .map(|(v, _)| v)
+                    .or_else(|| d.target.current_version.clone()),
+                running,
+                desired,
+            }
+        }
         Outcome::Failed { failures, .. } => WayBack::Stuck {
             why: failures
                 .iter()

@@ -504,16 +504,39 @@ pub struct Dnsmasq {
 }
 
 impl Dnsmasq {
+    /// Starts dnsmasq on a free port and returns once it listens. A port taken between
+    /// choosing it and dnsmasq binding it (by a test running beside this one) makes dnsmasq
+    /// exit at once: then another port is tried.
     pub fn start(records: &[&str]) -> Dnsmasq {
+        let bin = ["/usr/sbin/dnsmasq", "dnsmasq"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())
+            .expect("dnsmasq (scripts/setup-swarm installs dnsmasq-base)");
+        for _ in 0..10 {
+            let mut d = Self::spawn(bin, records);
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_secs(10) {
+                if let Ok(Some(_)) = d.child.try_wait() {
+                    break;
+                }
+                // dnsmasq opens its TCP socket with its UDP one: listening on one is both.
+                if std::net::TcpStream::connect(d.at).is_ok() {
+                    return d;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = d.child.kill();
+            let _ = d.child.wait();
+        }
+        panic!("dnsmasq did not start listening on loopback (10 ports tried)");
+    }
+
+    fn spawn(bin: &str, records: &[&str]) -> Dnsmasq {
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let bin = ["/usr/sbin/dnsmasq", "dnsmasq"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("--version").output().is_ok())
-            .expect("dnsmasq (scripts/setup-swarm installs dnsmasq-base)");
         let child = Command::new(bin)
             .args([
                 "--keep-in-foreground",
