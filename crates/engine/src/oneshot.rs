@@ -54,6 +54,13 @@ pub struct VolumeMount {
     pub read_only: bool,
 }
 
+/// A helper's labels: what it is for and which cooper process runs it (the reaper's keys).
+fn helper_labels(purpose: &str, mut labels: HashMap<String, String>) -> HashMap<String, String> {
+    labels.insert(HELPER_LABEL.to_string(), purpose.to_string());
+    labels.insert(OWNER_LABEL.to_string(), owner());
+    labels
+}
+
 fn mounts_of(volumes: &[VolumeMount]) -> Vec<Mount> {
     volumes
         .iter()
@@ -134,9 +141,7 @@ impl Engine {
         stdin_preamble: &[u8],
         stdout: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<OneShotEnd> {
-        let mut labels = job.labels.clone();
-        labels.insert(HELPER_LABEL.to_string(), job.purpose.clone());
-        labels.insert(OWNER_LABEL.to_string(), owner());
+        let labels = helper_labels(&job.purpose, job.labels.clone());
         let mounts = mounts_of(&job.volumes);
         let body = ContainerCreateBody {
             image: Some(job.image.clone()),
@@ -193,9 +198,7 @@ impl Engine {
     where
         R: tokio::io::AsyncRead + Unpin + Send + 'static,
     {
-        let mut labels = HashMap::new();
-        labels.insert(HELPER_LABEL.to_string(), purpose.to_string());
-        labels.insert(OWNER_LABEL.to_string(), owner());
+        let labels = helper_labels(purpose, HashMap::new());
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: Some(vec!["true".into()]),

@@ -822,32 +822,33 @@ async fn server_choices(
                 let memory: i64 = ready.iter().map(|n| n.memory_bytes).sum();
                 let free_cpus = (cpus - held_cpus as f64 / 1e9).max(0.0);
                 let free_memory = (memory - held_memory).max(0);
-                let mut text = format!(
+                let text = format!(
                     "{} node{} ready; free: {free_cpus:.1} of {cpus:.1} CPUs, {} of {} memory",
                     ready.len(),
                     if ready.len() == 1 { "" } else { "s" },
                     crate::views::bytes(free_memory),
                     crate::views::bytes(memory)
                 );
-                if let Some(n) = need {
-                    text.push_str(&fit(n, free_cpus, free_memory));
-                }
-                text
+                // The verdict first: a select shows only the start of a long option.
+                let verdict = need
+                    .map(|n| fit(n, free_cpus, free_memory))
+                    .unwrap_or_default();
+                (verdict, text)
             }
-            Ok(Err(e)) => format!("unreachable: {e}"),
-            Err(_) => "did not answer within 5 s".to_string(),
+            Ok(Err(e)) => (String::new(), format!("unreachable: {e}")),
+            Err(_) => (String::new(), "did not answer within 5 s".to_string()),
         }
     }))
     .await;
     names
         .into_iter()
         .zip(capacities)
-        .map(|(name, capacity)| {
+        .map(|(name, (verdict, capacity))| {
             let here = apps.iter().filter(|a| a.server == name).count();
             Choice {
                 selected: name == selected,
                 label: format!(
-                    "{name} — {here} app{} already; {capacity}",
+                    "{name}{verdict} — {here} app{} already; {capacity}",
                     if here == 1 { "" } else { "s" }
                 ),
                 value: name,
