@@ -54,6 +54,9 @@ pub enum Command {
     /// Manage servers (alias: s).
     #[command(alias = "s", subcommand)]
     Server(cmd::server::ServerCommand),
+    /// The co-op's books: entries, imports, settlements by the agreed rule, reports (alias: l).
+    #[command(alias = "l")]
+    Ledger(Box<cmd::ledger::Ledger>),
     /// The dashboard: a web page where communities see their instances and operators act on them.
     Serve(Box<cmd::serve::Serve>),
     /// Print a shell completion script (alias: ac), e.g. `source <(cooper autocomplete bash)`.
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Server(c) => c.run(&ctx),
         Command::Catalogue(c) => c.run(&ctx),
         Command::Serve(c) => c.run(&ctx),
+        Command::Ledger(c) => c.run(&ctx),
         Command::Autocomplete(c) => c.run(),
     };
     match result {

@@ -131,29 +131,81 @@ impl Engine {
     /// replicas; a global service once per ready node): `(nano CPUs, memory bytes)`. Services
     /// that reserve nothing count nothing — reservations are what Swarm itself schedules by.
     pub async fn reserved(&self, ready_nodes: usize) -> Result<(i64, i64)> {
+        let by_stack = self.reserved_by_stack(ready_nodes).await?;
+        Ok(by_stack
+            .values()
+            .fold((0, 0), |(c, m), (sc, sm)| (c + sc, m + sm)))
+    }
+
+    /// [`reserved`](Self::reserved) per stack (services without a stack label under `""`).
+    /// A service that reserves nothing counts its limits instead, so a recipe that only
+    /// states limits still weighs what it may take.
+    pub async fn reserved_by_stack(
+        &self,
+        ready_nodes: usize,
+    ) -> Result<std::collections::HashMap<String, (i64, i64)>> {
         let services = self
             .docker
             .list_services(None::<bollard::query_parameters::ListServicesOptions>)
             .await
             .map_err(EngineError::api("listing the Swarm's services"))?;
-        let mut cpus = 0i64;
-        let mut memory = 0i64;
+        let mut out: std::collections::HashMap<String, (i64, i64)> = Default::default();
         for svc in services {
             let Some(spec) = svc.spec else { continue };
+            let stack = spec
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("com.docker.stack.namespace"))
+                .cloned()
+                .unwrap_or_default();
             let copies = match spec.mode.as_ref() {
                 Some(m) if m.global.is_some() => ready_nodes as i64,
                 Some(m) => m.replicated.as_ref().and_then(|r| r.replicas).unwrap_or(1),
                 None => 1,
             };
-            let r = spec
+            let res = spec
                 .task_template
                 .and_then(|t| t.resources)
-                .and_then(|r| r.reservations)
                 .unwrap_or_default();
-            cpus += r.nano_cpus.unwrap_or(0) * copies;
-            memory += r.memory_bytes.unwrap_or(0) * copies;
+            let r = res.reservations.unwrap_or_default();
+            let l = res.limits.unwrap_or_default();
+            let cpu = r.nano_cpus.filter(|c| *c > 0).or(l.nano_cpus).unwrap_or(0);
+            let mem = r
+                .memory_bytes
+                .filter(|m| *m > 0)
+                .or(l.memory_bytes)
+                .unwrap_or(0);
+            let e = out.entry(stack).or_default();
+            e.0 += cpu * copies;
+            e.1 += mem * copies;
         }
-        Ok((cpus, memory))
+        Ok(out)
+    }
+
+    /// Bytes used by each stack's volumes (Docker's disk-usage call, which walks every
+    /// volume: slow on big hosts, so only asked for when a cost key needs it).
+    pub async fn volume_bytes_by_stack(&self) -> Result<std::collections::HashMap<String, i64>> {
+        let df = self
+            .docker
+            .df(None::<bollard::query_parameters::DataUsageOptions>)
+            .await
+            .map_err(EngineError::api("reading the engine's disk usage"))?;
+        // Docker 29's answer lists each volume (`Labels`, `UsageData.Size`) under its usage.
+        let mut out: std::collections::HashMap<String, i64> = Default::default();
+        for v in df.volume_usage.and_then(|u| u.items).unwrap_or_default() {
+            let stack = v
+                .pointer("/Labels/com.docker.stack.namespace")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let size = v
+                .pointer("/UsageData/Size")
+                .and_then(|s| s.as_i64())
+                .unwrap_or(0)
+                .max(0);
+            *out.entry(stack).or_default() += size;
+        }
+        Ok(out)
     }
 
     /// The Swarm's nodes (one call).

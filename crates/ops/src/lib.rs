@@ -7,6 +7,7 @@
 pub mod app;
 pub mod autoupgrade;
 pub mod backup;
+pub mod books;
 mod browser;
 pub mod catalogue;
 pub mod deploy;

@@ -10,6 +10,7 @@
 
 pub mod consents;
 mod jobs;
+pub mod ledger;
 pub mod notify;
 mod people;
 pub mod schedules;
@@ -22,6 +23,7 @@ use sqlx::AnyPool;
 
 pub use consents::Consent;
 pub use jobs::{AuditEntry, Job, JobLine, JobState, RecordRow, Request, BACKUP};
+pub use ledger::{Closing, ImportOutcome, SettlementRow};
 pub use notify::{NewOutgoing, Outgoing, Webhook};
 pub use people::{Community, Coop, Membership, Person, Token};
 pub use schedules::{Cadence, Schedule, Tick};

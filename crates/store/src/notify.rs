@@ -324,7 +324,7 @@ impl Store {
         if let Some(server) = server {
             let q = format!(
                 "SELECT {} FROM people WHERE id IN (SELECT m.person_id FROM memberships m \
-                 JOIN server_owners o ON o.coop_id = m.target_id WHERE m.kind = 'coop' AND o.server = $1)",
+                 JOIN server_owners o ON o.coop_id = m.target_id WHERE m.kind = 'coop' AND m.role = 'operator' AND o.server = $1)",
                 crate::people::PERSON_COLUMNS
             );
             for r in sqlx::query(&q).bind(server).fetch_all(&self.pool).await? {

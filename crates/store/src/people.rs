@@ -224,7 +224,7 @@ impl Store {
             .collect()
     }
 
-    /// Puts a person in a co-op (`operator`) or a community (`admin` | `member`), replacing
+    /// Puts a person in a co-op (`operator` | `treasurer`) or a community (`admin` | `member`), replacing
     /// their role there.
     pub async fn add_membership(
         &self,
@@ -234,10 +234,10 @@ impl Store {
         role: &str,
     ) -> Result<()> {
         match (kind, role) {
-            ("coop", "operator") | ("community", "admin") | ("community", "member") => {}
+            ("coop", "operator" | "treasurer") | ("community", "admin" | "member") => {}
             _ => {
                 return Err(StoreError::Invalid(format!(
-                    "no role {role:?} in a {kind}: a co-op has operators, a community admins and members"
+                    "no role {role:?} in a {kind}: a co-op has operators and treasurers, a community admins and members"
                 )))
             }
         }

@@ -5,6 +5,7 @@ pub mod apptest;
 pub mod backup;
 pub mod catalogue;
 pub mod completion;
+pub mod ledger;
 pub mod lifecycle;
 pub mod operate;
 pub mod recipe;

@@ -120,10 +120,7 @@ impl Serve {
     }
 
     async fn serve(self, ctx: &Ctx) -> anyhow::Result<u8> {
-        let store = match &self.database {
-            Some(url) => cooper_store::Store::open(&with_password_file(url)?).await?,
-            None => cooper_store::Store::open_default(&ctx.abra.root).await?,
-        };
+        let store = open_store(self.database.as_deref(), ctx).await?;
         if let Some(email) = &self.create_admin {
             let password = read_password(ctx)?;
             let p = cooper_web::create_admin(&store, email, &self.admin_name, &password).await?;
@@ -319,6 +316,17 @@ impl Serve {
         })?;
         Ok(Some(std::sync::Arc::new(oidc)))
     }
+}
+
+/// The store of `--database` (or `COOPER_DATABASE`), else `$ABRA_DIR/cooper/cooper.db`.
+pub(crate) async fn open_store(
+    database: Option<&str>,
+    ctx: &Ctx,
+) -> anyhow::Result<cooper_store::Store> {
+    Ok(match database {
+        Some(url) => cooper_store::Store::open(&with_password_file(url)?).await?,
+        None => cooper_store::Store::open_default(&ctx.abra.root).await?,
+    })
 }
 
 /// A Postgres URL without a password gets the one in `COOPER_DATABASE_PASSWORD_FILE` (a Swarm
