@@ -23,6 +23,9 @@ pub enum Right {
 pub enum Role {
     Member,
     CommunityAdmin,
+    /// Keeps a co-op's books (sees them, adds entries, closes months with an operator); no
+    /// right on its servers or instances.
+    Treasurer,
     Operator,
     FederationAdmin,
 }
@@ -32,6 +35,7 @@ impl Role {
         match self {
             Role::Member => "member",
             Role::CommunityAdmin => "community admin",
+            Role::Treasurer => "treasurer",
             Role::Operator => "operator",
             Role::FederationAdmin => "federation admin",
         }
@@ -76,6 +80,8 @@ pub struct Viewer {
     pub person: Person,
     /// Co-ops they operate for.
     pub coops: HashSet<String>,
+    /// Co-ops whose books they keep.
+    pub treasurer_of: HashSet<String>,
     /// Communities they belong to, with their role there (`admin` | `member`).
     pub communities: HashMap<String, String>,
 }
@@ -83,10 +89,14 @@ pub struct Viewer {
 impl Viewer {
     pub async fn load(store: &Store, person: Person) -> cooper_store::Result<Viewer> {
         let mut coops = HashSet::new();
+        let mut treasurer_of = HashSet::new();
         let mut communities = HashMap::new();
         for m in store.memberships(&person.id).await? {
-            match m.kind.as_str() {
-                "coop" => {
+            match (m.kind.as_str(), m.role.as_str()) {
+                ("coop", "treasurer") => {
+                    treasurer_of.insert(m.target_id);
+                }
+                ("coop", _) => {
                     coops.insert(m.target_id);
                 }
                 _ => {
@@ -97,6 +107,7 @@ impl Viewer {
         Ok(Viewer {
             person,
             coops,
+            treasurer_of,
             communities,
         })
     }
@@ -111,6 +122,8 @@ impl Viewer {
             Role::FederationAdmin
         } else if !self.coops.is_empty() {
             Role::Operator
+        } else if !self.treasurer_of.is_empty() {
+            Role::Treasurer
         } else if self.communities.values().any(|r| r == "admin") {
             Role::CommunityAdmin
         } else {
@@ -142,6 +155,45 @@ impl Viewer {
             Right::Execute
         } else {
             Right::None
+        }
+    }
+
+    /// The right on a co-op's books: its operators and treasurers keep them (and federation
+    /// admins); nobody else sees them.
+    pub fn on_coop(&self, coop: &str) -> Right {
+        if self.is_admin() || self.coops.contains(coop) || self.treasurer_of.contains(coop) {
+            Right::Execute
+        } else {
+            Right::None
+        }
+    }
+
+    /// The right on a community's books: its people read them; its co-op's operators and
+    /// treasurers keep them.
+    pub fn on_community(&self, community: &str, owners: &Owners) -> Right {
+        if let Some(coop) = owners.community_coop.get(community) {
+            if self.on_coop(coop) == Right::Execute {
+                return Right::Execute;
+            }
+        } else if self.is_admin() {
+            return Right::Execute;
+        }
+        if self.communities.contains_key(community) {
+            Right::Read
+        } else {
+            Right::None
+        }
+    }
+
+    /// The role a person closes a co-op's month in: `treasurer` or `operator` (federation
+    /// admins who are neither do not close).
+    pub fn closes_as(&self, coop: &str) -> Option<&'static str> {
+        if self.treasurer_of.contains(coop) {
+            Some("treasurer")
+        } else if self.coops.contains(coop) {
+            Some("operator")
+        } else {
+            None
         }
     }
 
@@ -183,6 +235,7 @@ mod tests {
         let mut v = Viewer {
             person: person(false),
             coops: HashSet::new(),
+            treasurer_of: HashSet::new(),
             communities: HashMap::new(),
         };
         assert_eq!(v.on_instance("a.example.org", "s1", &o), Right::None);
@@ -200,8 +253,33 @@ mod tests {
         let admin = Viewer {
             person: person(true),
             coops: HashSet::new(),
+            treasurer_of: HashSet::new(),
             communities: HashMap::new(),
         };
         assert_eq!(admin.on_server("unowned", &o), Right::Execute);
+    }
+
+    #[test]
+    fn treasurers_keep_books_and_touch_nothing_else() {
+        let mut o = owners();
+        o.community_coop.insert("comA".into(), "coopA".into());
+        o.community_coop.insert("comB".into(), "coopB".into());
+        let mut t = Viewer {
+            person: person(false),
+            coops: HashSet::new(),
+            treasurer_of: ["coopA".to_string()].into(),
+            communities: HashMap::new(),
+        };
+        assert_eq!(t.role(), Role::Treasurer);
+        assert_eq!(t.on_coop("coopA"), Right::Execute);
+        assert_eq!(t.on_coop("coopB"), Right::None);
+        assert_eq!(t.on_community("comA", &o), Right::Execute);
+        assert_eq!(t.on_community("comB", &o), Right::None);
+        assert_eq!(t.on_server("s1", &o), Right::None, "no right on servers");
+        assert_eq!(t.on_instance("a.example.org", "s1", &o), Right::None);
+        assert_eq!(t.closes_as("coopA"), Some("treasurer"));
+        t.communities.insert("comB".into(), "member".into());
+        assert_eq!(t.on_community("comB", &o), Right::Read, "a member reads");
+        assert_eq!(t.on_coop("coopB"), Right::None, "not the co-op's books");
     }
 }

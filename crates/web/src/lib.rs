@@ -8,7 +8,9 @@
 
 pub mod auth;
 pub mod authz;
+pub mod books;
 pub mod cache;
+pub mod charts;
 pub mod dns;
 pub mod jobs;
 pub mod list;

@@ -1992,12 +1992,15 @@ pub async fn invite(
     };
     let valid = matches!(
         (kind, f.role.as_str()),
-        ("coop", "operator") | ("community", "admin") | ("community", "member")
+        ("coop", "operator")
+            | ("coop", "treasurer")
+            | ("community", "admin")
+            | ("community", "member")
     );
     if !valid || !f.email.contains('@') {
         return problem(
             StatusCode::BAD_REQUEST,
-            "An invitation needs an email and a role that fits the place: operator of a co-op; admin or member of a community.",
+            "An invitation needs an email and a role that fits the place: operator or treasurer of a co-op; admin or member of a community.",
         );
     }
     let who = ctx.viewer().person.email.clone();

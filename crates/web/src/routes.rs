@@ -18,7 +18,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::auth::{self, StoreSessions};
 use crate::authz::{Owners, Right, Viewer};
-use crate::{pages, AppState};
+use crate::{books, pages, AppState};
 
 /// Who may use a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,11 @@ pub enum Rule {
     Job(Right),
     /// The request in `{request}`: the right on its app.
     Request(Right),
+    /// The books of the co-op in `{coop}` (its id): its operators and treasurers.
+    Coop(Right),
+    /// The books of the community in `{community}` (its id): its people read them, its
+    /// co-op's operators and treasurers keep them.
+    Community(Right),
 }
 
 /// One route of the table.
@@ -60,7 +65,7 @@ fn r(
 
 fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
     use Right::{Execute, Read, Request as Ask};
-    use Rule::{Admin, Instance, Job, Operator, Person, Public, Server};
+    use Rule::{Admin, Community, Coop, Instance, Job, Operator, Person, Public, Server};
     vec![
         r("GET", "/", Public, get(pages::home)),
         r("GET", "/healthz", Public, get(pages::healthz)),
@@ -236,6 +241,75 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
             Person,
             post(pages::save_notification_settings),
         ),
+        r("GET", "/books", Person, get(books::index)),
+        r("GET", "/books/coops/{coop}", Coop(Read), get(books::coop)),
+        r(
+            "GET",
+            "/books/coops/{coop}/entries",
+            Coop(Read),
+            get(books::entries),
+        ),
+        r(
+            "POST",
+            "/books/coops/{coop}/entries",
+            Coop(Execute),
+            post(books::add_entry),
+        ),
+        r(
+            "POST",
+            "/books/coops/{coop}/close",
+            Coop(Execute),
+            post(books::close),
+        ),
+        r(
+            "GET",
+            "/books/coops/{coop}/rule",
+            Coop(Read),
+            get(books::rule),
+        ),
+        r(
+            "POST",
+            "/books/coops/{coop}/rule",
+            Coop(Execute),
+            post(books::set_rule),
+        ),
+        r(
+            "POST",
+            "/books/coops/{coop}/public",
+            Coop(Execute),
+            post(books::set_public),
+        ),
+        r(
+            "GET",
+            "/books/coops/{coop}/settlement.json",
+            Coop(Read),
+            get(books::coop_json),
+        ),
+        r(
+            "GET",
+            "/books/coops/{coop}/entries.csv",
+            Coop(Read),
+            get(books::coop_csv),
+        ),
+        r(
+            "GET",
+            "/books/communities/{community}",
+            Community(Read),
+            get(books::community),
+        ),
+        r(
+            "GET",
+            "/books/communities/{community}/books.json",
+            Community(Read),
+            get(books::community_json),
+        ),
+        r(
+            "GET",
+            "/books/communities/{community}/books.csv",
+            Community(Read),
+            get(books::community_csv),
+        ),
+        r("GET", "/open/{coop}", Public, get(books::open)),
         r("GET", "/admin/notifications", Admin, get(pages::webhooks)),
         r("POST", "/admin/webhooks", Admin, post(pages::add_webhook)),
         r(
@@ -402,6 +476,24 @@ async fn guard(
                     Err(e) => return pages::internal(e),
                 };
                 Some((need, instance_right(state, v, domain.as_deref(), &owners)))
+            }
+            Rule::Coop(need) => {
+                let coop = params.get("coop").cloned().unwrap_or_default();
+                let right = if owners.coop_names.contains_key(&coop) {
+                    v.on_coop(&coop)
+                } else {
+                    Right::None
+                };
+                Some((need, right))
+            }
+            Rule::Community(need) => {
+                let community = params.get("community").cloned().unwrap_or_default();
+                let right = if owners.community_names.contains_key(&community) {
+                    v.on_community(&community, &owners)
+                } else {
+                    Right::None
+                };
+                Some((need, right))
             }
         };
         if let Some((need, had)) = needed_and_had {

@@ -17,14 +17,16 @@ enum Who {
     OperatorA,
     CommunityAdminA,
     MemberA,
+    TreasurerA,
 }
 
-const EVERYONE: [Who; 5] = [
+const EVERYONE: [Who; 6] = [
     Who::Anonymous,
     Who::Admin,
     Who::OperatorA,
     Who::CommunityAdminA,
     Who::MemberA,
+    Who::TreasurerA,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,27 @@ fn expected(rule: Rule, who: Who, side: Side) -> Expect {
             };
             by_level(need, had)
         }
+        // A co-op's books: its operators and treasurers keep them; community people do not
+        // see them, not even their own co-op's.
+        Rule::Coop(need) => {
+            let had = match (who, side) {
+                (Who::Admin, _) => Right::Execute,
+                (Who::OperatorA | Who::TreasurerA, Side::Own) => Right::Execute,
+                _ => Right::None,
+            };
+            by_level(need, had)
+        }
+        // A community's books: its own people read them; another community's do not exist
+        // for them; its co-op's operators and treasurers keep them.
+        Rule::Community(need) => {
+            let had = match (who, side) {
+                (Who::Admin, _) => Right::Execute,
+                (Who::OperatorA | Who::TreasurerA, Side::Own) => Right::Execute,
+                (Who::CommunityAdminA | Who::MemberA, Side::Own) => Right::Read,
+                _ => Right::None,
+            };
+            by_level(need, had)
+        }
     }
 }
 
@@ -143,6 +166,8 @@ fn fill(path: &str, side: Side, w: &World, ids: &Ids, token: &str) -> String {
         .replace("{token}", token)
         .replace("{webhook}", "no-such-webhook")
         .replace("{instance_request}", "no-such-request")
+        .replace("{coop}", [&w.coop_a, &w.coop_b][i])
+        .replace("{community}", [&w.community_a, &w.community_b][i])
 }
 
 async fn matrix(postgres: bool) {
@@ -162,6 +187,7 @@ async fn matrix(postgres: bool) {
             Who::OperatorA => Some("operator@a.example.org"),
             Who::CommunityAdminA => Some("admin@community-a.example.org"),
             Who::MemberA => Some("member@community-a.example.org"),
+            Who::TreasurerA => Some("treasurer@a.example.org"),
         };
         if let Some(e) = email {
             client.login(e).await;

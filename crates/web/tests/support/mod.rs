@@ -73,9 +73,12 @@ pub struct World {
     pub operator_a: String,
     pub community_admin_a: String,
     pub member_a: String,
+    pub treasurer_a: String,
     pub throwaway: String,
     pub coop_a: String,
+    pub coop_b: String,
     pub community_a: String,
+    pub community_b: String,
 }
 
 pub const OWN: &str = "a1.alpha.example.org";
@@ -137,6 +140,7 @@ pub async fn world(postgres: bool) -> Option<World> {
     let operator_a = add("operator@a.example.org", false).await;
     let community_admin_a = add("admin@community-a.example.org", false).await;
     let member_a = add("member@community-a.example.org", false).await;
+    let treasurer_a = add("treasurer@a.example.org", false).await;
     let throwaway = add("someone@example.org", false).await;
     let coop_a = store.add_coop("Co-op A").await.unwrap().id;
     let coop_b = store.add_coop("Co-op B").await.unwrap().id;
@@ -159,6 +163,10 @@ pub async fn world(postgres: bool) -> Option<World> {
         .await
         .unwrap();
     store
+        .add_membership(&treasurer_a, "coop", &coop_a, "treasurer")
+        .await
+        .unwrap();
+    store
         .add_membership(&community_admin_a, "community", &community_a, "admin")
         .await
         .unwrap();
@@ -177,9 +185,12 @@ pub async fn world(postgres: bool) -> Option<World> {
         operator_a,
         community_admin_a,
         member_a,
+        treasurer_a,
         throwaway,
         coop_a,
+        coop_b,
         community_a,
+        community_b,
     })
 }
 
