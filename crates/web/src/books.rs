@@ -34,14 +34,15 @@ pub struct PeriodQuery {
     period: Option<String>,
 }
 
-fn period_of(q: &PeriodQuery, default: Period) -> Result<Period, Response> {
+/// The month asked for, or `default`; a bad one is answered with a page naming it.
+fn period_of(q: &PeriodQuery, default: Period) -> Result<Period, Box<Response>> {
     match q.period.as_deref().filter(|p| !p.is_empty()) {
         None => Ok(default),
         Some(p) => p.parse().map_err(|e| {
-            problem(
+            Box::new(problem(
                 StatusCode::BAD_REQUEST,
                 &format!("period: {e}. Give the month as YYYY-MM, e.g. 2026-11."),
-            )
+            ))
         }),
     }
 }
@@ -368,7 +369,7 @@ pub async fn coop(
 ) -> Response {
     let period = match period_of(&q, last_month()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let name = ctx
         .owners
@@ -760,7 +761,7 @@ pub async fn entries(
 ) -> Response {
     let period = match period_of(&q, last_month()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let list = match s.store.entries(&coop, Some(period)).await {
         Ok(l) => l,
@@ -906,7 +907,7 @@ pub async fn coop_json(
 ) -> Response {
     let period = match period_of(&q, last_month()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let settlement = match s.store.settlement(&coop, period).await {
         Ok(Some(r)) => {
@@ -934,7 +935,7 @@ pub async fn coop_csv(
 ) -> Response {
     let period = match period_of(&q, last_month()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.store.entries(&coop, Some(period)).await {
         Ok(list) => download(
@@ -982,7 +983,7 @@ async fn community_months(
     s: &AppState,
     ctx: &Ctx,
     community: &str,
-) -> Result<(String, String, Vec<SettlementRow>), Response> {
+) -> Result<(String, String, Vec<SettlementRow>), Box<Response>> {
     let name = ctx
         .owners
         .community_names
@@ -995,7 +996,11 @@ async fn community_months(
         .get(community)
         .cloned()
         .unwrap_or_default();
-    let mut rows = s.store.settlements(&coop).await.map_err(internal)?;
+    let mut rows = s
+        .store
+        .settlements(&coop)
+        .await
+        .map_err(|e| Box::new(internal(e)))?;
     rows.sort_by_key(|r| r.period);
     Ok((name, coop, rows))
 }
@@ -1008,12 +1013,12 @@ pub async fn community(
 ) -> Response {
     let (name, coop, rows) = match community_months(&s, &ctx, &community).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let latest = rows.last().map(|r| r.period).unwrap_or_else(last_month);
     let period = match period_of(&q, latest) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let row = rows.iter().find(|r| r.period == period);
     let part = row.and_then(|r| {
@@ -1155,7 +1160,7 @@ pub async fn community_json(
 ) -> Response {
     let (name, _, rows) = match community_months(&s, &ctx, &community).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let months: Vec<serde_json::Value> = rows
         .iter()
@@ -1186,7 +1191,7 @@ pub async fn community_csv(
 ) -> Response {
     let (name, _, rows) = match community_months(&s, &ctx, &community).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(["period", "state", "currency", "what", "amount"]);
