@@ -784,7 +784,7 @@ pub async fn entries(
                 date: date_text(e.date),
                 kind: e.kind.as_str().into(),
                 amount: if e.minutes != 0 {
-                    format!("{} h", hours_text(e.minutes))
+                    hours_text(e.minutes)
                 } else {
                     e.amount_text()
                 },
