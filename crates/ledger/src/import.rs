@@ -129,6 +129,24 @@ pub const TEMPLATE_COLUMNS: &[&str] = &[
     "until", "hours", "note", "corrects", "key",
 ];
 
+/// cooper's template: the header and an example line of each kind (what `cooper ledger
+/// template` prints and the dashboard offers as a download).
+pub fn template_example() -> String {
+    let mut s = TEMPLATE_COLUMNS.join(",");
+    s.push('\n');
+    for line in [
+        "2026-11-02,contribution,300.00,EUR,community:riseup,shared,,received,,,,November,,riseup-2026-11",
+        "2026-06-01,contribution,300.00,EUR,community:riseup,shared,,pledged,monthly,2027-05-31,,a year's pledge,,riseup-pledge",
+        "2026-11-01,cost,120.00,EUR,coop:tech,server:hetzner1,server,,,,,Hetzner invoice,,hetzner-2026-11",
+        "2026-11-10,labour,,,person:ana@example.org,instance:cloud.example.org,,,,,1:30,upgrade,,",
+        "2026-11-30,payout,200.00,EUR,person:ana@example.org,shared,,,,,,October hours,,",
+    ] {
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
 /// Guesses a file's format from its header.
 pub fn detect(text: &str) -> Format {
     let header = text.lines().next().unwrap_or("").to_ascii_lowercase();

@@ -8,10 +8,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use cooper_ledger::import::{self, Format, ImportFile};
 use cooper_ledger::settle::Instance;
+use cooper_ledger::Ref;
 use cooper_ledger::{settle, CostKey, Currency, Input, Period, Rate, Rule, Settlement};
 use cooper_recipe::abra_dir::AbraDir;
-use cooper_store::{Closing, Store};
+use cooper_store::{Closing, ImportOutcome, Store};
 use futures_util::future::join_all;
 
 /// How long one server's engine may take to give its figures.
@@ -26,6 +28,10 @@ pub enum BooksError {
     Ledger(#[from] cooper_ledger::LedgerError),
     #[error(transparent)]
     State(#[from] cooper_recipe::abra_dir::StateError),
+    #[error("{0}")]
+    Import(#[from] cooper_ledger::import::ImportError),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A preview: the settlement and what was worth saying about how it was made.
@@ -235,4 +241,94 @@ pub async fn close(
         )
         .await?;
     Ok((result?, p))
+}
+
+/// The parties Open Collective accounts map to: `maps` first (`SLUG=community:NAME`), then the
+/// co-op's communities by name or by the slug of their name.
+pub async fn party_map(
+    store: &Store,
+    coop: &str,
+    maps: &[String],
+) -> Result<HashMap<String, Ref>, BooksError> {
+    let mut out = HashMap::new();
+    for c in store
+        .communities()
+        .await?
+        .into_iter()
+        .filter(|c| c.coop_id == coop)
+    {
+        out.insert(c.name.to_lowercase(), Ref::Community(c.name.clone()));
+        out.insert(slug(&c.name), Ref::Community(c.name));
+    }
+    for m in maps.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
+        let (k, v) = m.split_once('=').ok_or_else(|| {
+            BooksError::Invalid(format!("map {m:?}: write it as SLUG=community:NAME"))
+        })?;
+        out.insert(k.trim().to_lowercase(), v.trim().parse()?);
+    }
+    Ok(out)
+}
+
+/// A name as Open Collective makes a slug of it: `Riseup Community` → `riseup-community`.
+pub fn slug(name: &str) -> String {
+    name.to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Reads a file to import into a co-op's books: in `format` (`opencollective`, `cooper`) or
+/// the one its header shows; nothing is stored. Every bad line is in the error.
+pub async fn read_import(
+    store: &Store,
+    coop: &str,
+    text: &str,
+    format: Option<&str>,
+    maps: &[String],
+    origin: &str,
+) -> Result<ImportFile, BooksError> {
+    let format = match format.map(str::trim).filter(|f| !f.is_empty()) {
+        None | Some("detect") => import::detect(text),
+        Some("opencollective" | "oc") => Format::OpenCollective,
+        Some("cooper" | "csv") => Format::Cooper,
+        Some(f) => {
+            return Err(BooksError::Invalid(format!(
+                "format {f:?}: use opencollective or cooper"
+            )))
+        }
+    };
+    let map = party_map(store, coop, maps).await?;
+    let lookup = |slug: &str, name: &str| {
+        map.get(&slug.to_lowercase())
+            .or_else(|| map.get(&name.to_lowercase()))
+            .cloned()
+    };
+    Ok(import::read(text, format, origin, &lookup)?)
+}
+
+/// Stores what [`read_import`] read, all or nothing, and says so in the audit log.
+pub async fn import_file(
+    store: &Store,
+    coop: &str,
+    file: &ImportFile,
+    origin: &str,
+    by: &str,
+) -> Result<ImportOutcome, BooksError> {
+    let outcome = store.import_entries(coop, origin, &file.entries, by).await;
+    let said = match &outcome {
+        Ok(o) => format!("{} added, {} already there", o.added, o.already),
+        Err(e) => format!("refused: {e}"),
+    };
+    store
+        .audit(
+            by,
+            "ledger import",
+            None,
+            None,
+            if outcome.is_ok() { "ok" } else { "failed" },
+            &format!("{origin} ({}): {said}", file.format),
+        )
+        .await?;
+    Ok(outcome?)
 }

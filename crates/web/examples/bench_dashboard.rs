@@ -8,12 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{header, Request};
+mod common;
+
 use cooper_engine::exec::StackStatus;
 use cooper_web::live::{ServerState, Source};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
 
 struct Stub(BTreeMap<String, BTreeMap<String, StackStatus>>);
 
@@ -125,38 +123,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let router = cooper_web::app(state.clone());
 
-    // Log in through the router itself, as a browser would.
-    let login = router
-        .clone()
-        .oneshot(Request::get("/login").body(Body::empty())?)
-        .await?;
-    let cookie = login
-        .headers()
-        .get(header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_default()
-        .to_string();
-    let page = String::from_utf8(login.into_body().collect().await?.to_bytes().to_vec())?;
-    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    let csrf = page[at..].split('"').next().unwrap_or_default().to_string();
-    let form = format!("csrf={csrf}&email=bench%40example.org&password=benchmark+password");
-    let res = router
-        .clone()
-        .oneshot(
-            Request::post("/login")
-                .header(header::COOKIE, &cookie)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(form))?,
-        )
-        .await?;
-    let cookie = res
-        .headers()
-        .get(header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or(&cookie)
-        .to_string();
+    let cookie = common::login(&router, "bench@example.org", "benchmark password").await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("URL http://{}", listener.local_addr()?);

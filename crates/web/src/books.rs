@@ -324,6 +324,15 @@ fn month_facts(s: &Settlement) -> Vec<Figure> {
         figure("paid", s.paid, c),
         figure("carried over", s.carry_out, c),
     ]);
+    if !s.payouts.is_empty() {
+        // What was actually paid out this month (entries of kind payout), beside what the
+        // shares say is owed.
+        f.push(figure(
+            "payouts recorded",
+            s.payouts.iter().map(|(_, v)| v).sum(),
+            c,
+        ));
+    }
     f
 }
 
@@ -729,6 +738,176 @@ pub async fn set_public(
     )
     .await;
     Redirect::to(&format!("/books/coops/{coop}")).into_response()
+}
+
+// --- imports ---
+
+#[derive(Template)]
+#[template(path = "books_import.html")]
+pub struct ImportPage {
+    pub c: Chrome,
+    pub coop_id: String,
+    pub coop: String,
+    pub origin: String,
+    pub outcome: String,
+    pub problems: Vec<String>,
+    pub notices: Vec<String>,
+}
+
+/// cooper's CSV template, with an example line of each kind.
+pub async fn template() -> Response {
+    download(
+        import::template_example(),
+        "text/csv; charset=utf-8",
+        "cooper-ledger-template.csv",
+    )
+}
+
+/// Imports an uploaded file (Open Collective's export or cooper's template) into the co-op's
+/// books, all or nothing, through the same `cooper_ops::books` functions as `cooper ledger
+/// import`; or only checks it.
+pub async fn import(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(coop): Path<String>,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let Ok(mut form) = form else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Send the file with the import form (a multipart form with a file).",
+        );
+    };
+    let (mut text, mut origin, mut format, mut maps, mut dry_run) = (
+        None,
+        String::from("upload"),
+        String::new(),
+        String::new(),
+        false,
+    );
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The upload was cut off or malformed ({e}): try again."),
+                )
+            }
+        };
+        match field.name().unwrap_or_default() {
+            "file" => {
+                if let Some(name) = field.file_name().filter(|n| !n.is_empty()) {
+                    origin = name.to_string();
+                }
+                let bytes = match field.bytes().await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return problem(
+                            StatusCode::BAD_REQUEST,
+                            &format!("The file did not arrive whole ({e}): try again."),
+                        )
+                    }
+                };
+                text = Some(bytes);
+            }
+            "format" => format = field.text().await.unwrap_or_default(),
+            "maps" => maps = field.text().await.unwrap_or_default(),
+            "dry_run" => dry_run = true,
+            _ => {}
+        }
+    }
+    let name = ctx
+        .owners
+        .coop_names
+        .get(&coop)
+        .cloned()
+        .unwrap_or_default();
+    let page =
+        |status: StatusCode, outcome: String, problems: Vec<String>, notices: Vec<String>| {
+            let mut r = render(ImportPage {
+                c: chrome(&ctx, format!("Import into the books of {name}"), "books"),
+                coop_id: coop.clone(),
+                coop: name.clone(),
+                origin: origin.clone(),
+                outcome,
+                problems,
+                notices,
+            });
+            *r.status_mut() = status;
+            r
+        };
+    let Some(bytes) = text.filter(|b| !b.is_empty()) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "No file was chosen, or it is empty: choose the CSV file to import.".into(),
+            vec![],
+            vec![],
+        );
+    };
+    let Ok(text) = String::from_utf8(bytes.to_vec()) else {
+        return page(StatusCode::BAD_REQUEST, format!("{origin} is not UTF-8 text: export it (or save it) as CSV in UTF-8 and import that."), vec![], vec![]);
+    };
+    let maps: Vec<String> = maps.lines().map(str::to_string).collect();
+    let file = match cooper_ops::books::read_import(
+        &s.store,
+        &coop,
+        &text,
+        Some(&format),
+        &maps,
+        &origin,
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(cooper_ops::books::BooksError::Import(e)) => return page(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Nothing was imported from {origin}: fix these lines and import the file again."
+            ),
+            e.problems,
+            vec![],
+        ),
+        Err(e) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                format!("Nothing was imported from {origin}: {e}"),
+                vec![],
+                vec![],
+            )
+        }
+    };
+    if dry_run {
+        return page(
+            StatusCode::OK,
+            format!(
+                "{origin} ({}) reads cleanly: {} entries; nothing was changed.",
+                file.format,
+                file.entries.len()
+            ),
+            vec![],
+            file.notices,
+        );
+    }
+    let who = ctx.viewer().person.email.clone();
+    match cooper_ops::books::import_file(&s.store, &coop, &file, &origin, &who).await {
+        Ok(o) => page(
+            StatusCode::OK,
+            format!(
+                "{origin} ({}): {} added, {} already in the books.",
+                file.format, o.added, o.already
+            ),
+            vec![],
+            file.notices,
+        ),
+        Err(e) => page(
+            StatusCode::CONFLICT,
+            format!("Nothing was imported from {origin}: {e}"),
+            vec![],
+            file.notices,
+        ),
+    }
 }
 
 // --- entries and rule ---

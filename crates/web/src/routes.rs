@@ -257,6 +257,13 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         r(
             "POST",
+            "/books/coops/{coop}/import",
+            Coop(Execute),
+            post(books::import),
+        ),
+        r("GET", "/books/template.csv", Person, get(books::template)),
+        r(
+            "POST",
             "/books/coops/{coop}/close",
             Coop(Execute),
             post(books::close),
@@ -349,10 +356,32 @@ impl Ctx {
 struct Guard {
     state: AppState,
     rule: Rule,
+    /// The largest body this route reads.
+    max_body: usize,
 }
 
 /// The largest form accepted (forms are small; this stops a body from filling memory).
 const MAX_FORM: usize = 64 * 1024;
+
+/// Routes that take a file (a multipart form), and the largest file they take.
+const UPLOADS: [&str; 1] = ["/books/coops/{coop}/import"];
+const MAX_UPLOAD: usize = 16 * 1024 * 1024;
+
+/// The CSRF field of a multipart form (a file upload).
+async fn multipart_csrf(content_type: &str, bytes: &axum::body::Bytes) -> String {
+    let Ok(boundary) = multer::parse_boundary(content_type) else {
+        return String::new();
+    };
+    let body = bytes.clone();
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some("csrf") {
+            return field.text().await.unwrap_or_default();
+        }
+    }
+    String::new()
+}
 
 async fn guard(
     State(g): State<Guard>,
@@ -368,13 +397,29 @@ async fn guard(
     // State changes carry the session's CSRF token in their form.
     let req = if req.method() == Method::POST {
         let (parts, body) = req.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
-            return pages::problem(StatusCode::PAYLOAD_TOO_LARGE, "That form is too large.");
+        let Ok(bytes) = axum::body::to_bytes(body, g.max_body).await else {
+            return pages::problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                if g.max_body > MAX_FORM {
+                    "That file is too large (16 MiB at most): split it by date and import the parts."
+                } else {
+                    "That form is too large."
+                },
+            );
         };
-        let given = url::form_urlencoded::parse(&bytes)
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.into_owned())
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
+        let given = if content_type.starts_with("multipart/form-data") {
+            multipart_csrf(content_type, &bytes).await
+        } else {
+            url::form_urlencoded::parse(&bytes)
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
         if given.is_empty() || !auth::csrf_ok(&session, &given).await {
             return denied(
                 "csrf",
@@ -564,6 +609,11 @@ pub fn router(state: AppState) -> Router {
             Guard {
                 state: state.clone(),
                 rule: route.rule,
+                max_body: if UPLOADS.contains(&route.path) {
+                    MAX_UPLOAD
+                } else {
+                    MAX_FORM
+                },
             },
             guard,
         ));

@@ -241,3 +241,131 @@ async fn books_through_the_dashboard_on_sqlite() {
 async fn books_through_the_dashboard_on_postgres() {
     books(true).await;
 }
+
+/// Posts a multipart form as a browser's file input would: fields, then one file.
+async fn upload(
+    client: &mut Client,
+    path: &str,
+    fields: &[(&str, &str)],
+    file: (&str, &str),
+) -> Page {
+    let csrf = client.csrf().await;
+    let boundary = "----cooper-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = String::new();
+    for (k, v) in std::iter::once(&("csrf", csrf.as_str())).chain(fields) {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: text/csv\r\n\r\n{}\r\n--{boundary}--\r\n",
+        file.0, file.1
+    ));
+    client
+        .send(
+            axum::http::Request::post(path)
+                .header(
+                    axum::http::header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(axum::body::Body::from(body))
+                .unwrap(),
+        )
+        .await
+}
+
+const OC: &str = include_str!("../../ledger/tests/fixtures/opencollective-transactions.csv");
+const OC_BAD: &str = include_str!("../../ledger/tests/fixtures/opencollective-bad.csv");
+
+async fn imports(postgres: bool) {
+    let Some(w) = world(postgres).await else {
+        return;
+    };
+    let coop = &w.coop_a;
+    let path = format!("/books/coops/{coop}/import");
+    let mut treasurer = Client::new(&w.router);
+    treasurer.login("treasurer@a.example.org").await;
+
+    // A bad file: every bad line named, nothing imported.
+    let page = upload(&mut treasurer, &path, &[], ("bad.csv", OC_BAD)).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("line 3"), "{}", page.body);
+    assert!(page.body.contains("BALANCE_TRANSFER"), "{}", page.body);
+    assert!(w.store.entries(coop, None).await.unwrap().is_empty());
+
+    // Only checking changes nothing.
+    let page = upload(
+        &mut treasurer,
+        &path,
+        &[("dry_run", "on")],
+        ("transactions.csv", OC),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("reads cleanly"), "{}", page.body);
+    assert!(w.store.entries(coop, None).await.unwrap().is_empty());
+
+    // The export, mapped to Community A; then again: nothing more.
+    let maps = [("maps", "riseup-community=community:Community A")];
+    let page = upload(&mut treasurer, &path, &maps, ("transactions.csv", OC)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let added = w.store.entries(coop, None).await.unwrap().len();
+    assert!(added >= 12, "{added}");
+    assert!(
+        page.body.contains(&format!("{added} added, 0 already")),
+        "{}",
+        page.body
+    );
+    let page = upload(&mut treasurer, &path, &maps, ("transactions.csv", OC)).await;
+    assert!(
+        page.body.contains(&format!("0 added, {added} already")),
+        "{}",
+        page.body
+    );
+    assert_eq!(w.store.entries(coop, None).await.unwrap().len(), added);
+    let mapped = w
+        .store
+        .entries_of_party(coop, "community:Community A")
+        .await
+        .unwrap();
+    assert!(
+        !mapped.is_empty(),
+        "the account was mapped to the community"
+    );
+
+    // Without the form's CSRF field the upload is refused before anything is read.
+    let mut stranger = treasurer.clone();
+    let res = stranger
+        .send(
+            axum::http::Request::post(&path)
+                .header(
+                    axum::http::header::CONTENT_TYPE,
+                    "multipart/form-data; boundary=x",
+                )
+                .body(axum::body::Body::from(format!(
+                    "--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.csv\"\r\n\r\n{OC}\r\n--x--\r\n"
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(res.denied.as_deref(), Some("csrf"));
+
+    // The template download is cooper's header and an example of each kind.
+    let t = treasurer.get("/books/template.csv").await;
+    assert!(
+        t.body.starts_with("date,kind,amount,currency,party"),
+        "{}",
+        t.body
+    );
+}
+
+#[tokio::test]
+async fn imports_through_the_dashboard_on_sqlite() {
+    imports(false).await;
+}
+
+#[tokio::test]
+async fn imports_through_the_dashboard_on_postgres() {
+    imports(true).await;
+}

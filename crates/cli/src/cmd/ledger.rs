@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use cooper_ledger::entry::{date_text, hours_text};
-use cooper_ledger::import::{self, Format};
-use cooper_ledger::{format_amount, Period, Rate, Ref, Settlement};
+use cooper_ledger::import;
+use cooper_ledger::{format_amount, Period, Rate, Settlement};
 use cooper_store::{Closing, Store};
 
 use crate::{output, Ctx};
@@ -61,6 +61,7 @@ struct Add {
     /// The amount (12.50), in --currency. Not for labour (the rule values hours).
     #[arg(long, allow_hyphen_values = true)]
     amount: Option<String>,
+    /// The amount's ISO currency code (EUR, GBP, …).
     #[arg(long, default_value = "EUR")]
     currency: String,
     /// Who: community:NAME, person:EMAIL, coop:NAME, external:NAME.
@@ -85,6 +86,7 @@ struct Add {
     /// A recurring pledge's last day.
     #[arg(long)]
     until: Option<String>,
+    /// What it was (an invoice number, the work done).
     #[arg(long, default_value = "")]
     note: String,
     /// The id (or import key) of the entry this corrects; then the amount may be negative.
@@ -93,12 +95,14 @@ struct Add {
     /// Who adds it (recorded with the entry; default: $USER).
     #[arg(long, env = "COOPER_PERSON")]
     by: Option<String>,
+    /// Print JSON instead of words and tables.
     #[arg(short = 'm', long)]
     machine: bool,
 }
 
 #[derive(Debug, Args)]
 struct Import {
+    /// The CSV file to read.
     file: PathBuf,
     /// opencollective | cooper (default: from the header).
     #[arg(long)]
@@ -110,8 +114,10 @@ struct Import {
     /// Read and check the file, print what would be added, change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Who does it (recorded with the entries; default: $USER).
     #[arg(long, env = "COOPER_PERSON")]
     by: Option<String>,
+    /// Print JSON instead of words and tables.
     #[arg(short = 'm', long)]
     machine: bool,
 }
@@ -133,6 +139,7 @@ struct Settle {
     /// The role they act in: treasurer or operator.
     #[arg(long = "as", value_name = "ROLE")]
     role: Option<String>,
+    /// Print JSON instead of words and tables.
     #[arg(short = 'm', long)]
     machine: bool,
 }
@@ -148,8 +155,10 @@ struct Report {
     /// The month's entries instead (as cooper's CSV with --csv).
     #[arg(long)]
     entries: bool,
+    /// With --entries: print them as cooper's CSV (what `import` reads).
     #[arg(long, requires = "entries")]
     csv: bool,
+    /// Print JSON instead of words and tables.
     #[arg(short = 'm', long)]
     machine: bool,
 }
@@ -159,6 +168,7 @@ struct RuleArgs {
     /// A TOML file with the new rule (see `docs/ledger.md`).
     #[arg(long, value_name = "FILE")]
     set: Option<PathBuf>,
+    /// Who sets it (recorded with the version; default: $USER).
     #[arg(long, env = "COOPER_PERSON")]
     by: Option<String>,
 }
@@ -196,7 +206,7 @@ impl Ledger {
 
     async fn run_async(self, ctx: &Ctx) -> anyhow::Result<u8> {
         if let LedgerCommand::Template = self.command {
-            print!("{}", template());
+            print!("{}", import::template_example());
             return Ok(0);
         }
         let store = super::serve::open_store(self.database.as_deref(), ctx).await?;
@@ -259,57 +269,13 @@ async fn add(store: &Store, coop: &str, a: Add) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The parties an Open Collective account maps to: `--map` first, then a community of the
-/// co-op whose name is the account's slug or name.
-async fn party_map(
-    store: &Store,
-    coop: &str,
-    maps: &[String],
-) -> anyhow::Result<HashMap<String, Ref>> {
-    let mut out = HashMap::new();
-    for c in store
-        .communities()
-        .await?
-        .into_iter()
-        .filter(|c| c.coop_id == coop)
-    {
-        out.insert(c.name.to_lowercase(), Ref::Community(c.name.clone()));
-        out.insert(slug(&c.name), Ref::Community(c.name));
-    }
-    for m in maps {
-        let (k, v) = m
-            .split_once('=')
-            .with_context(|| format!("--map {m:?}: write it as SLUG=community:NAME"))?;
-        out.insert(k.trim().to_lowercase(), v.parse()?);
-    }
-    Ok(out)
-}
-
-fn slug(name: &str) -> String {
-    name.to_lowercase()
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
 async fn import_file(store: &Store, coop: &str, i: Import) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(&i.file)
         .with_context(|| format!("reading {}", i.file.display()))?;
-    let format = match i.format.as_deref() {
-        None => import::detect(&text),
-        Some("opencollective" | "oc") => Format::OpenCollective,
-        Some("cooper" | "csv") => Format::Cooper,
-        Some(f) => bail!("--format {f:?}: use opencollective or cooper"),
-    };
-    let map = party_map(store, coop, &i.maps).await?;
-    let lookup = |slug: &str, name: &str| {
-        map.get(&slug.to_lowercase())
-            .or_else(|| map.get(&name.to_lowercase()))
-            .cloned()
-    };
     let origin = i.file.display().to_string();
-    let file = import::read(&text, format, &origin, &lookup)?;
+    let file =
+        cooper_ops::books::read_import(store, coop, &text, i.format.as_deref(), &i.maps, &origin)
+            .await?;
     for n in &file.notices {
         eprintln!("note: {origin}: {n}");
     }
@@ -325,9 +291,8 @@ async fn import_file(store: &Store, coop: &str, i: Import) -> anyhow::Result<u8>
         }
         return Ok(0);
     }
-    let outcome = store
-        .import_entries(coop, &origin, &file.entries, &whoami(i.by))
-        .await?;
+    let outcome =
+        cooper_ops::books::import_file(store, coop, &file, &origin, &whoami(i.by)).await?;
     if i.machine {
         output::json(
             &serde_json::json!({ "format": file.format, "added": outcome.added, "already": outcome.already, "notices": file.notices }),
@@ -352,14 +317,15 @@ async fn settle_month(ctx: &Ctx, store: &Store, coop: &str, s: Settle) -> anyhow
             .person_by_email(&by)
             .await?
             .with_context(|| format!("--by {by}: no such person in the store"))?;
-        let acts = person.federation_admin
-            || store
-                .memberships(&person.id)
-                .await?
-                .iter()
-                .any(|m| m.kind == "coop" && m.target_id == coop && m.role == role);
+        // Only the two roles close, each in their own: being a federation admin is not one.
+        let acts = store
+            .memberships(&person.id)
+            .await?
+            .iter()
+            .any(|m| m.kind == "coop" && m.target_id == coop && m.role == role);
         if !acts {
-            bail!("{by} is not a {role} of this co-op: closing is done by a treasurer and an operator of it");
+            let article = if role == "operator" { "an" } else { "a" };
+            bail!("{by} is not {article} {role} of this co-op: closing is done by a treasurer and an operator of it");
         }
         let (closing, p) =
             cooper_ops::books::close(&ctx.abra, store, coop, period, &rates, &person.email, &role)
@@ -368,12 +334,12 @@ async fn settle_month(ctx: &Ctx, store: &Store, coop: &str, s: Settle) -> anyhow
         if !s.machine {
             match closing {
                 Closing::Proposed => println!(
-                    "{period} proposed by {} as {role}; a {} closes it with the same command",
+                    "{period} proposed by {} as {role}; {} closes it with the same command",
                     person.email,
                     if role == "treasurer" {
-                        "operator"
+                        "an operator"
                     } else {
-                        "treasurer"
+                        "a treasurer"
                     }
                 ),
                 Closing::Closed => println!("{period} closed: its entries do not change any more"),
@@ -561,15 +527,4 @@ async fn rule(store: &Store, coop: &str, r: RuleArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
-}
-
-fn template() -> String {
-    let mut s = import::TEMPLATE_COLUMNS.join(",");
-    s.push('\n');
-    s.push_str("2026-11-02,contribution,300.00,EUR,community:riseup,shared,,received,,,,November,,riseup-2026-11\n");
-    s.push_str("2026-06-01,contribution,300.00,EUR,community:riseup,shared,,pledged,monthly,2027-05-31,,a year's pledge,,riseup-pledge\n");
-    s.push_str("2026-11-01,cost,120.00,EUR,coop:tech,server:hetzner1,server,,,,,Hetzner invoice,,hetzner-2026-11\n");
-    s.push_str("2026-11-10,labour,,,person:ana@example.org,instance:cloud.example.org,,,,,1:30,upgrade,,\n");
-    s.push_str("2026-11-30,payout,200.00,EUR,person:ana@example.org,shared,,,,,,October hours,,\n");
-    s
 }
