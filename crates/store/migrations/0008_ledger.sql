@@ -26,6 +26,8 @@ CREATE TABLE ledger_entries (
 );
 CREATE INDEX ledger_entries_period ON ledger_entries (coop_id, period);
 CREATE INDEX ledger_entries_party ON ledger_entries (coop_id, party);
+-- Pledges that may fall due in a month are read apart from the month's entries.
+CREATE INDEX ledger_entries_status ON ledger_entries (coop_id, status, period);
 
 CREATE TABLE ledger_rules (
     coop_id TEXT NOT NULL REFERENCES coops (id),

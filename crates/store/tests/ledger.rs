@@ -399,3 +399,50 @@ proptest! {
         })?;
     }
 }
+
+on_both!(
+    a_pledge_is_read_in_every_month_it_falls_due,
+    |s: Store| async move {
+        let coop = s.add_coop("Tech").await.unwrap().id;
+        s.set_rule(&coop, RULE, "rule.toml", "t@x").await.unwrap();
+        let mut pledge = entry(
+            Kind::Contribution,
+            "2026-06-01",
+            30000,
+            "community:riseup",
+            "shared",
+        );
+        pledge.status = Status::Pledged;
+        pledge.recurs = Recurs::Monthly;
+        pledge.until = Some(parse_date("2026-11-30").unwrap());
+        s.add_entry(&coop, &pledge, "t@x").await.unwrap();
+        // Money received in June is June's, not November's.
+        s.add_entry(
+            &coop,
+            &entry(
+                Kind::Contribution,
+                "2026-06-03",
+                1000,
+                "community:garden",
+                "shared",
+            ),
+            "t@x",
+        )
+        .await
+        .unwrap();
+        let pledged = |st: &cooper_ledger::Settlement| {
+            st.contributors
+                .iter()
+                .find(|c| c.party == Ref::Community("riseup".into()))
+                .map(|c| c.pledged)
+                .unwrap_or(0)
+        };
+        let nov = preview(&s, &coop, "2026-11").await;
+        assert_eq!(pledged(&nov), 30000, "due in November");
+        assert_eq!(nov.received, 0, "a pledge is not money received");
+        let dec = preview(&s, &coop, "2026-12").await;
+        assert_eq!(pledged(&dec), 0, "past its last day");
+        let june = preview(&s, &coop, "2026-06").await;
+        assert_eq!((pledged(&june), june.received), (30000, 1000));
+    }
+);

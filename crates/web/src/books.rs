@@ -850,34 +850,30 @@ pub async fn import(
         return page(StatusCode::BAD_REQUEST, format!("{origin} is not UTF-8 text: export it (or save it) as CSV in UTF-8 and import that."), vec![], vec![]);
     };
     let maps: Vec<String> = maps.lines().map(str::to_string).collect();
-    let file = match cooper_ops::books::read_import(
-        &s.store,
-        &coop,
-        &text,
-        Some(&format),
-        &maps,
-        &origin,
-    )
-    .await
-    {
-        Ok(f) => f,
-        Err(cooper_ops::books::BooksError::Import(e)) => return page(
-            StatusCode::BAD_REQUEST,
-            format!(
+    let file =
+        match cooper_ops::books::read_import(&s.store, &coop, &text, Some(&format), &maps, &origin)
+            .await
+        {
+            Ok(f) => f,
+            Err(cooper_ops::books::BooksError::Import(e)) => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    format!(
                 "Nothing was imported from {origin}: fix these lines and import the file again."
             ),
-            e.problems,
-            vec![],
-        ),
-        Err(e) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                format!("Nothing was imported from {origin}: {e}"),
-                vec![],
-                vec![],
-            )
-        }
-    };
+                    e.problems,
+                    vec![],
+                )
+            }
+            Err(e) => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    format!("Nothing was imported from {origin}: {e}"),
+                    vec![],
+                    vec![],
+                )
+            }
+        };
     if dry_run {
         return page(
             StatusCode::OK,
