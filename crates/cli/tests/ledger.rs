@@ -103,6 +103,22 @@ impl Books {
     }
 }
 
+/// `settle` November with its GBP rate, closing as `by` in `role`.
+fn close_november<'a>(by: &'a str, role: &'a str) -> [&'a str; 10] {
+    [
+        "settle",
+        "--period",
+        "2026-11",
+        "--rate",
+        "GBP=1.1650",
+        "--close",
+        "--by",
+        by,
+        "--as",
+        role,
+    ]
+}
+
 fn amount(v: &serde_json::Value) -> i64 {
     v.as_i64().unwrap_or_else(|| panic!("{v} is not an amount"))
 }
@@ -207,91 +223,25 @@ fn an_export_imported_settled_and_closed_by_two_people() {
     assert_eq!(amount(&labour["minutes"]), 150);
 
     // Closing needs two people in two roles.
-    let err = b.fails(&[
-        "settle",
-        "--period",
-        "2026-11",
-        "--rate",
-        "GBP=1.1650",
-        "--close",
-        "--by",
-        "nobody@tech.example",
-        "--as",
-        "treasurer",
-    ]);
+    let err = b.fails(&close_november("nobody@tech.example", "treasurer"));
     assert!(err.contains("no such person"), "{err}");
-    let proposed = b.ok(&[
-        "settle",
-        "--period",
-        "2026-11",
-        "--rate",
-        "GBP=1.1650",
-        "--close",
-        "--by",
-        "tess@tech.example",
-        "--as",
-        "treasurer",
-    ]);
+    let proposed = b.ok(&close_november("tess@tech.example", "treasurer"));
     assert!(
         proposed.contains("proposed by tess@tech.example"),
         "{proposed}"
     );
     // The proposer asking again only proposes again: it never closes.
-    let again = b.ok(&[
-        "settle",
-        "--period",
-        "2026-11",
-        "--rate",
-        "GBP=1.1650",
-        "--close",
-        "--by",
-        "tess@tech.example",
-        "--as",
-        "treasurer",
-    ]);
+    let again = b.ok(&close_november("tess@tech.example", "treasurer"));
     assert!(again.contains("proposed by tess@tech.example"), "{again}");
     assert!(!again.contains("closed"), "{again}");
-    let err = b.fails(&[
-        "settle",
-        "--period",
-        "2026-11",
-        "--rate",
-        "GBP=1.1650",
-        "--close",
-        "--by",
-        "tess@tech.example",
-        "--as",
-        "operator",
-    ]);
+    let err = b.fails(&close_november("tess@tech.example", "operator"));
     assert!(
         err.contains("not a operator") || err.contains("not an operator"),
         "{err}"
     );
-    let closed = b.ok(&[
-        "settle",
-        "--period",
-        "2026-11",
-        "--rate",
-        "GBP=1.1650",
-        "--close",
-        "--by",
-        "otto@tech.example",
-        "--as",
-        "operator",
-    ]);
+    let closed = b.ok(&close_november("otto@tech.example", "operator"));
     assert!(closed.contains("2026-11 closed"), "{closed}");
-    let err = b.fails(&[
-        "settle",
-        "--period",
-        "2026-11",
-        "--rate",
-        "GBP=1.1650",
-        "--close",
-        "--by",
-        "otto@tech.example",
-        "--as",
-        "operator",
-    ]);
+    let err = b.fails(&close_november("otto@tech.example", "operator"));
     assert!(err.contains("already closed"), "{err}");
 
     // A closed month refuses new entries; a correction goes in the next month and changes it,

@@ -9,6 +9,7 @@
 //! `$n` parameters), embedded and run at open.
 
 pub mod consents;
+pub mod federation;
 mod jobs;
 pub mod ledger;
 pub mod notify;
