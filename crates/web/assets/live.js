@@ -1,5 +1,6 @@
-// Live progress of a job page: appends each line as it comes (Server-Sent Events) and
-// reloads the page when the job is done. Without JavaScript the page refreshes itself.
+// Live progress of a job page: appends each line as it comes (Server-Sent Events), shows
+// its state when a worker takes it, and reloads the page when the job is done. Without
+// JavaScript the page refreshes itself.
 (function () {
   var log = document.getElementById("log");
   if (!log || !window.EventSource) return;
@@ -8,6 +9,10 @@
     var li = document.createElement("li");
     li.textContent = e.data;
     log.appendChild(li);
+  });
+  source.addEventListener("state", function (e) {
+    var state = document.getElementById("job-state");
+    if (state) state.textContent = e.data;
   });
   source.addEventListener("done", function (e) {
     source.close();

@@ -1556,6 +1556,7 @@ pub async fn job_events(
     let mut heard = s.jobs.subscribe();
     let stream = async_stream(move |tx| async move {
         let mut last = after;
+        let mut shown: Option<String> = None;
         loop {
             let lines = s.store.job_lines(&id, last).await.unwrap_or_default();
             for l in lines {
@@ -1575,6 +1576,20 @@ pub async fn job_events(
                     j.outcome.unwrap_or_default(),
                 )
             });
+            // A queued job's page turns to "running" when a worker takes it (a job waiting
+            // for an app's lock says nothing else until it has it).
+            if let Some((false, state, _)) = &finished {
+                if shown.as_deref() != Some(*state) {
+                    shown = Some(state.to_string());
+                    if tx
+                        .send(SseEvent::default().event("state").data(*state))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
             match finished {
                 Some((true, state, outcome)) => {
                     let _ = tx
