@@ -12,6 +12,7 @@ use cooper_ledger::import::{self, Format, ImportFile};
 use cooper_ledger::settle::Instance;
 use cooper_ledger::Ref;
 use cooper_ledger::{settle, CostKey, Currency, Input, Period, Rate, Rule, Settlement};
+
 use cooper_recipe::abra_dir::AbraDir;
 use cooper_store::{Closing, ImportOutcome, Store};
 use futures_util::future::join_all;
@@ -331,4 +332,20 @@ pub async fn import_file(
         )
         .await?;
     Ok(outcome?)
+}
+
+/// Rates into `to` as people write them: `GBP=1.1650`, several separated by commas or lines.
+pub fn parse_rates<S: AsRef<str>>(given: &[S], to: Currency) -> Result<Vec<Rate>, BooksError> {
+    given
+        .iter()
+        .flat_map(|g| g.as_ref().split([',', '\n']))
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            let (c, v) = r.split_once('=').ok_or_else(|| {
+                BooksError::Invalid(format!("rate {r:?}: write a rate as GBP=1.1650"))
+            })?;
+            Ok(Rate::new(c.trim().parse()?, to, v.trim())?)
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use cooper_ledger::entry::{date_text, hours_text};
 use cooper_ledger::import;
-use cooper_ledger::{format_amount, Currency, Period, Rate, Settlement};
+use cooper_ledger::{format_amount, Currency, Period, Settlement};
 use cooper_store::SettlementRow;
 use serde::Deserialize;
 
@@ -167,22 +167,19 @@ pub async fn index(State(s): State<AppState>, Extension(ctx): Extension<Ctx>) ->
             Ok(r) => r,
             Err(e) => return internal(e),
         };
-        let closed: Vec<&SettlementRow> = rows.iter().filter(|r| r.state == "closed").collect();
-        let shown = recent(
-            &closed.iter().map(|r| (*r).clone()).collect::<Vec<_>>(),
-            Period::of(time::OffsetDateTime::now_utc().date()),
-        )
-        .into_iter()
-        .map(|r| {
-            (
-                r.period,
-                r.settlement.currency,
-                r.settlement.received,
-                r.settlement.paid,
-                r.settlement.carry_out,
-            )
-        })
-        .collect::<Vec<_>>();
+        let closed: Vec<SettlementRow> = rows.into_iter().filter(|r| r.state == "closed").collect();
+        let shown = recent(&closed, Period::of(time::OffsetDateTime::now_utc().date()))
+            .into_iter()
+            .map(|r| {
+                (
+                    r.period,
+                    r.settlement.currency,
+                    r.settlement.received,
+                    r.settlement.paid,
+                    r.settlement.carry_out,
+                )
+            })
+            .collect::<Vec<_>>();
         let currency = shown.last().map(|x| x.1).unwrap_or(Currency::EUR);
         for (p, c, rec, paid, _) in &shown {
             let e = by_currency
@@ -547,20 +544,6 @@ pub struct CloseForm {
     rates: String,
 }
 
-fn parse_rates(text: &str, to: Currency) -> Result<Vec<Rate>, String> {
-    text.split([',', '\n'])
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(|r| {
-            let (c, v) = r
-                .split_once('=')
-                .ok_or_else(|| format!("rates: {r:?}: write a rate as GBP=1.1650"))?;
-            let from = c.trim().parse().map_err(|e| format!("rates: {e}"))?;
-            Rate::new(from, to, v.trim()).map_err(|e| format!("rates: {e}"))
-        })
-        .collect()
-}
-
 pub async fn close(
     State(s): State<AppState>,
     Extension(ctx): Extension<Ctx>,
@@ -582,9 +565,9 @@ pub async fn close(
         Ok(r) => r,
         Err(e) => return internal(e),
     };
-    let rates = match parse_rates(&f.rates, rule.currency) {
+    let rates = match cooper_ops::books::parse_rates(&[&f.rates], rule.currency) {
         Ok(r) => r,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, &e),
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &format!("rates: {e}")),
     };
     match cooper_ops::books::close(
         &s.abra,

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use cooper_ledger::entry::{date_text, hours_text};
 use cooper_ledger::import;
-use cooper_ledger::{format_amount, Period, Rate, Settlement};
+use cooper_ledger::{format_amount, Period, Settlement};
 use cooper_store::{Closing, Store};
 
 use crate::{output, Ctx};
@@ -186,19 +186,6 @@ fn period_or_last(p: Option<&str>) -> anyhow::Result<Period> {
     })
 }
 
-/// Rates given as `CUR=RATE` into the rule's currency.
-fn rates(given: &[String], to: cooper_ledger::Currency) -> anyhow::Result<Vec<Rate>> {
-    given
-        .iter()
-        .map(|r| {
-            let (c, v) = r
-                .split_once('=')
-                .with_context(|| format!("--rate {r:?}: write it as GBP=1.1650"))?;
-            Ok(Rate::new(c.parse()?, to, v)?)
-        })
-        .collect()
-}
-
 impl Ledger {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<u8> {
         ctx.block_on(self.run_async(ctx))
@@ -309,7 +296,7 @@ async fn import_file(store: &Store, coop: &str, i: Import) -> anyhow::Result<u8>
 async fn settle_month(ctx: &Ctx, store: &Store, coop: &str, s: Settle) -> anyhow::Result<u8> {
     let period = period_or_last(s.period.as_deref())?;
     let (rule, _) = cooper_ops::books::rule_in_force(store, coop).await?;
-    let rates = rates(&s.rates, rule.currency)?;
+    let rates = cooper_ops::books::parse_rates(&s.rates, rule.currency)?;
     if s.close {
         let by = s.by.clone().expect("clap requires --by");
         let role = s.role.clone().expect("clap requires --as");
