@@ -5,6 +5,9 @@
 //! keeps members, proposals, votes and reviews; the dashboard shows them.
 
 pub mod decision;
+pub mod dues;
+pub mod meetings;
+pub mod poll;
 pub mod review;
 pub mod rules;
 

@@ -14,6 +14,7 @@ mod jobs;
 pub mod ledger;
 pub mod notify;
 mod people;
+pub mod practice;
 pub mod schedules;
 pub mod wizard;
 
