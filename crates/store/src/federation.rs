@@ -484,31 +484,41 @@ impl Store {
             Outcome::Blocked { reason, .. } => ("blocked", reason.clone()),
         };
         // A passed decision takes the next number; a second process deciding at the same time
-        // loses the conditional update (or the number's uniqueness) and changes nothing.
-        let number = if state == "passed" {
-            let taken: Vec<String> =
-                sqlx::query("SELECT number FROM fed_proposals WHERE number IS NOT NULL")
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get("number"))
-                    .collect::<std::result::Result<_, _>>()?;
-            Some(decision::next_number(&taken))
-        } else {
-            None
+        // loses the conditional update and changes nothing, or — deciding another proposal —
+        // takes the same number first, and then this one takes the one after.
+        let mut attempts = 0;
+        let (done, number) = loop {
+            attempts += 1;
+            let number = if state == "passed" {
+                let taken: Vec<String> =
+                    sqlx::query("SELECT number FROM fed_proposals WHERE number IS NOT NULL")
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get("number"))
+                        .collect::<std::result::Result<_, _>>()?;
+                Some(decision::next_number(&taken))
+            } else {
+                None
+            };
+            let r = sqlx::query(
+                "UPDATE fed_proposals SET state = $1, reason = $2, number = $3, decided_at = $4 \
+                 WHERE id = $5 AND state = 'open'",
+            )
+            .bind(state)
+            .bind(&reason)
+            .bind(&number)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await;
+            match r {
+                Ok(r) => break (r.rows_affected(), number),
+                Err(sqlx::Error::Database(d))
+                    if attempts < 5 && d.message().to_lowercase().contains("unique") => {}
+                Err(e) => return Err(e.into()),
+            }
         };
-        let done = sqlx::query(
-            "UPDATE fed_proposals SET state = $1, reason = $2, number = $3, decided_at = $4 \
-             WHERE id = $5 AND state = 'open'",
-        )
-        .bind(state)
-        .bind(&reason)
-        .bind(&number)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
         if done == 0 {
             return Ok(None);
         }

@@ -228,6 +228,24 @@ impl Store {
             .collect())
     }
 
+    /// Who hears the federation's news (decisions, reviews, minutes): its admins and everyone
+    /// who speaks for a member organisation that has not left.
+    pub async fn fed_audience(&self) -> Result<Vec<crate::Person>> {
+        let q = format!(
+            "SELECT {} FROM people WHERE disabled = 0 AND (federation_admin = 1 \
+             OR id IN (SELECT p.person_id FROM fed_member_people p JOIN fed_members f ON f.id = p.member_id WHERE f.status <> 'left') \
+             OR id IN (SELECT m.person_id FROM memberships m JOIN fed_members f ON f.coop_id = m.target_id \
+                       WHERE m.kind = 'coop' AND f.status <> 'left')) ORDER BY email",
+            crate::people::PERSON_COLUMNS
+        );
+        sqlx::query(&q)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(crate::people::person)
+            .collect()
+    }
+
     // ----- dues -----
 
     /// Sets the dues from a day on (a resolution's number in `set_by`).

@@ -84,6 +84,8 @@ pub struct Viewer {
     pub treasurer_of: HashSet<String>,
     /// Communities they belong to, with their role there (`admin` | `member`).
     pub communities: HashMap<String, String>,
+    /// Member organisations of the federation they speak for (vote, propose, add to agendas).
+    pub speaks_for: Vec<(String, String)>,
 }
 
 impl Viewer {
@@ -104,11 +106,18 @@ impl Viewer {
                 }
             }
         }
+        let speaks_for = store
+            .fed_members_of(&person.id)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m.name))
+            .collect();
         Ok(Viewer {
             person,
             coops,
             treasurer_of,
             communities,
+            speaks_for,
         })
     }
 
@@ -185,6 +194,19 @@ impl Viewer {
         }
     }
 
+    /// The right in the federation's own practice: its admins keep the register of members,
+    /// dues and rhythms; the people of member organisations read it and take part (vote,
+    /// propose, add to agendas, write minutes); nobody else sees member data.
+    pub fn on_federation(&self) -> Right {
+        if self.is_admin() {
+            Right::Execute
+        } else if !self.speaks_for.is_empty() {
+            Right::Read
+        } else {
+            Right::None
+        }
+    }
+
     /// The role a person closes a co-op's month in: `treasurer` or `operator` (federation
     /// admins who are neither do not close).
     pub fn closes_as(&self, coop: &str) -> Option<&'static str> {
@@ -237,6 +259,7 @@ mod tests {
             coops: HashSet::new(),
             treasurer_of: HashSet::new(),
             communities: HashMap::new(),
+            speaks_for: Vec::new(),
         };
         assert_eq!(v.on_instance("a.example.org", "s1", &o), Right::None);
         v.communities.insert("comA".into(), "member".into());
@@ -255,6 +278,7 @@ mod tests {
             coops: HashSet::new(),
             treasurer_of: HashSet::new(),
             communities: HashMap::new(),
+            speaks_for: Vec::new(),
         };
         assert_eq!(admin.on_server("unowned", &o), Right::Execute);
     }
@@ -269,6 +293,7 @@ mod tests {
             coops: HashSet::new(),
             treasurer_of: ["coopA".to_string()].into(),
             communities: HashMap::new(),
+            speaks_for: Vec::new(),
         };
         assert_eq!(t.role(), Role::Treasurer);
         assert_eq!(t.on_coop("coopA"), Right::Execute);

@@ -12,6 +12,7 @@ pub mod books;
 pub mod cache;
 pub mod charts;
 pub mod dns;
+pub mod federation;
 pub mod jobs;
 pub mod list;
 pub mod live;

@@ -65,6 +65,21 @@ pub const EVENTS: &[(&str, &str, Audience)] = &[
         "An upgrade was rolled back",
         Audience::Everyone,
     ),
+    (
+        "decision.made",
+        "A federation decision was made",
+        Audience::Federation,
+    ),
+    (
+        "review.reminder",
+        "A federation review is due",
+        Audience::Federation,
+    ),
+    (
+        "minutes.published",
+        "A meeting's minutes were published",
+        Audience::Federation,
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +88,8 @@ pub enum Audience {
     Operators,
     /// Those, and the admins of the instance's community.
     Everyone,
+    /// Federation admins and the people who speak for member organisations.
+    Federation,
 }
 
 /// Something that happened.
@@ -220,11 +237,19 @@ impl Notifier {
                 .map(|l| format!("\n\nSee {l}"))
                 .unwrap_or_default()
         );
-        for (person, why) in self
-            .store
-            .audience(e.server.as_deref(), e.domain.as_deref())
-            .await?
-        {
+        let people = if audience == Audience::Federation {
+            self.store
+                .fed_audience()
+                .await?
+                .into_iter()
+                .map(|p| (p, "federation"))
+                .collect()
+        } else {
+            self.store
+                .audience(e.server.as_deref(), e.domain.as_deref())
+                .await?
+        };
+        for (person, why) in people {
             if why == "community" && audience == Audience::Operators {
                 continue;
             }

@@ -37,6 +37,7 @@ pub(crate) fn chrome(ctx: &Ctx, title: impl Into<String>, tab: &'static str) -> 
         csrf: ctx.csrf.clone(),
         admin: v.is_some_and(Viewer::is_admin),
         operator: v.is_some_and(|v| v.role() >= Role::Operator),
+        federation: v.is_some_and(|v| v.on_federation() != crate::authz::Right::None),
         tab,
     }
 }
@@ -49,6 +50,7 @@ fn bare_chrome(title: &str) -> Chrome {
         csrf: String::new(),
         admin: false,
         operator: false,
+        federation: false,
         tab: "",
     }
 }
@@ -151,6 +153,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "style.css" => (STYLE, "text/css; charset=utf-8"),
         "live.js" => (LIVE_JS, "text/javascript; charset=utf-8"),
+        "poll.js" => (crate::federation::POLL_JS, "text/javascript; charset=utf-8"),
         _ => return not_found(),
     };
     (

@@ -18,7 +18,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::auth::{self, StoreSessions};
 use crate::authz::{Owners, Right, Viewer};
-use crate::{books, pages, AppState};
+use crate::{books, federation, pages, AppState};
 
 /// Who may use a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub enum Rule {
     /// The books of the community in `{community}` (its id): its people read them, its
     /// co-op's operators and treasurers keep them.
     Community(Right),
+    /// The federation's practice: the people of member organisations read and take part
+    /// (Read); its admins keep the registers (Execute). Others get 404.
+    Federation(Right),
 }
 
 /// One route of the table.
@@ -65,7 +68,7 @@ fn r(
 
 fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
     use Right::{Execute, Read, Request as Ask};
-    use Rule::{Admin, Community, Coop, Instance, Job, Operator, Person, Public, Server};
+    use Rule::{Admin, Community, Coop, Federation, Instance, Job, Operator, Person, Public, Server};
     vec![
         r("GET", "/", Public, get(pages::home)),
         r("GET", "/healthz", Public, get(pages::healthz)),
@@ -317,6 +320,130 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
             get(books::community_csv),
         ),
         r("GET", "/open/{coop}", Public, get(books::open)),
+        r("GET", "/decisions", Public, get(federation::decisions)),
+        r(
+            "GET",
+            "/decisions/{proposal}",
+            Public,
+            get(federation::decision),
+        ),
+        r(
+            "POST",
+            "/decisions/{proposal}/vote",
+            Federation(Read),
+            post(federation::vote),
+        ),
+        r("GET", "/federation", Federation(Read), get(federation::index)),
+        r(
+            "GET",
+            "/federation/propose",
+            Federation(Read),
+            get(federation::propose_form),
+        ),
+        r(
+            "POST",
+            "/federation/proposals",
+            Federation(Read),
+            post(federation::propose),
+        ),
+        r(
+            "GET",
+            "/federation/meetings/{meeting}",
+            Federation(Read),
+            get(federation::meeting),
+        ),
+        r(
+            "POST",
+            "/federation/meetings/{meeting}/items",
+            Federation(Read),
+            post(federation::add_item),
+        ),
+        r(
+            "POST",
+            "/federation/meetings/{meeting}/minutes",
+            Federation(Read),
+            post(federation::minutes),
+        ),
+        r(
+            "GET",
+            "/federation/calendar.ics",
+            Public,
+            get(federation::public_feed),
+        ),
+        r(
+            "GET",
+            "/calendar/{calendar}",
+            Public,
+            get(federation::personal_feed),
+        ),
+        r(
+            "POST",
+            "/federation/calendar-link",
+            Federation(Read),
+            post(federation::calendar_link),
+        ),
+        r(
+            "POST",
+            "/federation/members",
+            Federation(Execute),
+            post(federation::add_member),
+        ),
+        r(
+            "POST",
+            "/federation/speakers",
+            Federation(Execute),
+            post(federation::link_person),
+        ),
+        r(
+            "POST",
+            "/federation/payments",
+            Federation(Execute),
+            post(federation::payment),
+        ),
+        r(
+            "POST",
+            "/federation/waivers",
+            Federation(Execute),
+            post(federation::waiver),
+        ),
+        r(
+            "POST",
+            "/federation/rates",
+            Federation(Execute),
+            post(federation::rate),
+        ),
+        r(
+            "POST",
+            "/federation/reviews",
+            Federation(Execute),
+            post(federation::add_review),
+        ),
+        r(
+            "POST",
+            "/federation/series",
+            Federation(Execute),
+            post(federation::add_series),
+        ),
+        r("POST", "/polls", Federation(Read), post(federation::create_poll)),
+        r("GET", "/polls/{poll}", Public, get(federation::poll)),
+        r(
+            "POST",
+            "/polls/{poll}/join",
+            Public,
+            post(federation::join_poll),
+        ),
+        r(
+            "POST",
+            "/polls/{poll}/paint",
+            Public,
+            post(federation::paint),
+        ),
+        r(
+            "POST",
+            "/polls/{poll}/choose",
+            Federation(Read),
+            post(federation::choose),
+        ),
         r("GET", "/admin/notifications", Admin, get(pages::webhooks)),
         r("POST", "/admin/webhooks", Admin, post(pages::add_webhook)),
         r(
@@ -531,6 +658,7 @@ async fn guard(
                 };
                 Some((need, right))
             }
+            Rule::Federation(need) => Some((need, v.on_federation())),
             Rule::Community(need) => {
                 let community = params.get("community").cloned().unwrap_or_default();
                 let right = if owners.community_names.contains_key(&community) {

@@ -68,8 +68,70 @@ pub async fn run(s: AppState, every: Duration) {
             }
             Err(e) => eprintln!("cooper serve: the scheduler's tick failed: {e}"),
         }
+        if let Err(e) = federation(&s.store, &s.notifier, cooper_store::now_ms()).await {
+            eprintln!("cooper serve: the federation's tick failed: {e}");
+        }
         tokio::time::sleep(every).await;
     }
+}
+
+/// How far ahead meetings are planned (so the next ones exist to put agenda items on).
+pub const PLAN_AHEAD_MS: i64 = 62 * 86_400_000;
+
+/// What the federation's practice does on each tick at `now` (a parameter, so tests control
+/// the clock): plans the meetings ahead, closes the decisions whose deadline has come and
+/// announces them, and sends the reminders of reviews that are due (each once: the store
+/// claims them, and the outbox's keys keep a second process from sending them again).
+pub async fn federation(
+    store: &cooper_store::Store,
+    notifier: &crate::notify::Notifier,
+    now: i64,
+) -> anyhow::Result<()> {
+    store.plan_meetings(now - 86_400_000, now + PLAN_AHEAD_MS).await?;
+    for p in store.decide_due_proposals(now).await? {
+        let title = match &p.number {
+            Some(n) => format!("{n} passed: {}", p.title),
+            None => format!("Not passed ({}): {}", p.state, p.title),
+        };
+        notifier
+            .emit_logged(crate::notify::Event {
+                event: "decision.made",
+                domain: None,
+                server: None,
+                title,
+                detail: format!("{} — {}", p.size, p.reason),
+                link: Some(format!("/federation/decisions/{}", p.id)),
+                dedupe: Some(format!("decision|{}", p.id)),
+            })
+            .await;
+    }
+    let today = cooper_store::practice::day_of(now);
+    for r in store.claim_review_reminders(today).await? {
+        let state = match r.review.state(today) {
+            cooper_federation::ReviewState::Overdue { days } => {
+                format!("It is overdue by {days} days.")
+            }
+            cooper_federation::ReviewState::DueSoon { days_left } => {
+                format!("It is due in {days_left} days.")
+            }
+            _ => "It is due today.".to_string(),
+        };
+        notifier
+            .emit_logged(crate::notify::Event {
+                event: "review.reminder",
+                domain: None,
+                server: None,
+                title: format!("Review due: {}", r.review.title),
+                detail: format!(
+                    "{} asked for it by {}. {state} It is on the next meeting's agenda until the minutes record it held.",
+                    r.review.source, r.review.due
+                ),
+                link: Some("/federation#reviews".into()),
+                dedupe: Some(format!("review|{}|{today}", r.id)),
+            })
+            .await;
+    }
+    Ok(())
 }
 
 /// "every day", "every 7 days", "every 6 h".

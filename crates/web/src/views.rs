@@ -151,6 +151,8 @@ pub struct Chrome {
     pub csrf: String,
     pub admin: bool,
     pub operator: bool,
+    /// Speaks for a member organisation (or keeps the federation's registers).
+    pub federation: bool,
     pub tab: &'static str,
 }
 

@@ -102,6 +102,17 @@ fn expected(rule: Rule, who: Who, side: Side) -> Expect {
             };
             by_level(need, had)
         }
+        // The federation's practice: the people of member organisations (Co-op A is one, so
+        // its operator and treasurer speak for it) take part; admins keep the registers;
+        // community people see no member data.
+        Rule::Federation(need) => {
+            let had = match who {
+                Who::Admin => Right::Execute,
+                Who::OperatorA | Who::TreasurerA => Right::Read,
+                _ => Right::None,
+            };
+            by_level(need, had)
+        }
         // A community's books: its own people read them; another community's do not exist
         // for them; its co-op's operators and treasurers keep them.
         Rule::Community(need) => {
@@ -119,6 +130,10 @@ fn expected(rule: Rule, who: Who, side: Side) -> Expect {
 struct Ids {
     job: [String; 2],
     request: [String; 2],
+    proposal: String,
+    meeting: String,
+    poll: String,
+    calendar: String,
 }
 
 async fn fixtures(w: &World) -> Ids {
@@ -146,9 +161,58 @@ async fn fixtures(w: &World) -> Ids {
         .await
         .unwrap()
         .id;
+    // The federation: Co-op A is a member; a proposal, a meeting, a poll and a calendar link.
+    w.store
+        .add_fed_member(
+            "Co-op A",
+            "founding",
+            time::macros::date!(2024 - 01 - 01),
+            "",
+            Some(&w.coop_a),
+        )
+        .await
+        .unwrap();
+    let now = cooper_store::now_ms();
+    let proposal = w
+        .store
+        .propose(
+            &cooper_store::federation::NewProposal {
+                title: "A proposal".into(),
+                summary: "Why".into(),
+                details: String::new(),
+                size: "Medium".into(),
+                budget: String::new(),
+                deadline: now + 20 * 86_400_000,
+            },
+            &w.admin,
+            now,
+        )
+        .await
+        .unwrap()
+        .id;
+    let meeting = w
+        .store
+        .add_meeting("Extra meeting", now + 86_400_000, 60)
+        .await
+        .unwrap();
+    let shape = cooper_federation::poll::Shape::new(
+        chrono_tz::UTC,
+        vec![chrono::NaiveDate::from_ymd_opt(2030, 5, 6).unwrap()],
+        false,
+        chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        chrono::NaiveTime::from_hms_opt(12, 0, 0).unwrap(),
+        60,
+    )
+    .unwrap();
+    let poll = w.store.create_poll("A poll", &shape, 60, &w.admin).await.unwrap();
+    let calendar = w.store.new_calendar_link(&w.operator_a).await.unwrap();
     Ids {
         job: [job_own, job_other],
         request: [req_own, req_other],
+        proposal,
+        meeting,
+        poll,
+        calendar,
     }
 }
 
@@ -168,6 +232,10 @@ fn fill(path: &str, side: Side, w: &World, ids: &Ids, token: &str) -> String {
         .replace("{instance_request}", "no-such-request")
         .replace("{coop}", [&w.coop_a, &w.coop_b][i])
         .replace("{community}", [&w.community_a, &w.community_b][i])
+        .replace("{proposal}", &ids.proposal)
+        .replace("{meeting}", &ids.meeting)
+        .replace("{poll}", &ids.poll)
+        .replace("{calendar}", &format!("{}.ics", ids.calendar))
 }
 
 async fn matrix(postgres: bool) {
