@@ -514,7 +514,10 @@ pub async fn propose_form(State(s): State<AppState>, Extension(ctx): Extension<C
             (
                 z.name.clone(),
                 if z.min_deadline_days > 0 {
-                    format!("{} (deadline at least {} days)", z.name, z.min_deadline_days)
+                    format!(
+                        "{} (deadline at least {} days)",
+                        z.name, z.min_deadline_days
+                    )
                 } else {
                     z.name.clone()
                 },
@@ -1007,7 +1010,13 @@ fn opt_day(field: &str, text: &str) -> Result<Option<time::Date>, Response> {
     }
 }
 
-async fn done(s: &AppState, ctx: &Ctx, action: &str, detail: &str, r: cooper_store::Result<()>) -> Response {
+async fn done(
+    s: &AppState,
+    ctx: &Ctx,
+    action: &str,
+    detail: &str,
+    r: cooper_store::Result<()>,
+) -> Response {
     match r {
         Ok(()) => {
             record_audit(
@@ -1255,7 +1264,9 @@ pub async fn add_series(
         let first = meetings::wall_clock(&f.first)?;
         let tz = meetings::timezone(&f.tz)?;
         let minutes: u32 = f.minutes.trim().parse().map_err(|_| {
-            cooper_federation::FederationError::Invalid("minutes: give the length in minutes".into())
+            cooper_federation::FederationError::Invalid(
+                "minutes: give the length in minutes".into(),
+            )
         })?;
         let skipped = f
             .skipped
@@ -1276,7 +1287,11 @@ pub async fn add_series(
         Err(e) => return bad(e),
     };
     let mut rota = Vec::new();
-    for email in f.rota.split([',', ' ', '\n']).filter(|x| !x.trim().is_empty()) {
+    for email in f
+        .rota
+        .split([',', ' ', '\n'])
+        .filter(|x| !x.trim().is_empty())
+    {
         match s.store.person_by_email(email.trim()).await {
             Ok(Some(p)) => rota.push(p.id),
             Ok(None) => return bad(format!("rota: {email:?} has no account here")),
@@ -1331,7 +1346,11 @@ pub async fn create_poll(
     // Days as dates, or weekday names for a poll about an ordinary week.
     let mut days = Vec::new();
     let mut weekdays = Vec::new();
-    for d in f.days.split([',', ' ', '\n']).filter(|x| !x.trim().is_empty()) {
+    for d in f
+        .days
+        .split([',', ' ', '\n'])
+        .filter(|x| !x.trim().is_empty())
+    {
         if let Ok(date) = d.trim().parse::<chrono::NaiveDate>() {
             days.push(date);
         } else if let Ok(w) = d.trim().parse::<chrono::Weekday>() {
@@ -1347,7 +1366,10 @@ pub async fn create_poll(
         return bad("days: give dates or weekdays, not both");
     }
     if weekly {
-        days = Shape::week_of(Utc::now().date_naive() + chrono::Duration::days(7), &weekdays);
+        days = Shape::week_of(
+            Utc::now().date_naive() + chrono::Duration::days(7),
+            &weekdays,
+        );
     }
     let (from, to) = match (hm("from", &f.from), hm("to", &f.to)) {
         (Ok(a), Ok(b)) => (a, b),
@@ -1541,10 +1563,11 @@ pub async fn poll(
                 .viewer
                 .as_ref()
                 .is_some_and(|v| v.on_federation() >= Right::Read),
-        chosen: p
-            .chosen_slot
-            .and_then(|i| slots.get(i))
-            .map(|t| t.with_timezone(&tz).format("%a %-d %b %Y %H:%M").to_string()),
+        chosen: p.chosen_slot.and_then(|i| slots.get(i)).map(|t| {
+            t.with_timezone(&tz)
+                .format("%a %-d %b %Y %H:%M")
+                .to_string()
+        }),
         length: p.meeting_minutes,
     })
 }

@@ -68,7 +68,9 @@ fn r(
 
 fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
     use Right::{Execute, Read, Request as Ask};
-    use Rule::{Admin, Community, Coop, Federation, Instance, Job, Operator, Person, Public, Server};
+    use Rule::{
+        Admin, Community, Coop, Federation, Instance, Job, Operator, Person, Public, Server,
+    };
     vec![
         r("GET", "/", Public, get(pages::home)),
         r("GET", "/healthz", Public, get(pages::healthz)),
@@ -333,7 +335,12 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
             Federation(Read),
             post(federation::vote),
         ),
-        r("GET", "/federation", Federation(Read), get(federation::index)),
+        r(
+            "GET",
+            "/federation",
+            Federation(Read),
+            get(federation::index),
+        ),
         r(
             "GET",
             "/federation/propose",
@@ -424,7 +431,12 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
             Federation(Execute),
             post(federation::add_series),
         ),
-        r("POST", "/polls", Federation(Read), post(federation::create_poll)),
+        r(
+            "POST",
+            "/polls",
+            Federation(Read),
+            post(federation::create_poll),
+        ),
         r("GET", "/polls/{poll}", Public, get(federation::poll)),
         r(
             "POST",

@@ -87,7 +87,9 @@ pub async fn federation(
     notifier: &crate::notify::Notifier,
     now: i64,
 ) -> anyhow::Result<()> {
-    store.plan_meetings(now - 86_400_000, now + PLAN_AHEAD_MS).await?;
+    store
+        .plan_meetings(now - 86_400_000, now + PLAN_AHEAD_MS)
+        .await?;
     for p in store.decide_due_proposals(now).await? {
         let title = match &p.number {
             Some(n) => format!("{n} passed: {}", p.title),

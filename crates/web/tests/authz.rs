@@ -204,7 +204,11 @@ async fn fixtures(w: &World) -> Ids {
         60,
     )
     .unwrap();
-    let poll = w.store.create_poll("A poll", &shape, 60, &w.admin).await.unwrap();
+    let poll = w
+        .store
+        .create_poll("A poll", &shape, 60, &w.admin)
+        .await
+        .unwrap();
     let calendar = w.store.new_calendar_link(&w.operator_a).await.unwrap();
     Ids {
         job: [job_own, job_other],
