@@ -997,12 +997,12 @@ pub async fn calendar_link(State(s): State<AppState>, Extension(ctx): Extension<
 
 // ----- the admins' registers -----
 
-fn day(field: &str, text: &str) -> Result<time::Date, Response> {
+fn day(field: &str, text: &str) -> Result<time::Date, Box<Response>> {
     cooper_ledger::entry::parse_date(text.trim())
-        .map_err(|e| bad(format!("{field}: {e} (write it as YYYY-MM-DD)")))
+        .map_err(|e| Box::new(bad(format!("{field}: {e} (write it as YYYY-MM-DD)"))))
 }
 
-fn opt_day(field: &str, text: &str) -> Result<Option<time::Date>, Response> {
+fn opt_day(field: &str, text: &str) -> Result<Option<time::Date>, Box<Response>> {
     if text.trim().is_empty() {
         Ok(None)
     } else {
@@ -1052,7 +1052,7 @@ pub async fn add_member(
 ) -> Response {
     let joined = match day("joined", &f.joined) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     // A member of the same name as a co-op here is that co-op.
     let coop = ctx
@@ -1111,7 +1111,7 @@ pub async fn payment(
 ) -> Response {
     let on = match day("date", &f.date) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let currency: Currency = match f.currency.trim().parse() {
         Ok(c) => c,
@@ -1152,7 +1152,7 @@ pub async fn waiver(
 ) -> Response {
     let (from, to) = match (day("from", &f.from), opt_day("to", &f.to)) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return *r,
     };
     let r = s
         .store
@@ -1177,7 +1177,7 @@ pub async fn rate(
 ) -> Response {
     let from = match day("from", &f.from) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let currency: Currency = match f.currency.trim().parse() {
         Ok(c) => c,
@@ -1226,12 +1226,12 @@ pub async fn add_review(
     let review = if !f.due.trim().is_empty() {
         match day("due", &f.due) {
             Ok(d) => Review::after(f.title.trim(), f.source.trim(), d, 0),
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     } else {
         let from = match day("from", &f.from) {
             Ok(d) => d,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let Ok(months) = f.months.trim().parse::<u32>() else {
             return bad("months: give the number of months after the resolution (e.g. 6)");
@@ -1329,9 +1329,9 @@ pub struct NewPollForm {
     length: String,
 }
 
-fn hm(field: &str, t: &str) -> Result<chrono::NaiveTime, Response> {
+fn hm(field: &str, t: &str) -> Result<chrono::NaiveTime, Box<Response>> {
     chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M")
-        .map_err(|_| bad(format!("{field}: write the time as HH:MM, e.g. 09:00")))
+        .map_err(|_| Box::new(bad(format!("{field}: write the time as HH:MM, e.g. 09:00"))))
 }
 
 pub async fn create_poll(
@@ -1373,7 +1373,7 @@ pub async fn create_poll(
     }
     let (from, to) = match (hm("from", &f.from), hm("to", &f.to)) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return *r,
     };
     let (Ok(slot), Ok(length)) = (f.slot.trim().parse::<u32>(), f.length.trim().parse::<i64>())
     else {

@@ -180,7 +180,7 @@ async fn fixtures(w: &World) -> Ids {
                 title: "A proposal".into(),
                 summary: "Why".into(),
                 details: String::new(),
-                size: "Medium".into(),
+                size: "medium".into(),
                 budget: String::new(),
                 deadline: now + 20 * 86_400_000,
             },

@@ -180,7 +180,7 @@ async fn the_scheduler_closes_decisions_and_reminds_reviews_on_a_controlled_cloc
                 title: "Adopt the new dues".into(),
                 summary: "Ten a month".into(),
                 details: String::new(),
-                size: "Medium".into(),
+                size: "medium".into(),
                 budget: String::new(),
                 deadline: t0 + 15 * DAY_MS,
             },

@@ -1,0 +1,277 @@
+//! The federation in a real Chromium: a member proposes a Medium decision from the template,
+//! three member organisations vote (one changes its vote), the decision closes at its deadline
+//! (the scheduler's store call on a clock past it) and the page shows it passed as R001; then,
+//! in a phone-sized window, someone with only the poll's link adds their name and paints their
+//! free times with a finger (a touch drag across the grid), a tap and the keyboard, and the
+//! heatmap and the best time follow. Screenshots are kept under
+//! `target/dashboard-screenshots/federation-*.png`; axe finds no serious violation.
+
+mod browser;
+
+use std::time::Duration;
+
+use browser::*;
+use fantoccini::actions::{InputSource, PointerAction, TouchActions};
+use fantoccini::Locator;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+#[test]
+fn propose_vote_decide_and_paint_a_poll_on_a_phone() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn login(c: &fantoccini::Client, base: &str, email: &str) {
+    c.delete_all_cookies().await.unwrap();
+    c.goto(&format!("{base}/login")).await.unwrap();
+    fill(c, "#email", email).await;
+    fill(c, "#password", PASSWORD).await;
+    click(c, "form[action='/login'] button[type=submit]").await;
+    wait_text(c, "h1", "Instances", Duration::from_secs(20)).await;
+}
+
+async fn checked(c: &fantoccini::Client) -> i64 {
+    c.execute(
+        "return document.querySelectorAll('#grid input[name=slot]:checked').length",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_i64()
+    .unwrap_or(-1)
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let abra = dir.path();
+    std::fs::create_dir_all(abra.join("servers")).unwrap();
+    let store = cooper_store::Store::open_default(abra).await.unwrap();
+    let hash = cooper_web::auth::hash_password(PASSWORD).unwrap();
+    let mut people = Vec::new();
+    for (org, email) in [
+        ("Autonomic", "ana@autonomic.example"),
+        ("Local-IT", "bo@local-it.example"),
+        ("Klasse & Methode", "cy@klasse.example"),
+    ] {
+        let m = store
+            .add_fed_member(
+                org,
+                "founding",
+                time::macros::date!(2023 - 03 - 03),
+                "",
+                None,
+            )
+            .await
+            .unwrap();
+        let p = store
+            .add_person(email, email, Some(&hash), false)
+            .await
+            .unwrap();
+        store.link_fed_person(&m.id, &p.id).await.unwrap();
+        people.push(p.id);
+    }
+    let shape = cooper_federation::poll::Shape::new(
+        chrono_tz::Europe::Berlin,
+        (3..6)
+            .map(|d| chrono::NaiveDate::from_ymd_opt(2030, 6, d).unwrap())
+            .collect(),
+        false,
+        chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        chrono::NaiveTime::from_hms_opt(13, 0, 0).unwrap(),
+        60,
+    )
+    .unwrap();
+    let poll = store
+        .create_poll("Strategy day", &shape, 120, &people[0])
+        .await
+        .unwrap();
+    drop(store);
+
+    let server = serve(abra).await;
+    let base = server.base.clone();
+    let axe_js = axe_js();
+    let driver = chromedriver().await;
+    let c = browser(&driver).await;
+    let mut violations = Vec::new();
+
+    // Ana proposes from the template.
+    login(&c, &base, "ana@autonomic.example").await;
+    click(&c, "a[href='/federation']").await;
+    wait_text(&c, "h1", "Federation", Duration::from_secs(10)).await;
+    shot(&c, "federation-01-index").await;
+    violations.extend(
+        axe(&c, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("federation: {v}")),
+    );
+    c.goto(&format!("{base}/federation/propose")).await.unwrap();
+    fill(&c, "#p-title", "Move the wiki to a new server").await;
+    fill(&c, "#p-summary", "The old one is out of support.").await;
+    choose(&c, "#p-size", "medium").await;
+    click(
+        &c,
+        "form[action='/federation/proposals'] button[type=submit]",
+    )
+    .await;
+    wait_text(&c, "#state", "open", Duration::from_secs(10)).await;
+    let url = c.current_url().await.unwrap().to_string();
+    let id = url.rsplit('/').next().unwrap().to_string();
+    violations.extend(
+        axe(&c, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("decision: {v}")),
+    );
+
+    // Three member organisations vote; Local-IT first blocks, then changes to for.
+    for (email, vote, comment) in [
+        ("ana@autonomic.example", "for", "Yes"),
+        (
+            "bo@local-it.example",
+            "block",
+            "Not before the backup is tested",
+        ),
+        ("bo@local-it.example", "for", "Backup tested: fine"),
+        ("cy@klasse.example", "stand-aside", ""),
+    ] {
+        login(&c, &base, email).await;
+        c.goto(&format!("{base}/decisions/{id}")).await.unwrap();
+        click(&c, &format!("input[name=vote][value='{vote}']")).await;
+        if !comment.is_empty() {
+            fill(&c, "#vote-comment", comment).await;
+        }
+        click(&c, "form[action$='/vote'] button[type=submit]").await;
+        wait_text(&c, "#tally", "of 3 members", Duration::from_secs(10)).await;
+    }
+    let tally = wait_text(&c, "#tally", "2 for", Duration::from_secs(10)).await;
+    assert!(
+        tally.contains("1 standing aside") && tally.contains("0 blocking"),
+        "{tally}"
+    );
+    let votes = c
+        .find(Locator::Css("#votes + ul"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        votes.contains("Backup tested: fine"),
+        "the changed vote counts: {votes}"
+    );
+    assert!(!votes.contains("Not before"), "{votes}");
+
+    // The deadline passes: the scheduler's call decides it, and the page says so.
+    let store = cooper_store::Store::open_default(abra).await.unwrap();
+    let p = store.proposal(&id).await.unwrap().unwrap();
+    let decided = store.decide_due_proposals(p.deadline + 1).await.unwrap();
+    assert_eq!(decided.len(), 1);
+    drop(store);
+    c.goto(&format!("{base}/decisions/{id}")).await.unwrap();
+    wait_text(&c, "#state", "passed", Duration::from_secs(10)).await;
+    wait_text(&c, "h1", "R001: Move the wiki", Duration::from_secs(10)).await;
+    shot(&c, "federation-02-decision-passed").await;
+    // The register is public.
+    c.delete_all_cookies().await.unwrap();
+    c.goto(&format!("{base}/decisions")).await.unwrap();
+    wait_text(&c, "main", "R001", Duration::from_secs(10)).await;
+
+    // A phone, no account: the poll's link, a name, then painting.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{base}/polls/{poll}")).await.unwrap();
+    wait_text(&c, "h1", "Strategy day", Duration::from_secs(10)).await;
+    fill(&c, "#name", "Dee").await;
+    click(&c, "#join button[type=submit]").await;
+    wait_text(&c, "#me", "Dee", Duration::from_secs(10)).await;
+    // The grid scrolls inside its own box if it must; the page does not.
+    assert!(
+        sideways_overflow(&c).await <= 0,
+        "no sideways scrolling on a phone"
+    );
+    // A finger drags down the first day's column over three hours.
+    let cell = |i: usize| {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Css(&format!(
+                "#grid tbody tr:nth-child({}) td:nth-child(2)",
+                i + 1
+            )))
+            .await
+            .unwrap()
+        }
+    };
+    let (c0, c1, c2) = (cell(0).await, cell(1).await, cell(2).await);
+    let finger = TouchActions::new("finger".into())
+        .then(PointerAction::MoveToElement {
+            element: c0,
+            duration: None,
+            x: 0.,
+            y: 0.,
+        })
+        .then(PointerAction::Down { button: 0 })
+        .then(PointerAction::MoveToElement {
+            element: c1,
+            duration: Some(Duration::from_millis(150)),
+            x: 0.,
+            y: 0.,
+        })
+        .then(PointerAction::MoveToElement {
+            element: c2,
+            duration: Some(Duration::from_millis(150)),
+            x: 0.,
+            y: 0.,
+        })
+        .then(PointerAction::Up { button: 0 });
+    c.perform_actions(finger).await.unwrap();
+    assert_eq!(checked(&c).await, 3, "the stroke painted three hours");
+    // Saved by the stroke itself: a reload shows them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        c.refresh().await.unwrap();
+        wait_text(&c, "#me", "Dee", Duration::from_secs(10)).await;
+        if checked(&c).await == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the stroke was saved");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The keyboard: a box on the second day ticked with space, saved with the button.
+    let b = c
+        .find(Locator::Css(
+            "#grid tbody tr:nth-child(1) td:nth-child(3) input",
+        ))
+        .await
+        .unwrap();
+    b.send_keys(" ").await.unwrap();
+    click(&c, "#save").await;
+    wait_text(&c, "#me", "Dee", Duration::from_secs(10)).await;
+    assert_eq!(checked(&c).await, 4);
+    // The grid is in the browser's own timezone (the join form sent it); the best time for
+    // the two-hour meeting starts at the first row, 09:00 in Berlin.
+    let first_row = c
+        .find(Locator::Css("#grid tbody tr:nth-child(1) th"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let best = wait_text(&c, "#best", "Dee", Duration::from_secs(10)).await;
+    assert!(
+        best.lines().next().unwrap_or_default().contains(&first_row),
+        "a two-hour meeting fits from the first row ({first_row}): {best}"
+    );
+    shot(&c, "federation-03-poll-phone").await;
+    violations.extend(
+        axe(&c, &axe_js)
+            .await
+            .into_iter()
+            .map(|v| format!("poll: {v}")),
+    );
+    assert!(violations.is_empty(), "axe: {violations:#?}");
+    let _ = c.close().await;
+}
