@@ -57,6 +57,9 @@ pub enum Command {
     /// The co-op's books: entries, imports, settlements by the agreed rule, reports (alias: l).
     #[command(alias = "l")]
     Ledger(Box<cmd::ledger::Ledger>),
+    /// The federation's practice: members and dues, reviews, decisions, meetings (alias: f).
+    #[command(alias = "f")]
+    Federation(Box<cmd::federation::Federation>),
     /// The dashboard: a web page where communities see their instances and operators act on them.
     Serve(Box<cmd::serve::Serve>),
     /// Print a shell completion script (alias: ac), e.g. `source <(cooper autocomplete bash)`.
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Catalogue(c) => c.run(&ctx),
         Command::Serve(c) => c.run(&ctx),
         Command::Ledger(c) => c.run(&ctx),
+        Command::Federation(c) => c.run(&ctx),
         Command::Autocomplete(c) => c.run(),
     };
     match result {

@@ -89,6 +89,60 @@ async fn run() {
         .create_poll("Strategy day", &shape, 120, &people[0])
         .await
         .unwrap();
+    // Dues since January with one organisation behind, a review overdue since October, and a
+    // monthly rhythm with its rota: what the federation page shows.
+    let eur: cooper_ledger::Currency = "EUR".parse().unwrap();
+    store
+        .set_dues_rate(
+            time::macros::date!(2026 - 01 - 01),
+            1000,
+            eur,
+            cooper_federation::rules::DuesPeriod::Monthly,
+            "R002",
+        )
+        .await
+        .unwrap();
+    let members = store.fed_members().await.unwrap();
+    for m in members.iter().filter(|m| m.name != "Local-IT") {
+        store
+            .record_dues_payment(
+                &m.id,
+                time::macros::date!(2026 - 01 - 05),
+                50_000,
+                eur,
+                "2026 and 2027",
+                None,
+                "admin",
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .add_review(&cooper_federation::Review::after(
+            "Review of the dues",
+            "R002",
+            time::macros::date!(2026 - 04 - 13),
+            6,
+        ))
+        .await
+        .unwrap();
+    let rhythm = cooper_federation::meetings::Rhythm::new(
+        "FREQ=MONTHLY;BYDAY=1WE",
+        cooper_federation::meetings::wall_clock("2026-01-07 15:00").unwrap(),
+        chrono_tz::UTC,
+        90,
+        vec![],
+    )
+    .unwrap();
+    store
+        .add_meeting_series("Federation meeting", &rhythm, &people[..2])
+        .await
+        .unwrap();
+    let now = cooper_store::now_ms();
+    store
+        .plan_meetings(now - 86_400_000, now + 62 * 86_400_000)
+        .await
+        .unwrap();
     drop(store);
 
     let server = serve(abra).await;
@@ -102,6 +156,26 @@ async fn run() {
     login(&c, &base, "ana@autonomic.example").await;
     click(&c, "a[href='/federation']").await;
     wait_text(&c, "h1", "Federation", Duration::from_secs(10)).await;
+    let reviews = wait_text(
+        &c,
+        "#reviews + p + ul",
+        "Review of the dues",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        reviews.contains("overdue by"),
+        "the review shows its age: {reviews}"
+    );
+    let members = wait_text(
+        &c,
+        "#members ~ .scroll",
+        "Local-IT",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(members.contains("unpaid"), "arrears per member: {members}");
+    wait_text(&c, "#meetings ~ ul", "facilitates", Duration::from_secs(10)).await;
     shot(&c, "federation-01-index").await;
     violations.extend(
         axe(&c, &axe_js)

@@ -4,7 +4,7 @@
 //! timezone database so that calendar programs that do not know the zone's name still place
 //! every meeting right across daylight-saving changes).
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::{OffsetComponents, OffsetName, Tz};
 use icalendar::{Calendar, CalendarDateTime, Component, EventLike};
 use rrule::RRuleSet;
@@ -249,6 +249,7 @@ pub fn feed(
 ) -> String {
     let mut cal = Calendar::new();
     cal.name(name);
+    cal.properties.retain(|p| p.key() != "PRODID");
     cal.append_property(icalendar::Property::new(
         "PRODID",
         "-//cooper//federation//EN",
@@ -260,26 +261,19 @@ pub fn feed(
         if tz == chrono_tz::UTC {
             continue;
         }
-        let year = s.rhythm.first.and_utc().format("%Y").to_string();
-        let year: i32 = year.parse().unwrap_or(2000);
+        let year = s.rhythm.first.year();
         match zones.iter_mut().find(|(z, _)| *z == tz) {
             Some((_, y)) => *y = (*y).min(year),
             None => zones.push((tz, year)),
         }
     }
-    let until_year: i32 = until.format("%Y").to_string().parse().unwrap_or(2100);
-    for (tz, from) in zones {
-        let text = format!(
-            "BEGIN:VCALENDAR\r\n{}END:VCALENDAR\r\n",
-            vtimezone(tz, from, until_year)
-        );
-        if let Ok(parsed) = icalendar::parser::read_calendar(&icalendar::parser::unfold(&text)) {
-            let c: Calendar = parsed.into();
-            for component in c.components {
-                cal.push(component);
-            }
-        }
-    }
+    let until_year = until.year();
+    // The crate writes events, not timezone definitions: those are written here (every line
+    // is short, so none needs folding) and placed before the first event.
+    let zones_text: String = zones
+        .iter()
+        .map(|(tz, from)| vtimezone(*tz, *from, until_year))
+        .collect();
     for s in series {
         let r = s.rhythm;
         let at = |t: NaiveDateTime| -> CalendarDateTime {
@@ -321,7 +315,16 @@ pub fn feed(
         }
         cal.push(e.done());
     }
-    cal.done().to_string()
+    let text = cal.done().to_string();
+    match text
+        .find("BEGIN:VEVENT")
+        .or_else(|| text.find("END:VCALENDAR"))
+    {
+        Some(at) if !zones_text.is_empty() => {
+            format!("{}{zones_text}{}", &text[..at], &text[at..])
+        }
+        _ => text,
+    }
 }
 
 fn offset_text(seconds: i32) -> String {
@@ -491,6 +494,11 @@ mod tests {
         assert!(unfolded.contains("DTSTART;TZID=Europe/Berlin:20270106T150000"));
         assert!(unfolded.contains("EXDATE;TZID=Europe/Berlin:20270804T150000"));
         assert!(unfolded.contains("BEGIN:VTIMEZONE"));
+        assert_eq!(unfolded.matches("PRODID:").count(), 1, "{ics}");
+        let zone = &unfolded
+            [unfolded.find("BEGIN:VTIMEZONE").unwrap()..unfolded.find("END:VTIMEZONE").unwrap()];
+        assert!(!zone.contains("DTSTAMP") && !zone.contains("UID"), "{zone}");
+        assert!(unfolded.find("END:VTIMEZONE") < unfolded.find("BEGIN:VEVENT"));
         assert!(unfolded.contains("DTSTART:20270210T160000Z"));
         assert!(ics.contains("\r\n"));
     }

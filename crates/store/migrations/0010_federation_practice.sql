@@ -2,6 +2,9 @@
 -- dues (rates set by resolutions, solidarity waivers, payments), meetings on a rhythm with
 -- agendas and minutes, personal calendar links, and availability polls.
 
+-- The decision that admitted a member (founding members have none).
+ALTER TABLE fed_members ADD COLUMN admitted_by TEXT;
+
 CREATE TABLE fed_member_people (
     member_id TEXT NOT NULL REFERENCES fed_members (id),
     person_id TEXT NOT NULL REFERENCES people (id),

@@ -412,6 +412,14 @@ impl Store {
             &voters,
         )
         .map_err(|e| invalid(e.to_string()))?;
+        let earlier =
+            sqlx::query("SELECT vote FROM fed_votes WHERE proposal_id = $1 AND member_id = $2")
+                .bind(proposal_id)
+                .bind(member_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get::<String, _>("vote"))
+                .transpose()?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM fed_votes WHERE proposal_id = $1 AND member_id = $2")
             .bind(proposal_id)
@@ -430,6 +438,20 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // Every change to a proposal is kept, votes and changed votes too.
+        let name = self
+            .fed_member(member_id)
+            .await?
+            .map(|m| m.name)
+            .unwrap_or_else(|| member_id.to_string());
+        let change = match earlier {
+            Some(e) if e != vote_text(vote) => {
+                format!("{name} changes its vote from {e} to {}", vote_text(vote))
+            }
+            Some(_) => format!("{name} votes {} again", vote_text(vote)),
+            None => format!("{name} votes {}", vote_text(vote)),
+        };
+        self.history(proposal_id, by, now, &change).await?;
         Ok(())
     }
 

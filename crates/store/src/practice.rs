@@ -246,6 +246,92 @@ impl Store {
             .collect()
     }
 
+    /// Admits a member organisation as the rules say: founding members are recorded as they
+    /// are; any other joins by a passed decision of the size the rules name for joining (for
+    /// Co-op Cloud, a large one), given by its number, which is kept with the member.
+    pub async fn admit_fed_member(
+        &self,
+        name: &str,
+        status: &str,
+        joined_on: Date,
+        contact: &str,
+        coop_id: Option<&str>,
+        decision: Option<&str>,
+    ) -> Result<Member> {
+        if !["founding", "member", "solidarity"].contains(&status) {
+            return Err(invalid(format!(
+                "status {status:?}: a member joins as founding, member or solidarity"
+            )));
+        }
+        let (rules, _) = self.fed_rules().await?;
+        let join_size = rules.dues.as_ref().map(|d| d.join_size.clone());
+        let number = decision.map(str::trim).filter(|d| !d.is_empty());
+        if status != "founding" {
+            if let Some(size) = &join_size {
+                let Some(number) = number else {
+                    return Err(invalid(format!(
+                        "{name} joins by a {size} decision: give the number of the passed decision that admits it (propose one first)"
+                    )));
+                };
+                let p = self
+                    .proposals()
+                    .await?
+                    .into_iter()
+                    .find(|p| p.number.as_deref() == Some(number))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "no passed decision {number}: the register has the numbers"
+                        ))
+                    })?;
+                if !p.size.eq_ignore_ascii_case(size) {
+                    return Err(invalid(format!(
+                        "{number} was a {} decision; joining takes a {size} one",
+                        p.size
+                    )));
+                }
+            }
+        }
+        let m = self
+            .add_fed_member(name, status, joined_on, contact, coop_id)
+            .await?;
+        if let Some(n) = number {
+            sqlx::query("UPDATE fed_members SET admitted_by = $1 WHERE id = $2")
+                .bind(n)
+                .bind(&m.id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(m)
+    }
+
+    /// Whether a new budget may be proposed now: the rules' buffer against the common fund
+    /// (the dues received so far). The error says how much the fund holds.
+    pub async fn budget_check(&self) -> Result<()> {
+        let (rules, _) = self.fed_rules().await?;
+        let fund: i64 = self
+            .dues_accounts(day_of(now_ms()))
+            .await?
+            .iter()
+            .map(|(_, a, _)| a.paid)
+            .sum();
+        rules
+            .budget_allowed(fund)
+            .map_err(|e| invalid(format!("budget: {e}")))
+    }
+
+    /// The meeting before this one (whose minutes came last), if any.
+    pub async fn previous_meeting(&self, m: &Meeting) -> Result<Option<Meeting>> {
+        sqlx::query(&format!(
+            "SELECT {MEETING_COLUMNS} FROM fed_meetings WHERE starts_at < $1 ORDER BY starts_at DESC, id LIMIT 1"
+        ))
+        .bind(m.starts_at)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(meeting)
+        .transpose()
+    }
+
     // ----- dues -----
 
     /// Sets the dues from a day on (a resolution's number in `set_by`).
@@ -427,6 +513,105 @@ impl Store {
             )),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records as dues the payments to `federation` in the books of member co-ops (a payout
+    /// whose party is `federation` in the ledger of the co-op a member is), each ledger line
+    /// once. Returns how many were added and, for lines it could not take, why.
+    pub async fn match_dues_from_ledger(&self, by: &str) -> Result<(usize, Vec<String>)> {
+        let currency = self.dues_rates().await?.first().map(|r| r.currency);
+        let mut added = 0;
+        let mut skipped = Vec::new();
+        for m in self.fed_members().await? {
+            let Some(coop) = &m.coop_id else {
+                continue;
+            };
+            for (id, e) in self.entries_of_party(coop, "federation").await? {
+                if e.kind != cooper_ledger::Kind::Payout
+                    || e.status != cooper_ledger::Status::Received
+                {
+                    continue;
+                }
+                if currency.is_some_and(|c| c != e.currency) {
+                    skipped.push(format!(
+                        "{} paid {} on {} in {}: dues are kept in {}; record it by hand in that currency",
+                        m.name,
+                        cooper_ledger::format_amount(e.amount, e.currency),
+                        e.date,
+                        e.currency,
+                        currency.map(|c| c.to_string()).unwrap_or_default()
+                    ));
+                    continue;
+                }
+                let r = sqlx::query(
+                    "INSERT INTO fed_dues_payments (id, member_id, paid_on, amount, currency, reference, ledger_entry, created_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(new_id())
+                .bind(&m.id)
+                .bind(date_text(e.date))
+                .bind(e.amount)
+                .bind(e.currency.code())
+                .bind(format!("ledger: {}", e.note))
+                .bind(&id)
+                .bind(by)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await;
+                match r {
+                    Ok(_) => added += 1,
+                    Err(e) if is_unique(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok((added, skipped))
+    }
+
+    /// What was spent under a budget in a month: ledger lines of every co-op whose category
+    /// or note names the decision (its number, "R003"): labour minutes and amounts paid out
+    /// or spent, per currency, and how many lines.
+    pub async fn budget_spending(
+        &self,
+        number: &str,
+        period: cooper_ledger::Period,
+    ) -> Result<(i64, Vec<(Currency, i64)>, usize)> {
+        let rows = sqlx::query(
+            "SELECT kind, amount, currency, minutes, category, note FROM ledger_entries WHERE period = $1",
+        )
+        .bind(period.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut minutes = 0;
+        let mut money: Vec<(Currency, i64)> = Vec::new();
+        let mut lines = 0;
+        let named = |t: &str| {
+            t.split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w.eq_ignore_ascii_case(number))
+        };
+        for r in &rows {
+            let category: String = r.try_get("category")?;
+            let note: String = r.try_get("note")?;
+            if !(named(&category) || named(&note)) {
+                continue;
+            }
+            lines += 1;
+            let kind: String = r.try_get("kind")?;
+            if kind == "labour" {
+                minutes += r.try_get::<i64, _>("minutes")?;
+            } else if kind == "payout" || kind == "cost" {
+                let c: String = r.try_get("currency")?;
+                let c: Currency = c
+                    .parse()
+                    .map_err(|e: cooper_ledger::LedgerError| invalid(e.to_string()))?;
+                let a: i64 = r.try_get("amount")?;
+                match money.iter_mut().find(|(x, _)| *x == c) {
+                    Some((_, v)) => *v += a,
+                    None => money.push((c, a)),
+                }
+            }
+        }
+        Ok((minutes, money, lines))
     }
 
     async fn dues_payments(&self, member_id: &str) -> Result<Vec<Payment>> {

@@ -166,10 +166,16 @@ on_both!(decisions_close_at_their_deadline, |s: Store| async move {
     );
 
     // Every change is kept.
+    // Every change is kept: the proposal, each vote (a changed one as a change), the outcome.
     let h = s.proposal_history(&large.id).await.unwrap();
-    assert_eq!(h.len(), 2, "{h:?}");
-    assert!(h[0].2.contains("proposed as a large decision"));
-    assert!(h[1].2.contains("passed as R001"), "{h:?}");
+    assert!(h[0].2.contains("proposed as a large decision"), "{h:?}");
+    assert!(h.iter().any(|x| x.2.contains("votes for")), "{h:?}");
+    assert!(
+        h.iter()
+            .any(|x| x.2 == "Co-op 5 changes its vote from block to for" && x.1 == "eve"),
+        "{h:?}"
+    );
+    assert!(h.last().unwrap().2.contains("passed as R001"), "{h:?}");
     assert_eq!(s.proposals().await.unwrap().len(), 4);
 });
 

@@ -462,3 +462,64 @@ on_both!(
         assert_eq!(s.calendar_person("guess").await.unwrap(), None);
     }
 );
+
+on_both!(
+    a_budget_shows_what_the_books_spent_under_it,
+    |s: Store| async move {
+        let coop = s.add_coop("Autonomic").await.unwrap();
+        let entry = |kind: &str, amount: &str, hours: &str, category: &str, note: &str| {
+            let fields: std::collections::HashMap<&str, String> = [
+                ("kind", kind.to_string()),
+                ("date", "2027-03-10".to_string()),
+                ("amount", amount.to_string()),
+                ("currency", "EUR".to_string()),
+                (
+                    "party",
+                    if kind == "labour" {
+                        "person:ana@example.org"
+                    } else {
+                        "external:Upstream"
+                    }
+                    .to_string(),
+                ),
+                (
+                    "target",
+                    if kind == "labour" {
+                        "federation"
+                    } else {
+                        "shared"
+                    }
+                    .to_string(),
+                ),
+                ("category", category.to_string()),
+                ("status", "received".to_string()),
+                ("recurs", "once".to_string()),
+                ("hours", hours.to_string()),
+                ("note", note.to_string()),
+            ]
+            .into_iter()
+            .collect();
+            cooper_ledger::import::template_entry(&|k| fields.get(k).cloned().unwrap_or_default())
+                .unwrap()
+        };
+        for e in [
+            entry("labour", "", "2", "", "R003: docs sprint"),
+            entry("payout", "50", "", "R003", "upstream donation"),
+            entry("labour", "", "5", "", "R0031 is another decision"),
+            entry("payout", "70", "", "other", "not under a budget"),
+        ] {
+            s.add_entry(&coop.id, &e, "t").await.unwrap();
+        }
+        let (minutes, money, lines) = s
+            .budget_spending("R003", "2027-03".parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!((minutes, lines), (120, 2));
+        assert_eq!(money, vec![("EUR".parse().unwrap(), 5000)]);
+        let (_, _, none) = s
+            .budget_spending("R003", "2027-04".parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(none, 0, "another month");
+    }
+);

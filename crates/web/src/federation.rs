@@ -372,6 +372,8 @@ pub struct DecisionPage {
     pub size: String,
     pub size_rule: String,
     pub budget: String,
+    /// For a passed decision with a budget: this month's spending from the books.
+    pub spent: String,
     pub proposed: String,
     pub deadline: String,
     pub state: String,
@@ -458,6 +460,32 @@ pub async fn decision(
         })
         .unwrap_or_default();
     let open = p.state == "open" && now < p.deadline;
+    let spent = match (&p.number, p.budget.is_empty()) {
+        (Some(n), false) => {
+            let month = cooper_ledger::Period::of(today());
+            match s.store.budget_spending(n, month).await {
+                Ok((minutes, money_spent, lines)) => {
+                    let mut parts = Vec::new();
+                    if minutes != 0 {
+                        parts.push(cooper_ledger::entry::hours_text(minutes));
+                    }
+                    for (c, a) in money_spent {
+                        parts.push(money(a, Some(c)));
+                    }
+                    if parts.is_empty() {
+                        format!("nothing yet in {month} (books lines naming {n} count)")
+                    } else {
+                        format!(
+                            "{} in {month}, from {lines} line(s) of the books naming {n}",
+                            parts.join(" and ")
+                        )
+                    }
+                }
+                Err(e) => return internal(e),
+            }
+        }
+        _ => String::new(),
+    };
     let voters = ctx
         .viewer
         .as_ref()
@@ -480,6 +508,7 @@ pub async fn decision(
         size: p.size.clone(),
         size_rule,
         budget: p.budget.clone(),
+        spent,
         proposed: when(p.proposed_at),
         deadline: when(p.deadline),
         state: p.state.clone(),
@@ -552,16 +581,6 @@ pub struct ProposeForm {
     deadline: String,
 }
 
-/// The common fund: dues received so far (what the budget rule is checked against).
-async fn common_fund(s: &AppState) -> cooper_store::Result<i64> {
-    Ok(s.store
-        .dues_accounts(today())
-        .await?
-        .iter()
-        .map(|(_, a, _)| a.paid)
-        .sum())
-}
-
 pub async fn propose(
     State(s): State<AppState>,
     Extension(ctx): Extension<Ctx>,
@@ -590,15 +609,10 @@ pub async fn propose(
                 f.budget_amount
             ));
         }
-        let fund = match common_fund(&s).await {
-            Ok(x) => x,
+        match s.store.budget_check().await {
+            Ok(()) => {}
+            Err(cooper_store::StoreError::Invalid(m)) => return bad(m),
             Err(e) => return internal(e),
-        };
-        if let Err(e) = rules.budget_allowed(fund) {
-            return bad(format!(
-                "{e} (the common fund holds {} in dues received)",
-                money(fund, Some(currency))
-            ));
         }
     }
     let budget = if f.budget_amount.trim().is_empty() {
@@ -725,6 +739,8 @@ pub struct MeetingPage {
     pub may_write: bool,
     pub members: Vec<Choice>,
     pub template: String,
+    /// Decisions made since the meeting before (linked from the minutes).
+    pub decided: Vec<DecisionRow>,
 }
 
 const MINUTES_TEMPLATE: &str = "## Check-in\n\n\n## Items\n\n\n## Check-out\n\n";
@@ -779,6 +795,28 @@ pub async fn meeting(
             name: x.name,
         })
         .collect();
+    // The decisions made since the previous meeting, up to this one's end.
+    let since = match s.store.previous_meeting(&m).await {
+        Ok(p) => p.map(|p| p.starts_at).unwrap_or(m.starts_at - 31 * DAY_MS),
+        Err(e) => return internal(e),
+    };
+    let until = m.starts_at + m.minutes * 60_000;
+    let decided = s
+        .store
+        .proposals()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.decided_at.is_some_and(|d| d > since && d <= until))
+        .map(|p| DecisionRow {
+            href: format!("/decisions/{}", p.id),
+            number: p.number.clone().unwrap_or_default(),
+            title: p.title,
+            size: p.size,
+            state: p.state,
+            when: when(p.decided_at.unwrap_or_default()),
+        })
+        .collect();
     let may_write = m.published_at.is_none()
         && (v.is_admin() || v.person.id == m.facilitator || v.person.id == m.note_taker);
     render(MeetingPage {
@@ -796,6 +834,7 @@ pub async fn meeting(
         may_write,
         members,
         template: MINUTES_TEMPLATE.into(),
+        decided,
     })
 }
 
@@ -918,31 +957,25 @@ pub async fn minutes(
 
 // ----- calendar feeds -----
 
-async fn feed(s: &AppState, name: &str) -> Response {
+/// The calendar feed (ICS) of every rhythm and every single meeting of the next five years:
+/// what `/federation/calendar.ics`, the private links and `cooper federation feed` serve.
+pub async fn feed_text(store: &cooper_store::Store, name: &str) -> cooper_store::Result<String> {
     let now = Utc::now();
-    let series = match s.store.meeting_series().await {
-        Ok(x) => x,
-        Err(e) => return internal(e),
-    };
-    let singles = match s
-        .store
+    let series = store.meeting_series().await?;
+    let singles = store
         .meetings(0, now.timestamp_millis() + 5 * 366 * DAY_MS)
-        .await
-    {
-        Ok(ms) => ms
-            .into_iter()
-            .filter(|m| m.series_id.is_none())
-            .map(|m| meetings::Single {
-                uid: format!("{}@cooper", m.id),
-                title: m.title,
-                description: String::new(),
-                url: None,
-                start: DateTime::from_timestamp_millis(m.starts_at).unwrap_or_default(),
-                minutes: m.minutes as u32,
-            })
-            .collect::<Vec<_>>(),
-        Err(e) => return internal(e),
-    };
+        .await?
+        .into_iter()
+        .filter(|m| m.series_id.is_none())
+        .map(|m| meetings::Single {
+            uid: format!("{}@cooper", m.id),
+            title: m.title,
+            description: String::new(),
+            url: None,
+            start: DateTime::from_timestamp_millis(m.starts_at).unwrap_or_default(),
+            minutes: m.minutes as u32,
+        })
+        .collect::<Vec<_>>();
     let list: Vec<meetings::Series<'_>> = series
         .iter()
         .map(|x| meetings::Series {
@@ -953,21 +986,27 @@ async fn feed(s: &AppState, name: &str) -> Response {
             rhythm: &x.rhythm,
         })
         .collect();
-    let body = meetings::feed(
+    Ok(meetings::feed(
         name,
         &list,
         &singles,
         now,
         now + chrono::Duration::days(5 * 366),
-    );
-    (
-        [
-            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
-            (header::CACHE_CONTROL, "private, max-age=300"),
-        ],
-        body,
-    )
-        .into_response()
+    ))
+}
+
+async fn feed(s: &AppState, name: &str) -> Response {
+    match feed_text(&s.store, name).await {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+                (header::CACHE_CONTROL, "private, max-age=300"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 pub async fn public_feed(State(s): State<AppState>) -> Response {
@@ -1043,6 +1082,9 @@ pub struct MemberForm {
     joined: String,
     #[serde(default)]
     contact: String,
+    /// The number of the decision that admits it (not for founding members).
+    #[serde(default)]
+    decision: String,
 }
 
 pub async fn add_member(
@@ -1063,7 +1105,14 @@ pub async fn add_member(
         .map(|(id, _)| id.clone());
     let r = s
         .store
-        .add_fed_member(&f.name, &f.status, joined, &f.contact, coop.as_deref())
+        .admit_fed_member(
+            &f.name,
+            &f.status,
+            joined,
+            &f.contact,
+            coop.as_deref(),
+            Some(f.decision.as_str()),
+        )
         .await
         .map(|_| ());
     done(&s, &ctx, "federation.member", &f.name, r).await
@@ -1314,6 +1363,20 @@ pub async fn add_series(
         }
     }
     done(&s, &ctx, "federation.series", &f.title, r).await
+}
+
+pub async fn match_dues(State(s): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    match s
+        .store
+        .match_dues_from_ledger(&ctx.viewer().person.id)
+        .await
+    {
+        Ok((added, skipped)) => {
+            let detail = format!("{added} matched; {} skipped", skipped.len());
+            done(&s, &ctx, "federation.dues.match", &detail, Ok(())).await
+        }
+        Err(e) => internal(e),
+    }
 }
 
 // ----- polls -----

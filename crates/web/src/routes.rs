@@ -409,6 +409,12 @@ fn routes() -> Vec<(Route, MethodRouter<AppState>)> {
         ),
         r(
             "POST",
+            "/federation/dues/match",
+            Federation(Execute),
+            post(federation::match_dues),
+        ),
+        r(
+            "POST",
             "/federation/waivers",
             Federation(Execute),
             post(federation::waiver),

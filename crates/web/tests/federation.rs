@@ -469,3 +469,86 @@ async fn minutes_cannot_run_script_and_the_calendar_link_is_shown_once() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn budgets_are_checked_against_the_fund_and_show_their_spending() {
+    let w = world(false).await.unwrap();
+    w.store
+        .add_fed_member(
+            "Co-op A",
+            "founding",
+            time::macros::date!(2024 - 01 - 01),
+            "",
+            Some(&w.coop_a),
+        )
+        .await
+        .unwrap();
+    let mut op = Client::new(&w.router);
+    op.login("operator@a.example.org").await;
+    let deadline = (Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let ask = |amount: &'static str| {
+        vec![
+            ("title", "Docs sprint"),
+            ("summary", "Ten hours a month for the docs"),
+            ("size", "small"),
+            ("budget_amount", amount),
+            ("budget", "EUR a month for docs"),
+        ]
+    };
+    // The common fund is empty: below Co-op Cloud's buffer of 1,500, no new budget.
+    let mut form = ask("250");
+    form.push(("deadline", deadline.as_str()));
+    let p = op.submit("/federation/proposals", &form).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.body.contains("buffer"), "{}", p.body);
+    // Dues arrive (2,000 EUR); the same proposal is accepted, a Small one passes at once.
+    let m = w.store.fed_members().await.unwrap();
+    w.store
+        .record_dues_payment(
+            &m[0].id,
+            time::macros::date!(2026 - 01 - 05),
+            200_000,
+            "EUR".parse().unwrap(),
+            "",
+            None,
+            "admin",
+        )
+        .await
+        .unwrap();
+    let p = op.submit("/federation/proposals", &form).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let path = p.location.unwrap();
+    // Hours booked in the co-op's books under R001 show as spent this month.
+    let today = Utc::now().format("%Y-%m-%d").to_string();
+    let fields: std::collections::HashMap<&str, String> = [
+        ("kind", "labour".to_string()),
+        ("date", today),
+        ("currency", "EUR".to_string()),
+        ("party", "person:ana@example.org".to_string()),
+        ("target", "federation".to_string()),
+        ("status", "received".to_string()),
+        ("recurs", "once".to_string()),
+        ("hours", "3".to_string()),
+        ("note", "R001 docs".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let e = cooper_ledger::import::template_entry(&|k| fields.get(k).cloned().unwrap_or_default())
+        .unwrap();
+    w.store.add_entry(&w.coop_a, &e, "t").await.unwrap();
+    let page = op.get(&path).await.body;
+    assert!(page.contains("R001: Docs sprint"), "{page}");
+    let spent = page
+        .split("id=\"spent\">")
+        .nth(1)
+        .unwrap()
+        .split("</dd>")
+        .next()
+        .unwrap();
+    assert!(
+        spent.starts_with("3 h in ") && spent.contains("1 line(s)"),
+        "{spent}"
+    );
+}

@@ -5,6 +5,7 @@ pub mod apptest;
 pub mod backup;
 pub mod catalogue;
 pub mod completion;
+pub mod federation;
 pub mod ledger;
 pub mod lifecycle;
 pub mod operate;
