@@ -1536,13 +1536,27 @@ pub async fn poll(
     let heat = poll::heat(slots.len(), &people);
     let max = heat.iter().copied().max().unwrap_or(0).max(1);
     let g = poll::grid(&slots, tz);
+    // Who is free in each slot, gathered in one pass; a cell's tooltip names the first few.
+    let mut free_in: Vec<Vec<&str>> = vec![Vec::new(); slots.len()];
+    for (pp, m) in &marks {
+        for &i in m {
+            if let Some(v) = free_in.get_mut(i) {
+                v.push(pp.name.as_str());
+            }
+        }
+    }
     let names_at = |slot: usize| -> String {
-        marks
-            .iter()
-            .filter(|(_, m)| m.contains(&slot))
-            .map(|(pp, _)| pp.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        let names = &free_in[slot];
+        const SHOWN: usize = 8;
+        if names.len() > SHOWN {
+            format!(
+                "{} and {} more",
+                names[..SHOWN].join(", "),
+                names.len() - SHOWN
+            )
+        } else {
+            names.join(", ")
+        }
     };
     let rows = g
         .times
