@@ -250,6 +250,15 @@ async fn run() {
     wait_text(&c, "#state", "passed", Duration::from_secs(10)).await;
     wait_text(&c, "h1", "R001: Move the wiki", Duration::from_secs(10)).await;
     shot(&c, "federation-02-decision-passed").await;
+    on_a_phone(
+        &c,
+        &base,
+        &[
+            ("/federation".to_string(), "federation-04-index-phone"),
+            (format!("/decisions/{id}"), "federation-05-decision-phone"),
+        ],
+    )
+    .await;
     // The register is public.
     c.delete_all_cookies().await.unwrap();
     c.goto(&format!("{base}/decisions")).await.unwrap();

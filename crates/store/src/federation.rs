@@ -212,11 +212,12 @@ impl Store {
         .bind(now_ms())
         .execute(&self.pool)
         .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(d) if d.message().to_lowercase().contains("unique") => {
+        .map_err(|e| {
+            if crate::is_unique(&e) {
                 invalid(format!("{name} is already a member organisation"))
+            } else {
+                e.into()
             }
-            e => e.into(),
         })?;
         Ok(self.fed_member(&id).await?.expect("just added"))
     }
@@ -536,8 +537,7 @@ impl Store {
             .await;
             match r {
                 Ok(r) => break (r.rows_affected(), number),
-                Err(sqlx::Error::Database(d))
-                    if attempts < 5 && d.message().to_lowercase().contains("unique") => {}
+                Err(e) if attempts < 5 && crate::is_unique(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         };

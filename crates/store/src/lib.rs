@@ -138,6 +138,12 @@ pub fn new_id() -> String {
     format!("{:013x}{:016x}", now_ms(), rand::random::<u64>())
 }
 
+/// Whether an error is a unique constraint refusing a row (SQLite and Postgres say so in
+/// their messages).
+pub(crate) fn is_unique(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.message().to_lowercase().contains("unique"))
+}
+
 /// A new secret token (256 random bits, hex) and the SHA-256 under which it is kept.
 pub fn new_secret() -> (String, String) {
     let token = hex::encode(rand::random::<[u8; 32]>());

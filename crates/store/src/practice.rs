@@ -11,19 +11,14 @@ use cooper_federation::poll::Shape;
 use cooper_federation::rules::DuesPeriod;
 use cooper_ledger::entry::{date_text, parse_date};
 use cooper_ledger::money::Currency;
-use sha2::Digest;
 use sqlx::Row;
 use time::Date;
 
 use crate::federation::{Member, StoredReview};
-use crate::{new_id, now_ms, Result, Store, StoreError};
+use crate::{is_unique, new_id, now_ms, Result, Store, StoreError};
 
 fn invalid(m: impl Into<String>) -> StoreError {
     StoreError::Invalid(m.into())
-}
-
-fn is_unique(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.message().to_lowercase().contains("unique"))
 }
 
 /// The day (UTC) of an instant in ms.
@@ -175,10 +170,6 @@ fn period_of(t: &str) -> Result<DuesPeriod> {
     }
 }
 
-fn hash_token(token: &str) -> String {
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
-}
-
 impl Store {
     // ----- who speaks for whom -----
 
@@ -187,16 +178,14 @@ impl Store {
         if self.fed_member(member_id).await?.is_none() {
             return Err(invalid("no such member organisation"));
         }
-        match sqlx::query("INSERT INTO fed_member_people (member_id, person_id) VALUES ($1, $2)")
-            .bind(member_id)
-            .bind(person_id)
-            .execute(&self.pool)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        sqlx::query(
+            "INSERT INTO fed_member_people (member_id, person_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(member_id)
+        .bind(person_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The member organisations a person speaks for: those linked to them, and those that are
@@ -319,17 +308,28 @@ impl Store {
             .map_err(|e| invalid(format!("budget: {e}")))
     }
 
-    /// The meeting before this one (whose minutes came last), if any.
-    pub async fn previous_meeting(&self, m: &Meeting) -> Result<Option<Meeting>> {
+    /// The first meeting (in `order`) that matches `condition` on the instant `$1`.
+    async fn meeting_where(
+        &self,
+        condition: &str,
+        order: &str,
+        at: i64,
+    ) -> Result<Option<Meeting>> {
         sqlx::query(&format!(
-            "SELECT {MEETING_COLUMNS} FROM fed_meetings WHERE starts_at < $1 ORDER BY starts_at DESC, id LIMIT 1"
+            "SELECT {MEETING_COLUMNS} FROM fed_meetings WHERE {condition} ORDER BY {order}, id LIMIT 1"
         ))
-        .bind(m.starts_at)
+        .bind(at)
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
         .map(meeting)
         .transpose()
+    }
+
+    /// The meeting before this one (whose minutes came last), if any.
+    pub async fn previous_meeting(&self, m: &Meeting) -> Result<Option<Meeting>> {
+        self.meeting_where("starts_at < $1", "starts_at DESC", m.starts_at)
+            .await
     }
 
     // ----- dues -----
@@ -543,9 +543,9 @@ impl Store {
                     ));
                     continue;
                 }
-                let r = sqlx::query(
+                added += sqlx::query(
                     "INSERT INTO fed_dues_payments (id, member_id, paid_on, amount, currency, reference, ledger_entry, created_by, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
                 )
                 .bind(new_id())
                 .bind(&m.id)
@@ -557,12 +557,8 @@ impl Store {
                 .bind(by)
                 .bind(now_ms())
                 .execute(&self.pool)
-                .await;
-                match r {
-                    Ok(_) => added += 1,
-                    Err(e) if is_unique(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                .await?
+                .rows_affected() as usize;
             }
         }
         Ok((added, skipped))
@@ -781,9 +777,9 @@ impl Store {
                         s.rota[(k + 1) % s.rota.len()].clone(),
                     )
                 };
-                let r = sqlx::query(
+                made += sqlx::query(
                     "INSERT INTO fed_meetings (id, series_id, starts_at, minutes, title, facilitator, note_taker, notes, attendance, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, '', '', $8)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, '', '', $8) ON CONFLICT DO NOTHING",
                 )
                 .bind(new_id())
                 .bind(&s.id)
@@ -794,12 +790,8 @@ impl Store {
                 .bind(notes)
                 .bind(now_ms())
                 .execute(&self.pool)
-                .await;
-                match r {
-                    Ok(_) => made += 1,
-                    Err(e) if is_unique(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                .await?
+                .rows_affected() as usize;
             }
         }
         Ok(made)
@@ -850,16 +842,12 @@ impl Store {
 
     /// The first meeting that has not ended by `now` and has no minutes yet.
     pub async fn next_meeting(&self, now: i64) -> Result<Option<Meeting>> {
-        sqlx::query(&format!(
-            "SELECT {MEETING_COLUMNS} FROM fed_meetings WHERE starts_at + minutes * 60000 > $1 AND published_at IS NULL \
-             ORDER BY starts_at, id LIMIT 1"
-        ))
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(meeting)
-        .transpose()
+        self.meeting_where(
+            "starts_at + minutes * 60000 > $1 AND published_at IS NULL",
+            "starts_at",
+            now,
+        )
+        .await
     }
 
     /// Puts an item on a meeting's agenda (before its minutes are written).
@@ -941,7 +929,6 @@ impl Store {
         &self,
         meeting_id: &str,
         minutes: &Minutes,
-        by: &str,
         now: i64,
     ) -> Result<()> {
         let m = self
@@ -1024,20 +1011,16 @@ impl Store {
             .bind(meeting_id)
             .execute(&self.pool)
             .await?;
-        let _ = by;
         Ok(())
     }
 
     async fn next_meeting_after(&self, m: &Meeting) -> Result<Option<Meeting>> {
-        sqlx::query(&format!(
-            "SELECT {MEETING_COLUMNS} FROM fed_meetings WHERE starts_at > $1 AND published_at IS NULL ORDER BY starts_at, id LIMIT 1"
-        ))
-        .bind(m.starts_at)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(meeting)
-        .transpose()
+        self.meeting_where(
+            "starts_at > $1 AND published_at IS NULL",
+            "starts_at",
+            m.starts_at,
+        )
+        .await
     }
 
     // ----- calendar links -----
@@ -1045,14 +1028,14 @@ impl Store {
     /// A new private calendar link for a person (the old one stops working). The token is
     /// shown once; only its hash is kept.
     pub async fn new_calendar_link(&self, person_id: &str) -> Result<String> {
-        let token = format!("{:032x}", rand_u128());
+        let (token, hash) = crate::new_secret();
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM fed_calendar_links WHERE person_id = $1")
             .bind(person_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO fed_calendar_links (token_hash, person_id, created_at) VALUES ($1, $2, $3)")
-            .bind(hash_token(&token))
+            .bind(hash)
             .bind(person_id)
             .bind(now_ms())
             .execute(&mut *tx)
@@ -1065,7 +1048,7 @@ impl Store {
     pub async fn calendar_person(&self, token: &str) -> Result<Option<String>> {
         Ok(
             sqlx::query("SELECT person_id FROM fed_calendar_links WHERE token_hash = $1")
-                .bind(hash_token(token))
+                .bind(crate::hash_secret(token))
                 .fetch_optional(&self.pool)
                 .await?
                 .map(|r| r.try_get("person_id"))
@@ -1323,8 +1306,4 @@ impl Store {
         }
         Ok(meeting)
     }
-}
-
-fn rand_u128() -> u128 {
-    rand::random::<u128>()
 }

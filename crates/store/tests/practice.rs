@@ -107,7 +107,7 @@ on_both!(
             ..Default::default()
         };
         let e = s
-            .record_minutes(&oct.id, &incomplete, &bo.id, ms(2023, 10, 4))
+            .record_minutes(&oct.id, &incomplete, ms(2023, 10, 4))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("Server costs"), "{e}");
@@ -117,7 +117,6 @@ on_both!(
                 items: vec![(item.clone(), ItemResult::Carried)],
                 ..incomplete.clone()
             },
-            &bo.id,
             ms(2023, 10, 4),
         )
         .await
@@ -159,7 +158,6 @@ on_both!(
                     reviews: vec![(other, "held".into())],
                     ..Default::default()
                 },
-                &cy.id,
                 ms(2023, 11, 1),
             )
             .await
@@ -173,7 +171,6 @@ on_both!(
                 items: vec![(nov_agenda[0].id.clone(), ItemResult::Done("Agreed".into()))],
                 reviews: vec![(review.clone(), "Dues stay as they are until June.".into())],
             },
-            &cy.id,
             ms(2023, 11, 1),
         )
         .await

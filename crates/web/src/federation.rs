@@ -919,7 +919,7 @@ pub async fn minutes(
     }
     match s
         .store
-        .record_minutes(&id, &minutes, &v.person.id, cooper_store::now_ms())
+        .record_minutes(&id, &minutes, cooper_store::now_ms())
         .await
     {
         Ok(()) => {
@@ -1075,6 +1075,18 @@ async fn done(
     }
 }
 
+/// An amount in a currency from a form's two fields (minor units), or the page that says which
+/// field is wrong.
+fn money_field(amount: &str, currency: &str) -> Result<(i64, Currency), Box<Response>> {
+    let currency: Currency = currency
+        .trim()
+        .parse()
+        .map_err(|e| Box::new(bad(format!("currency: {e}"))))?;
+    let amount = cooper_ledger::parse_amount(amount.trim(), currency)
+        .map_err(|e| Box::new(bad(format!("amount: {e}"))))?;
+    Ok((amount, currency))
+}
+
 #[derive(Deserialize)]
 pub struct MemberForm {
     name: String,
@@ -1162,13 +1174,9 @@ pub async fn payment(
         Ok(d) => d,
         Err(r) => return *r,
     };
-    let currency: Currency = match f.currency.trim().parse() {
-        Ok(c) => c,
-        Err(e) => return bad(format!("currency: {e}")),
-    };
-    let amount = match cooper_ledger::parse_amount(f.amount.trim(), currency) {
-        Ok(a) => a,
-        Err(e) => return bad(format!("amount: {e}")),
+    let (amount, currency) = match money_field(&f.amount, &f.currency) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     let r = s
         .store
@@ -1228,13 +1236,9 @@ pub async fn rate(
         Ok(d) => d,
         Err(r) => return *r,
     };
-    let currency: Currency = match f.currency.trim().parse() {
-        Ok(c) => c,
-        Err(e) => return bad(format!("currency: {e}")),
-    };
-    let amount = match cooper_ledger::parse_amount(f.amount.trim(), currency) {
-        Ok(a) => a,
-        Err(e) => return bad(format!("amount: {e}")),
+    let (amount, currency) = match money_field(&f.amount, &f.currency) {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
     let period = match f.period.as_str() {
         "monthly" => cooper_federation::rules::DuesPeriod::Monthly,
@@ -1501,6 +1505,15 @@ pub struct TzQuery {
     tz: String,
 }
 
+/// A poll by id, or the page to answer instead (404 for none).
+async fn load_poll(s: &AppState, id: &str) -> Result<cooper_store::practice::Poll, Box<Response>> {
+    match s.store.poll(id).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(Box::new(not_found())),
+        Err(e) => Err(Box::new(internal(e))),
+    }
+}
+
 fn poll_key(id: &str) -> String {
     format!("poll:{id}")
 }
@@ -1512,10 +1525,9 @@ pub async fn poll(
     Path(id): Path<String>,
     Query(q): Query<TzQuery>,
 ) -> Response {
-    let p = match s.store.poll(&id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_found(),
-        Err(e) => return internal(e),
+    let p = match load_poll(&s, &id).await {
+        Ok(p) => p,
+        Err(r) => return *r,
     };
     let marks = match s.store.poll_marks(&id).await {
         Ok(m) => m,
@@ -1664,10 +1676,9 @@ pub async fn join_poll(
     Path(id): Path<String>,
     Form(f): Form<JoinForm>,
 ) -> Response {
-    let p = match s.store.poll(&id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_found(),
-        Err(e) => return internal(e),
+    let p = match load_poll(&s, &id).await {
+        Ok(p) => p,
+        Err(r) => return *r,
     };
     let tz = meetings::timezone(&f.tz)
         .map(|t| t.name().to_string())
@@ -1716,10 +1727,9 @@ pub async fn paint(
     Path(id): Path<String>,
     Form(f): Form<Vec<(String, String)>>,
 ) -> Response {
-    let p = match s.store.poll(&id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_found(),
-        Err(e) => return internal(e),
+    let p = match load_poll(&s, &id).await {
+        Ok(p) => p,
+        Err(r) => return *r,
     };
     let Some(me) = session.get::<String>(&poll_key(&id)).await.ok().flatten() else {
         return problem(
@@ -1757,10 +1767,9 @@ pub async fn choose(
     Path(id): Path<String>,
     Form(f): Form<ChooseForm>,
 ) -> Response {
-    let p = match s.store.poll(&id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_found(),
-        Err(e) => return internal(e),
+    let p = match load_poll(&s, &id).await {
+        Ok(p) => p,
+        Err(r) => return *r,
     };
     match s.store.choose_poll_slot(&p, f.slot).await {
         Ok(m) => {
