@@ -237,9 +237,81 @@ impl Engine {
             .collect();
         images.sort();
         images.dedup();
+        let mut here = Vec::new();
         for image in images {
-            if let Err(p) = self.ensure_image(image).await? {
-                problems.push(p);
+            match self.ensure_image(image).await? {
+                Err(p) => problems.push(p),
+                Ok(()) => here.push(image),
+            }
+        }
+        problems.extend(self.images_for_other_nodes(plan, &here).await?);
+        Ok(problems)
+    }
+
+    /// In a Swarm of several nodes, an image this manager has is not enough: every node that
+    /// may run the service pulls it itself. An image no registry gives (built or loaded on the
+    /// manager only) is reported for the services whose placement lets them run elsewhere.
+    async fn images_for_other_nodes(
+        &self,
+        plan: &StackPlan,
+        here: &[&str],
+    ) -> Result<Vec<PreflightError>> {
+        let Ok(nodes) = self.nodes().await else {
+            return Ok(Vec::new());
+        };
+        if nodes.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let me = self
+            .docker
+            .info()
+            .await
+            .map_err(EngineError::api("reading the engine's info"))?
+            .swarm
+            .and_then(|s| s.node_id)
+            .unwrap_or_default();
+        let mut pullable: HashMap<&str, std::result::Result<(), String>> = HashMap::new();
+        let mut problems = Vec::new();
+        for (name, spec) in &plan.services {
+            let Some(task) = spec.task_template.as_ref() else {
+                continue;
+            };
+            let Some(image) = task.container_spec.as_ref().and_then(|c| c.image.as_deref()) else {
+                continue;
+            };
+            if !here.contains(&image) {
+                continue;
+            }
+            let constraints = task
+                .placement
+                .as_ref()
+                .and_then(|p| p.constraints.clone())
+                .unwrap_or_default();
+            let others: Vec<&str> = crate::nodes::eligible(&constraints, &nodes)
+                .into_iter()
+                .filter(|n| n.id != me)
+                .map(|n| n.hostname.as_str())
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            if !pullable.contains_key(image) {
+                let found = self
+                    .docker
+                    .inspect_registry_image(image, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| api_message(&e));
+                pullable.insert(image, found);
+            }
+            if let Some(Err(why)) = pullable.get(image) {
+                problems.push(PreflightError::Image {
+                    image: image.to_string(),
+                    reason: format!(
+                        "this manager has it, but no registry gives it to the other nodes                          ({why}); service {name} may run on {}: push the image to a registry                          every node reaches, or pin the service with a placement constraint                          (for example node.role==manager)",
+                        others.join(", ")
+                    ),
+                });
             }
         }
         Ok(problems)

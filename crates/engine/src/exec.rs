@@ -45,12 +45,35 @@ pub struct StackStatus {
     /// `update paused`, `rollback paused`, `rolled back`), the most telling one first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update: Option<String>,
+    /// Down nodes this stack waits for (a service pinned to one has nowhere else to run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
+    /// Down nodes holding tasks of this stack that should run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on_down_nodes: Vec<String>,
 }
 
 impl StackStatus {
     /// One phrase for the stack: `rolling back 0/1`, `deployed 3/3`, `degraded 1/3`, …
     pub fn describe(&self) -> String {
         let counts = format!("{}/{}", self.running, self.desired);
+        if !self.waiting_for.is_empty() {
+            return format!(
+                "waiting for node {} (down) {counts}",
+                self.waiting_for.join(", ")
+            );
+        }
+        if !self.on_down_nodes.is_empty() {
+            let word = if self.running >= self.desired {
+                "deployed"
+            } else {
+                "degraded"
+            };
+            return format!(
+                "{word} {counts}, node {} down",
+                self.on_down_nodes.join(", ")
+            );
+        }
         match &self.update {
             Some(u) if u != "rolled back" => format!("{u} {counts}"),
             _ if self.running >= self.desired => format!("deployed {counts}"),
@@ -335,11 +358,10 @@ impl Engine {
         self.update_service(full_name, spec).await
     }
 
-    /// Every stack on the server with its services' state and version: one API call.
-    pub async fn all_stacks(&self) -> Result<BTreeMap<String, StackStatus>> {
+    /// Every service that belongs to a stack (one call).
+    pub async fn stacked_services(&self) -> Result<Vec<Service>> {
         let filters = HashMap::from([("label".to_string(), vec![STACK_LABEL.to_string()])]);
-        let services: Vec<Service> = self
-            .docker
+        self.docker
             .list_services(Some(
                 ListServicesOptionsBuilder::default()
                     .filters(&filters)
@@ -347,7 +369,21 @@ impl Engine {
                     .build(),
             ))
             .await
-            .map_err(EngineError::api("listing services"))?;
+            .map_err(EngineError::api("listing services"))
+    }
+
+    /// Every stack on the server with its services' state and version: two calls (services,
+    /// nodes) while every node is ready. When one is not, the tasks are read too: tasks on a
+    /// down node are not counted as running (their state is only the last one known) and
+    /// stacks waiting for that node say so.
+    pub async fn all_stacks(&self) -> Result<BTreeMap<String, StackStatus>> {
+        let (services, nodes) = tokio::join!(self.stacked_services(), self.nodes());
+        let services = services?;
+        // A server that is not a Swarm manager cannot list nodes; its stacks are as they are.
+        let trouble = match nodes {
+            Ok(nodes) => self.node_trouble(&nodes, &services).await?,
+            Err(_) => None,
+        };
         let mut by_stack: BTreeMap<String, Vec<Service>> = BTreeMap::new();
         for s in services {
             let stack = s
@@ -360,13 +396,21 @@ impl Engine {
                 by_stack.entry(stack).or_default().push(s);
             }
         }
-        let out = by_stack
+        let mut out: BTreeMap<String, StackStatus> = by_stack
             .into_iter()
             .map(|(stack, services)| {
                 let status = stack_status(&stack, &services);
                 (stack, status)
             })
             .collect();
+        if let Some(trouble) = trouble {
+            for (stack, st) in out.iter_mut() {
+                let t = trouble.affected.get(stack).cloned().unwrap_or_default();
+                st.running = t.running;
+                st.waiting_for = t.waiting_for.into_iter().collect();
+                st.on_down_nodes = t.on.into_iter().collect();
+            }
+        }
         Ok(out)
     }
 }

@@ -18,7 +18,11 @@ pub struct TaskRow {
     pub service: String,
     pub task: String,
     pub slot: Option<i64>,
+    /// The host name of the node the task is on (empty while it waits for one).
     pub node: String,
+    /// That node's state when it is not `ready` (`down`, `disconnected`, `unknown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_state: Option<String>,
     pub image: String,
     pub desired: String,
     pub state: String,
@@ -38,6 +42,7 @@ fn row(t: &Task, service: &str, update: Option<&str>) -> TaskRow {
         task: t.id.clone().unwrap_or_default(),
         slot: t.slot,
         node: t.node_id.clone().unwrap_or_default(),
+        node_state: None,
         image: t
             .spec
             .as_ref()
@@ -57,6 +62,7 @@ fn row(t: &Task, service: &str, update: Option<&str>) -> TaskRow {
 /// A node of the Swarm, for the dashboard's server page.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeRow {
+    pub id: String,
     pub hostname: String,
     /// `manager` or `worker`.
     pub role: String,
@@ -66,6 +72,13 @@ pub struct NodeRow {
     pub engine_version: String,
     pub nano_cpus: i64,
     pub memory_bytes: i64,
+    pub os: String,
+    pub arch: String,
+    /// The address the node is reached at.
+    pub addr: String,
+    /// The node's labels (`docker node update --label-add`), for placement constraints.
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub engine_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What the engine keeps on disk: its images and volumes (Docker's own accounting).
@@ -221,7 +234,15 @@ impl Engine {
                 let d = n.description.unwrap_or_default();
                 let spec = n.spec.unwrap_or_default();
                 let res = d.resources.unwrap_or_default();
+                let platform = d.platform.unwrap_or_default();
+                let engine = d.engine.clone().unwrap_or_default();
                 NodeRow {
+                    id: n.id.unwrap_or_default(),
+                    os: platform.os.unwrap_or_default(),
+                    arch: platform.architecture.unwrap_or_default(),
+                    addr: n.status.as_ref().and_then(|s| s.addr.clone()).unwrap_or_default(),
+                    labels: spec.labels.clone().unwrap_or_default().into_iter().collect(),
+                    engine_labels: engine.labels.unwrap_or_default().into_iter().collect(),
                     hostname: d.hostname.unwrap_or_default(),
                     role: spec.role.map(|r| r.to_string()).unwrap_or_default(),
                     state: n
@@ -230,7 +251,7 @@ impl Engine {
                         .map(|s| s.to_string())
                         .unwrap_or_default(),
                     availability: spec.availability.map(|a| a.to_string()).unwrap_or_default(),
-                    engine_version: d.engine.and_then(|e| e.engine_version).unwrap_or_default(),
+                    engine_version: engine.engine_version.unwrap_or_default(),
                     nano_cpus: res.nano_cpus.unwrap_or(0),
                     memory_bytes: res.memory_bytes.unwrap_or(0),
                 }
@@ -280,6 +301,13 @@ impl Engine {
                 row(t, &svc, update)
             })
             .collect();
+        let nodes = self.nodes().await?;
+        for r in &mut rows {
+            if let Some(n) = nodes.iter().find(|n| n.id == r.node) {
+                r.node = n.hostname.clone();
+                r.node_state = (n.state != "ready").then(|| n.state.clone());
+            }
+        }
         rows.sort_by(|a, b| a.service.cmp(&b.service));
         Ok(rows)
     }

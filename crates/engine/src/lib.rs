@@ -17,6 +17,7 @@ pub mod converge;
 pub mod convert;
 pub mod exec;
 pub mod inspect;
+pub mod nodes;
 pub mod oneshot;
 pub mod secrets;
 

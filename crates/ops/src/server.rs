@@ -67,8 +67,12 @@ pub async fn add(
     })
 }
 
-/// Every server and whether it answers, all checked at once.
-pub async fn list(abra: &AbraDir, probe: bool) -> Result<Vec<ServerStatus>> {
+/// How long one server may take to answer before it is shown as unreachable (the others are
+/// not held up: every server is asked at once).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Every server and whether it answers, all checked at once, each within `timeout`.
+pub async fn list(abra: &AbraDir, probe: bool, timeout: Duration) -> Result<Vec<ServerStatus>> {
     let apps = abra.apps()?;
     let servers = abra.servers()?;
     let checks = servers.iter().map(|name| {
@@ -76,9 +80,9 @@ pub async fn list(abra: &AbraDir, probe: bool) -> Result<Vec<ServerStatus>> {
         async move {
             let result = if probe {
                 Some(
-                    tokio::time::timeout(Duration::from_secs(20), check(name, &endpoint))
+                    tokio::time::timeout(timeout, check(name, &endpoint))
                         .await
-                        .unwrap_or_else(|_| Err("no answer within 20 s".into())),
+                        .unwrap_or_else(|_| Err(no_answer(timeout))),
                 )
             } else {
                 None
@@ -130,6 +134,7 @@ pub fn remove(abra: &AbraDir, name: &str) -> Result<()> {
 pub async fn stacks_by_server(
     abra: &AbraDir,
     servers: &[String],
+    timeout: Duration,
 ) -> Vec<(
     String,
     std::result::Result<
@@ -144,10 +149,74 @@ pub async fn stacks_by_server(
                 .map_err(|e| e.to_string())?;
             engine.all_stacks().await.map_err(|e| e.to_string())
         };
-        let result = tokio::time::timeout(Duration::from_secs(30), result)
+        let result = tokio::time::timeout(timeout, result)
             .await
-            .unwrap_or_else(|_| Err("no answer within 30 s".into()));
+            .unwrap_or_else(|_| Err(no_answer(timeout)));
         (name.clone(), result)
     });
     futures_util::future::join_all(queries).await
+}
+
+fn no_answer(timeout: Duration) -> String {
+    format!("no answer within {} s", timeout.as_secs_f64())
+}
+
+/// The nodes of a server's Swarm.
+pub async fn nodes(abra: &AbraDir, server: &str) -> Result<Vec<cooper_engine::inspect::NodeRow>> {
+    let engine = crate::connect(abra, server).await?;
+    Ok(engine.nodes().await?)
+}
+
+/// How a drain went.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainReport {
+    pub node: String,
+    /// Its availability before (to undo with `server activate`).
+    pub before: String,
+    pub seconds: f64,
+}
+
+/// Drains a node of a server's Swarm (the engine's availability `drain`: Swarm moves its tasks
+/// to other nodes) and waits until nothing is meant to run there and every stack runs all its
+/// replicas again. An error when that is not so within `limit`, naming what is left.
+pub async fn drain(
+    abra: &AbraDir,
+    server: &str,
+    node: &str,
+    limit: Duration,
+    reporter: &mut dyn crate::Reporter,
+) -> Result<DrainReport> {
+    let engine = crate::connect(abra, server).await?;
+    let n = engine.node(node).await?;
+    if n.role == "manager" && engine.nodes().await?.iter().filter(|m| m.role == "manager").count() == 1 {
+        reporter.info(&format!(
+            "{} is the only manager: it keeps managing the Swarm while drained, it only stops running tasks",
+            n.hostname
+        ));
+    }
+    reporter.info(&format!("draining {} ({}, was {})", n.hostname, n.role, n.availability));
+    let drained = engine
+        .drain(&n, limit, &mut |line| reporter.info(line))
+        .await?;
+    if !drained.short.is_empty() {
+        return Err(OpsError::Failed(format!(
+            "{} is drained, but after {:.0} s {}; Swarm keeps trying (undo with `cooper server activate {server} {}`)",
+            n.hostname,
+            drained.seconds,
+            drained.short.join("; "),
+            n.hostname
+        )));
+    }
+    Ok(DrainReport {
+        node: n.hostname,
+        before: drained.before,
+        seconds: drained.seconds,
+    })
+}
+
+/// Makes a node take tasks again (availability `active`); returns what it was.
+pub async fn activate(abra: &AbraDir, server: &str, node: &str) -> Result<String> {
+    let engine = crate::connect(abra, server).await?;
+    let n = engine.node(node).await?;
+    Ok(engine.set_availability(&n, "active").await?)
 }

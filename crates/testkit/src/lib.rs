@@ -5,6 +5,8 @@
 //! `/www/index.html`, `/data` and `/tmp`. Every tag names the same content; recipes give it
 //! its behaviour through `command`, `healthcheck` and configs.
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

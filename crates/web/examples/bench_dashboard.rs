@@ -96,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
                 version: Some("1.2.0+3.4".into()),
                 chaos: false,
                 update: None,
+                ..Default::default()
             },
         );
         apps.push(cooper_web::views::AppInfo {

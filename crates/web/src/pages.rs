@@ -731,6 +731,11 @@ pub async fn instance(
                             } else {
                                 "bad"
                             },
+                            node: match (&t.node_state, t.node.as_str()) {
+                                (_, "") => "—".into(),
+                                (Some(s), n) => format!("{n} ({s})"),
+                                (None, n) => n.to_string(),
+                            },
                             service: t.service,
                             state: t.state,
                             error: t.error.unwrap_or_default(),

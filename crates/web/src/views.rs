@@ -308,6 +308,8 @@ pub struct InstancesPage {
 
 pub struct TaskView {
     pub service: String,
+    /// The node it runs on (and its state when that is not ready).
+    pub node: String,
     pub state: String,
     pub tone: &'static str,
     pub error: String,

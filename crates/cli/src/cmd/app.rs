@@ -138,6 +138,10 @@ pub struct Ls {
     /// Ask every server (all at once) what is deployed: status and deployed version.
     #[arg(short = 'S', long)]
     status: bool,
+    /// With -S: seconds each server may take before it is shown as unreachable (the others
+    /// are not held up).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    timeout: f64,
     /// Print JSON.
     #[arg(short = 'm', long)]
     machine: bool,
@@ -284,7 +288,10 @@ fn ls(ctx: &Ctx, a: Ls) -> anyhow::Result<u8> {
     if a.status {
         let mut servers: Vec<String> = rows.iter().map(|r| r.server.clone()).collect();
         servers.dedup();
-        let answers = ctx.block_on(cooper_ops::server::stacks_by_server(&ctx.abra, &servers));
+        let timeout = crate::seconds(a.timeout, "--timeout")?;
+        let answers = ctx.block_on(cooper_ops::server::stacks_by_server(
+            &ctx.abra, &servers, timeout,
+        ));
         for r in rows.iter_mut() {
             let stack_name = stack::stack_name(&r.domain);
             let Some((_, answer)) = answers.iter().find(|(s, _)| *s == r.server) else {
@@ -292,7 +299,10 @@ fn ls(ctx: &Ctx, a: Ls) -> anyhow::Result<u8> {
             };
             match answer {
                 Err(e) => {
-                    r.status = Some(format!("unknown: {}", e.lines().next().unwrap_or_default()))
+                    r.status = Some(format!(
+                        "unreachable: {}",
+                        e.lines().next().unwrap_or_default()
+                    ))
                 }
                 Ok(stacks) => match stacks.get(&stack_name) {
                     None => r.status = Some("undeployed".into()),

@@ -63,6 +63,11 @@ impl Ps {
             .map(|r| {
                 vec![
                     r.service.clone(),
+                    match (&r.node_state, r.node.as_str()) {
+                        (_, "") => "-".into(),
+                        (Some(s), n) => format!("{n} ({s})"),
+                        (None, n) => n.to_string(),
+                    },
                     r.image.clone(),
                     r.state.clone(),
                     r.desired.clone(),
@@ -73,7 +78,7 @@ impl Ps {
             .collect();
         output::table(
             ctx.tty,
-            &["SERVICE", "IMAGE", "STATE", "DESIRED", "UPDATE", "ERROR"],
+            &["SERVICE", "NODE", "IMAGE", "STATE", "DESIRED", "UPDATE", "ERROR"],
             &table,
         );
         Ok(0)

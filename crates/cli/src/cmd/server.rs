@@ -33,6 +33,36 @@ pub enum ServerCommand {
         /// Do not contact the servers.
         #[arg(long)]
         no_probe: bool,
+        /// Seconds each server may take before it is shown as unreachable (all are asked at
+        /// once).
+        #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+        timeout: f64,
+    },
+    /// List the nodes of a server's Swarm: role, state, availability, address.
+    Nodes {
+        /// The server's name.
+        server: String,
+        #[arg(short = 'm', long)]
+        /// Print JSON (machine-readable) instead of a table.
+        machine: bool,
+    },
+    /// Move every task off a node (the engine's `drain`) and wait until Swarm runs them
+    /// elsewhere.
+    Drain {
+        /// The server's name.
+        server: String,
+        /// The node's host name (or ID), as `cooper server nodes` lists it.
+        node: String,
+        /// Seconds to wait for the tasks to run elsewhere.
+        #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
+        timeout: f64,
+    },
+    /// Let a drained or paused node take tasks again.
+    Activate {
+        /// The server's name.
+        server: String,
+        /// The node's host name (or ID).
+        node: String,
     },
     /// Forget a server (refused while it has apps).
     #[command(alias = "remove")]
@@ -75,10 +105,15 @@ impl ServerCommand {
                 );
                 Ok(0)
             }
-            ServerCommand::Ls { machine, no_probe } => {
+            ServerCommand::Ls {
+                machine,
+                no_probe,
+                timeout,
+            } => {
                 let list = ctx.block_on(cooper_ops::server::list(
                     &ctx.abra,
                     !no_probe && !ctx.offline,
+                    crate::seconds(timeout, "--timeout")?,
                 ))?;
                 if machine {
                     return output::json(&list).map(|_| 0);
@@ -101,6 +136,56 @@ impl ServerCommand {
                     })
                     .collect();
                 output::table(ctx.tty, &["SERVER", "ENDPOINT", "APPS", "REACHABLE"], &rows);
+                Ok(0)
+            }
+            ServerCommand::Nodes { server, machine } => {
+                let nodes = ctx.block_on(cooper_ops::server::nodes(&ctx.abra, &server))?;
+                if machine {
+                    return output::json(&nodes).map(|_| 0);
+                }
+                let rows: Vec<Vec<String>> = nodes
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            n.hostname.clone(),
+                            n.role.clone(),
+                            n.state.clone(),
+                            n.availability.clone(),
+                            n.addr.clone(),
+                            n.engine_version.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    ctx.tty,
+                    &["NODE", "ROLE", "STATE", "AVAILABILITY", "ADDRESS", "ENGINE"],
+                    &rows,
+                );
+                Ok(0)
+            }
+            ServerCommand::Drain {
+                server,
+                node,
+                timeout,
+            } => {
+                let limit = crate::seconds(timeout, "--timeout")?;
+                let mut reporter = crate::report::CliReporter::new(ctx.tty, ctx.no_input);
+                let r = ctx.block_on(cooper_ops::server::drain(
+                    &ctx.abra,
+                    &server,
+                    &node,
+                    limit,
+                    &mut reporter,
+                ))?;
+                println!(
+                    "{} drained in {:.1} s: its tasks run on other nodes (undo with `cooper server activate {server} {}`)",
+                    r.node, r.seconds, r.node
+                );
+                Ok(0)
+            }
+            ServerCommand::Activate { server, node } => {
+                let before = ctx.block_on(cooper_ops::server::activate(&ctx.abra, &server, &node))?;
+                println!("{node} is active again (it was {before}); Swarm places new tasks on it");
                 Ok(0)
             }
             ServerCommand::Rm { name } => {

@@ -39,6 +39,7 @@ pub fn running(stack_version: &str) -> StackStatus {
         version: Some(stack_version.into()),
         chaos: false,
         update: None,
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,494 @@
+//! A Swarm of several nodes: which node may run a service (its placement constraints, as the
+//! engine reads them), where tasks are, which nodes are down, and draining a node.
+//!
+//! Swarm stays the scheduler: cooper only reads what it decided and sets a node's availability.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use bollard::models::{NodeSpecAvailabilityEnum, Task, TaskState};
+use bollard::query_parameters::UpdateNodeOptionsBuilder;
+
+use crate::inspect::NodeRow;
+use crate::{Engine, EngineError, Result};
+
+/// Whether a placement constraint (`node.role==manager`, `node.hostname!=b`,
+/// `node.labels.disk==ssd`, `engine.labels.x==y`, `node.platform.os==linux`) lets a node run a
+/// task. `None` when the constraint names something cooper cannot see here (the engine decides).
+pub fn constraint_allows(constraint: &str, node: &NodeRow) -> Option<bool> {
+    let (key, want, equal) = if let Some((k, v)) = constraint.split_once("!=") {
+        (k, v, false)
+    } else if let Some((k, v)) = constraint.split_once("==") {
+        (k, v, true)
+    } else {
+        return None;
+    };
+    let key = key.trim();
+    let want = want.trim();
+    let have: Option<String> = match key {
+        "node.role" => Some(node.role.clone()),
+        "node.hostname" => Some(node.hostname.clone()),
+        "node.id" => Some(node.id.clone()),
+        "node.platform.os" => Some(node.os.clone()),
+        "node.platform.arch" => Some(node.arch.clone()),
+        k => {
+            if let Some(label) = k.strip_prefix("node.labels.") {
+                Some(node.labels.get(label).cloned().unwrap_or_default())
+            } else if let Some(label) = k.strip_prefix("engine.labels.") {
+                Some(node.engine_labels.get(label).cloned().unwrap_or_default())
+            } else {
+                None
+            }
+        }
+    };
+    // The engine compares hostnames and roles without regard to case.
+    let same = have.map(|h| h.eq_ignore_ascii_case(want))?;
+    Some(same == equal)
+}
+
+/// The nodes that may run a service's tasks now: ready, active, and allowed by every
+/// constraint cooper can read.
+pub fn eligible<'a>(constraints: &[String], nodes: &'a [NodeRow]) -> Vec<&'a NodeRow> {
+    nodes
+        .iter()
+        .filter(|n| n.state == "ready" && n.availability == "active")
+        .filter(|n| {
+            constraints
+                .iter()
+                .all(|c| constraint_allows(c, n).unwrap_or(true))
+        })
+        .collect()
+}
+
+/// What a server's nodes mean for its stacks when some are not ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeTrouble {
+    /// Host names of nodes that are not ready (`down`, `disconnected`, `unknown`).
+    pub down: BTreeSet<String>,
+    /// Per stack: tasks meant to run that are on a down node, or waiting for one (a service
+    /// pinned to it has nowhere else to go).
+    pub affected: BTreeMap<String, StackOnDown>,
+}
+
+/// A stack's tasks and the nodes that are down.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackOnDown {
+    /// Running tasks, not counting those on down nodes (their state is the last one known).
+    pub running: u64,
+    /// Down nodes this stack's tasks wait for (pending with "no suitable node", and their
+    /// service's last task ran there).
+    pub waiting_for: BTreeSet<String>,
+    /// Down nodes holding tasks of this stack that should run.
+    pub on: BTreeSet<String>,
+}
+
+/// Reads node trouble from the nodes and every task (pure; see [`Engine::node_trouble`]).
+pub fn trouble_from(nodes: &[NodeRow], tasks: &[Task], stack_of: &HashMap<String, String>) -> NodeTrouble {
+    let down: HashMap<&str, &str> = nodes
+        .iter()
+        .filter(|n| n.state != "ready")
+        .map(|n| (n.id.as_str(), n.hostname.as_str()))
+        .collect();
+    let mut t = NodeTrouble {
+        down: down.values().map(|h| h.to_string()).collect(),
+        ..Default::default()
+    };
+    if down.is_empty() {
+        return t;
+    }
+    let running = TaskState::RUNNING;
+    // The node of each service's newest task that had a node (where a pinned service was).
+    let mut last_node: HashMap<&str, (&str, Option<String>)> = HashMap::new();
+    for task in tasks {
+        let (Some(service), Some(node)) = (task.service_id.as_deref(), task.node_id.as_deref())
+        else {
+            continue;
+        };
+        let at = task.updated_at.clone();
+        let newer = last_node
+            .get(service)
+            .is_none_or(|(_, seen)| at.as_deref() > seen.as_deref());
+        if newer {
+            last_node.insert(service, (node, at));
+        }
+    }
+    for task in tasks {
+        let Some(stack) = task.service_id.as_ref().and_then(|s| stack_of.get(s)) else {
+            continue;
+        };
+        let entry = t.affected.entry(stack.clone()).or_default();
+        let desired_running = task.desired_state == Some(running);
+        let status = task.status.clone().unwrap_or_default();
+        let node_down = task
+            .node_id
+            .as_deref()
+            .and_then(|n| down.get(n))
+            .map(|h| h.to_string());
+        if !desired_running {
+            continue;
+        }
+        match &node_down {
+            Some(h) => {
+                entry.on.insert(h.clone());
+            }
+            None if status.state == Some(running) => entry.running += 1,
+            None => {}
+        }
+        let pending = matches!(status.state, Some(TaskState::PENDING));
+        let no_node = status.err.as_deref().is_some_and(|e| e.contains("no suitable node"));
+        if pending && no_node {
+            if let Some((node, _)) = task.service_id.as_deref().and_then(|s| last_node.get(s)) {
+                if let Some(h) = down.get(node) {
+                    entry.waiting_for.insert(h.to_string());
+                }
+            }
+        }
+    }
+    t.affected
+        .retain(|_, s| !s.on.is_empty() || !s.waiting_for.is_empty() || s.running > 0);
+    t
+}
+
+impl Engine {
+    /// The node trouble of this server, or `None` when every node is ready. `services` are the
+    /// stacks' services (to name each task's stack); the tasks are read only when a node is
+    /// not ready.
+    pub async fn node_trouble(
+        &self,
+        nodes: &[NodeRow],
+        services: &[bollard::models::Service],
+    ) -> Result<Option<NodeTrouble>> {
+        if nodes.iter().all(|n| n.state == "ready") {
+            return Ok(None);
+        }
+        let stack_of: HashMap<String, String> = services
+            .iter()
+            .filter_map(|s| {
+                let stack = s
+                    .spec
+                    .as_ref()?
+                    .labels
+                    .as_ref()?
+                    .get(crate::STACK_LABEL)?
+                    .clone();
+                Some((s.id.clone()?, stack))
+            })
+            .collect();
+        let tasks = self
+            .docker
+            .list_tasks(None::<bollard::query_parameters::ListTasksOptions>)
+            .await
+            .map_err(EngineError::api("listing tasks"))?;
+        Ok(Some(trouble_from(nodes, &tasks, &stack_of)))
+    }
+
+    /// Finds a node by host name or ID (the error lists the nodes there are).
+    pub async fn node(&self, name: &str) -> Result<NodeRow> {
+        let nodes = self.nodes().await?;
+        nodes
+            .iter()
+            .find(|n| n.hostname == name || n.id == name || (name.len() >= 6 && n.id.starts_with(name)))
+            .cloned()
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "no node called {name:?} in this Swarm; its nodes: {}",
+                    nodes
+                        .iter()
+                        .map(|n| n.hostname.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+
+    /// Sets a node's availability (`active`, `pause`, `drain`); returns what it was.
+    pub async fn set_availability(&self, node: &NodeRow, to: &str) -> Result<String> {
+        let inspected = self
+            .docker
+            .inspect_node(&node.id)
+            .await
+            .map_err(EngineError::api(format!("inspecting node {}", node.hostname)))?;
+        let mut spec = inspected.spec.unwrap_or_default();
+        let before = spec
+            .availability
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        spec.availability = Some(match to {
+            "active" => NodeSpecAvailabilityEnum::ACTIVE,
+            "pause" => NodeSpecAvailabilityEnum::PAUSE,
+            "drain" => NodeSpecAvailabilityEnum::DRAIN,
+            other => {
+                return Err(EngineError::Invalid(format!(
+                    "{other:?} is not an availability (active, pause, drain)"
+                )))
+            }
+        });
+        let version = inspected
+            .version
+            .and_then(|v| v.index)
+            .unwrap_or_default() as i64;
+        self.docker
+            .update_node(
+                &node.id,
+                spec,
+                UpdateNodeOptionsBuilder::default().version(version).build(),
+            )
+            .await
+            .map_err(EngineError::api(format!("updating node {}", node.hostname)))?;
+        Ok(before)
+    }
+
+    /// What a drain waits for, in one look: tasks still alive on the node (whatever Swarm wants
+    /// of them: a task told to stop still runs until it has stopped), and stacks whose
+    /// services run fewer tasks than they want (counting only tasks meant to run, so a task
+    /// being replaced is not counted twice).
+    pub async fn drain_left(&self, node: &NodeRow) -> Result<(Vec<String>, Vec<String>)> {
+        let (tasks, services) = tokio::join!(
+            self.docker
+                .list_tasks(None::<bollard::query_parameters::ListTasksOptions>),
+            self.stacked_services()
+        );
+        let tasks = tasks.map_err(EngineError::api("listing tasks"))?;
+        let services = services?;
+        let names: HashMap<String, String> = services
+            .iter()
+            .filter_map(|s| Some((s.id.clone()?, crate::apply::service_name(s).to_string())))
+            .collect();
+        let state = |t: &Task| t.status.as_ref().and_then(|s| s.state);
+        let alive = |t: &Task| {
+            !matches!(
+                state(t),
+                Some(
+                    TaskState::COMPLETE
+                        | TaskState::SHUTDOWN
+                        | TaskState::FAILED
+                        | TaskState::REJECTED
+                        | TaskState::REMOVE
+                        | TaskState::ORPHANED
+                ) | None
+            )
+        };
+        let on_node: Vec<String> = tasks
+            .iter()
+            .filter(|t| t.node_id.as_deref() == Some(node.id.as_str()) && alive(t))
+            .map(|t| {
+                let svc = t
+                    .service_id
+                    .as_ref()
+                    .and_then(|s| names.get(s).cloned())
+                    .unwrap_or_default();
+                let st = state(t).map(|s| s.to_string()).unwrap_or_default();
+                format!("{svc} ({st})")
+            })
+            .collect();
+        let mut by_stack: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for s in &services {
+            let Some(stack) = s
+                .spec
+                .as_ref()
+                .and_then(|sp| sp.labels.as_ref())
+                .and_then(|l| l.get(crate::STACK_LABEL))
+            else {
+                continue;
+            };
+            let desired = s
+                .service_status
+                .as_ref()
+                .and_then(|st| st.desired_tasks)
+                .unwrap_or(0);
+            let running = tasks
+                .iter()
+                .filter(|t| t.service_id == s.id)
+                .filter(|t| t.desired_state == Some(TaskState::RUNNING))
+                .filter(|t| state(t) == Some(TaskState::RUNNING))
+                .count() as u64;
+            let e = by_stack.entry(stack.clone()).or_default();
+            e.0 += running;
+            e.1 += desired;
+        }
+        let short = by_stack
+            .into_iter()
+            .filter(|(_, (r, d))| r < d)
+            .map(|(stack, (r, d))| format!("{stack} {r}/{d}"))
+            .collect();
+        Ok((on_node, short))
+    }
+
+    /// Drains a node and waits (at most `limit`) until no task is meant to run there and every
+    /// replicated service of a stack that had one there runs its replicas elsewhere. `progress`
+    /// hears a line whenever what is left changes.
+    pub async fn drain(
+        &self,
+        node: &NodeRow,
+        limit: Duration,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Drained> {
+        let before = self.set_availability(node, "drain").await?;
+        let start = Instant::now();
+        let mut said = String::new();
+        loop {
+            let (left, short) = self.drain_left(node).await?;
+            let now = if left.is_empty() && short.is_empty() {
+                String::new()
+            } else {
+                let mut parts = Vec::new();
+                if !left.is_empty() {
+                    parts.push(format!(
+                        "{} task(s) still on {}: {}",
+                        left.len(),
+                        node.hostname,
+                        left.join(", ")
+                    ));
+                }
+                if !short.is_empty() {
+                    parts.push(format!("not yet running everywhere: {}", short.join(", ")));
+                }
+                parts.join("; ")
+            };
+            if now.is_empty() {
+                return Ok(Drained {
+                    before,
+                    seconds: start.elapsed().as_secs_f64(),
+                    short: Vec::new(),
+                });
+            }
+            if now != said {
+                progress(&now);
+                said = now;
+            }
+            if start.elapsed() > limit {
+                return Ok(Drained {
+                    before,
+                    seconds: start.elapsed().as_secs_f64(),
+                    short: vec![said],
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone)]
+pub struct Drained {
+    /// The node's availability before the drain.
+    pub before: String,
+    pub seconds: f64,
+    /// What was still not moved when time ran out (empty: all moved).
+    pub short: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, host: &str, role: &str, state: &str) -> NodeRow {
+        NodeRow {
+            id: id.into(),
+            hostname: host.into(),
+            role: role.into(),
+            state: state.into(),
+            availability: "active".into(),
+            engine_version: "20.10".into(),
+            nano_cpus: 0,
+            memory_bytes: 0,
+            os: "linux".into(),
+            arch: "x86_64".into(),
+            addr: String::new(),
+            labels: BTreeMap::from([("disk".into(), "ssd".into())]),
+            engine_labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn constraints_are_read_as_the_engine_reads_them() {
+        let w = node("n2", "Worker-1", "worker", "ready");
+        assert_eq!(constraint_allows("node.role==worker", &w), Some(true));
+        assert_eq!(constraint_allows("node.role == manager", &w), Some(false));
+        assert_eq!(constraint_allows("node.hostname==worker-1", &w), Some(true));
+        assert_eq!(constraint_allows("node.hostname!=worker-1", &w), Some(false));
+        assert_eq!(constraint_allows("node.labels.disk==ssd", &w), Some(true));
+        assert_eq!(constraint_allows("node.labels.zone==eu", &w), Some(false));
+        assert_eq!(constraint_allows("node.labels.zone!=eu", &w), Some(true));
+        assert_eq!(constraint_allows("node.platform.os==linux", &w), Some(true));
+        assert_eq!(constraint_allows("node.id==n2", &w), Some(true));
+        assert_eq!(constraint_allows("something.else==x", &w), None);
+        assert_eq!(constraint_allows("no operator", &w), None);
+    }
+
+    #[test]
+    fn eligible_nodes_are_ready_active_and_allowed() {
+        let mut drained = node("n3", "w2", "worker", "ready");
+        drained.availability = "drain".into();
+        let nodes = vec![
+            node("n1", "m", "manager", "ready"),
+            node("n2", "w1", "worker", "ready"),
+            drained,
+            node("n4", "w3", "worker", "down"),
+        ];
+        let names = |c: &[&str]| -> Vec<String> {
+            let c: Vec<String> = c.iter().map(|s| s.to_string()).collect();
+            eligible(&c, &nodes)
+                .iter()
+                .map(|n| n.hostname.clone())
+                .collect()
+        };
+        assert_eq!(names(&[]), ["m", "w1"]);
+        assert_eq!(names(&["node.role==worker"]), ["w1"]);
+        assert_eq!(names(&["node.role==manager"]), ["m"]);
+        assert!(names(&["node.hostname==w3"]).is_empty());
+    }
+
+    fn task(id: &str, service: &str, node: &str, desired: TaskState, state: TaskState, err: Option<&str>, at: &str) -> Task {
+        Task {
+            id: Some(id.into()),
+            service_id: Some(service.into()),
+            node_id: (!node.is_empty()).then(|| node.to_string()),
+            desired_state: Some(desired),
+            updated_at: Some(at.into()),
+            status: Some(bollard::models::TaskStatus {
+                state: Some(state),
+                err: err.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_pinned_service_waits_for_its_node_and_a_free_one_moved() {
+        use TaskState::*;
+        let nodes = vec![
+            node("m", "manager", "manager", "ready"),
+            node("w", "worker", "worker", "down"),
+        ];
+        let stack_of = HashMap::from([
+            ("pinned".to_string(), "db_example_org".to_string()),
+            ("free".to_string(), "web_example_org".to_string()),
+        ]);
+        let tasks = vec![
+            // The pinned service's task on the lost node was told to stop; its replacement
+            // has nowhere to go.
+            task("p1", "pinned", "w", SHUTDOWN, RUNNING, None, "2026-01-01T00:00:01Z"),
+            task("p2", "pinned", "", RUNNING, PENDING, Some("no suitable node (1 node not available for new tasks)"), "2026-01-01T00:00:02Z"),
+            // The free service moved to the manager.
+            task("f1", "free", "w", SHUTDOWN, RUNNING, None, "2026-01-01T00:00:01Z"),
+            task("f2", "free", "m", RUNNING, RUNNING, None, "2026-01-01T00:00:03Z"),
+        ];
+        let t = trouble_from(&nodes, &tasks, &stack_of);
+        assert_eq!(t.down, BTreeSet::from(["worker".to_string()]));
+        let db = &t.affected["db_example_org"];
+        assert_eq!(db.waiting_for, BTreeSet::from(["worker".to_string()]));
+        assert_eq!(db.running, 0);
+        let web = &t.affected["web_example_org"];
+        assert!(web.waiting_for.is_empty() && web.on.is_empty());
+        assert_eq!(web.running, 1);
+    }
+
+    #[test]
+    fn no_trouble_when_every_node_is_ready() {
+        let nodes = vec![node("m", "manager", "manager", "ready")];
+        let t = trouble_from(&nodes, &[], &HashMap::new());
+        assert!(t.down.is_empty() && t.affected.is_empty());
+    }
+}
