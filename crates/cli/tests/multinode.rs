@@ -309,3 +309,82 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
     drop(c);
     nothing_left(&tag);
 }
+
+#[test]
+fn many_servers_are_asked_at_once_and_a_silent_one_delays_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    cooper_testkit::ensure_test_images_blocking().unwrap();
+    let c = Cluster::start(Layout::Servers(3)).expect("the servers start");
+    let tag = c.tag.clone();
+    let names = ["one", "two", "three"];
+    let servers: Vec<(&str, String)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, c.nodes[i].endpoint()))
+        .collect();
+    let abra = Abra::new(&servers);
+    for (i, name) in names.iter().enumerate() {
+        c.load_image(i, "cooper-test/web:1.0").unwrap();
+        let domain = format!("web.{name}.test");
+        abra.app(
+            "web",
+            name,
+            &domain,
+            &[("WEB_IMAGE", "cooper-test/web:1.0"), ("WEB_ROLE", "manager")],
+        );
+        abra.ok(&["app", "deploy", &domain, "-n"]);
+    }
+    let json = abra.ok(&["app", "ls", "-S", "-m"]);
+    for name in names {
+        assert_eq!(status_of(&json, &format!("web.{name}.test")), "deployed 2/2", "{json}");
+    }
+
+    // Server two hangs (its engine is frozen: the socket accepts, nothing answers).
+    c.freeze(1).unwrap();
+    let t = Instant::now();
+    let json = abra.ok(&["app", "ls", "-S", "-m", "--timeout", "3"]);
+    let took = t.elapsed();
+    assert_eq!(
+        status_of(&json, "web.two.test"),
+        "unreachable: no answer within 3 s",
+        "{json}"
+    );
+    assert_eq!(status_of(&json, "web.one.test"), "deployed 2/2", "{json}");
+    assert_eq!(status_of(&json, "web.three.test"), "deployed 2/2", "{json}");
+    // Correctness, not speed: the servers were asked at once, so the silent one costs its
+    // timeout once, not once per server and not the engine's own two-minute request limit.
+    assert!(
+        took < Duration::from_secs(30),
+        "app ls -S waited {took:?} with a 3 s timeout"
+    );
+    let table = abra.ok(&["app", "ls", "-S", "--timeout", "3"]);
+    assert!(table.contains("unreachable: no answer within 3 s"), "{table}");
+    let ls = abra.ok(&["server", "ls", "-m", "--timeout", "3"]);
+    let v: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    let reach: Vec<(String, bool)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_string(),
+                s["reachable"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    assert!(reach.contains(&("two".into(), false)), "{ls}");
+    assert!(reach.contains(&("one".into(), true)), "{ls}");
+    assert!(reach.contains(&("three".into(), true)), "{ls}");
+
+    // It answers again: so does cooper.
+    c.thaw(1).unwrap();
+    abra.wait_output(
+        &["app", "ls", "-S", "-m", "--timeout", "10"],
+        Duration::from_secs(60),
+        "the thawed server answers",
+        |j| status_of(j, "web.two.test") == "deployed 2/2",
+    );
+
+    drop(c);
+    nothing_left(&tag);
+}

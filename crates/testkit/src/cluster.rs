@@ -410,6 +410,23 @@ impl Cluster {
         run("ip", &["link", "set", &self.nodes[i].veth, "up"]).map(|_| ())
     }
 
+    /// Freezes node `i`'s engine (SIGSTOP): its socket still accepts, nothing answers — a
+    /// server that hangs rather than refuses.
+    pub fn freeze(&self, i: usize) -> anyhow::Result<()> {
+        self.signal_engine(i, "-STOP")
+    }
+
+    /// Lets node `i`'s engine go on after [`Cluster::freeze`].
+    pub fn thaw(&self, i: usize) -> anyhow::Result<()> {
+        self.signal_engine(i, "-CONT")
+    }
+
+    fn signal_engine(&self, i: usize, signal: &str) -> anyhow::Result<()> {
+        let pid = std::fs::read_to_string(self.nodes[i].exec_root.join("dockerd.pid"))
+            .context("reading the node's dockerd.pid")?;
+        run("kill", &[signal, pid.trim()]).map(|_| ())
+    }
+
     /// Waits (polling every 200 ms, at most `limit`) until `ready` says so.
     pub fn wait_for(
         &self,
@@ -478,6 +495,7 @@ fn stop_engine(child: &mut Child, exec_root: &Path) {
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok());
     if let Some(pid) = pid {
+        let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
         let _ = Command::new("kill").arg(pid.to_string()).status();
         let start = Instant::now();
         while alive(pid) && start.elapsed() < Duration::from_secs(20) {
