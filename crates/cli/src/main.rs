@@ -97,7 +97,9 @@ impl Ctx {
 /// error that names the flag.
 pub(crate) fn seconds(value: f64, flag: &str) -> anyhow::Result<std::time::Duration> {
     if !value.is_finite() || value <= 0.0 || value > 86_400.0 {
-        anyhow::bail!("{flag} {value}: give a number of seconds between 0 and 86400 (e.g. {flag} 5)");
+        anyhow::bail!(
+            "{flag} {value}: give a number of seconds between 0 and 86400 (e.g. {flag} 5)"
+        );
     }
     Ok(std::time::Duration::from_secs_f64(value))
 }

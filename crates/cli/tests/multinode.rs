@@ -175,11 +175,16 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
     let c = Cluster::start(Layout::Swarm { workers: 2 }).expect("the cluster starts");
     let tag = c.tag.clone();
     let (w1, w2) = (c.nodes[1].name.clone(), c.nodes[2].name.clone());
-    let registry_image = c.publish("cooper-test/web:1.0", "cooper-test/web:1.0").unwrap();
+    let registry_image = c
+        .publish("cooper-test/web:1.0", "cooper-test/web:1.0")
+        .unwrap();
     // An image only the manager has (built there, never pushed).
     c.load_image(0, "cooper-test/web:1.0").unwrap();
-    c.docker(0, &["tag", "cooper-test/web:1.0", "cooper-test/local-only:1.0"])
-        .unwrap();
+    c.docker(
+        0,
+        &["tag", "cooper-test/web:1.0", "cooper-test/local-only:1.0"],
+    )
+    .unwrap();
     let abra = Abra::new(&[("multi", c.nodes[0].endpoint())]);
 
     // 1. An image the workers cannot get is reported before anything changes.
@@ -207,7 +212,11 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
 
     // 2. From the registry: the stateless app on the workers, the pinned one on w2, the agent
     //    everywhere.
-    abra.set("multi", "web.cooper.test", &[("WEB_IMAGE", &registry_image)]);
+    abra.set(
+        "multi",
+        "web.cooper.test",
+        &[("WEB_IMAGE", &registry_image)],
+    );
     abra.ok(&["app", "deploy", "web.cooper.test", "-n"]);
     abra.app(
         "pinned",
@@ -219,7 +228,8 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
     let web = tasks(&abra.ok(&["app", "ps", "web.cooper.test", "-m"]));
     assert_eq!(web.len(), 2, "{web:?}");
     assert!(
-        web.iter().all(|(_, n, s)| (n == &w1 || n == &w2) && s == "running"),
+        web.iter()
+            .all(|(_, n, s)| (n == &w1 || n == &w2) && s == "running"),
         "the web app runs on workers only: {web:?}"
     );
     let pinned = tasks(&abra.ok(&["app", "ps", "pinned.cooper.test", "-m"]));
@@ -234,7 +244,11 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
         .filter(|(s, _, st)| s.ends_with("_agent") && st == "running")
         .map(|(_, n, _)| n.as_str())
         .collect();
-    assert_eq!(agents.len(), 3, "a global service runs on every node: {pinned:?}");
+    assert_eq!(
+        agents.len(),
+        3,
+        "a global service runs on every node: {pinned:?}"
+    );
     let table = abra.ok(&["app", "ps", "pinned.cooper.test"]);
     assert!(table.contains("NODE") && table.contains(&w2), "{table}");
 
@@ -282,14 +296,7 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
     let left = c
         .docker(
             0,
-            &[
-                "node",
-                "ps",
-                &w1,
-                "--filter",
-                "desired-state=running",
-                "-q",
-            ],
+            &["node", "ps", &w1, "--filter", "desired-state=running", "-q"],
         )
         .unwrap();
     assert_eq!(left, "", "nothing is meant to run on a drained node");
@@ -330,13 +337,20 @@ fn many_servers_are_asked_at_once_and_a_silent_one_delays_nothing() {
             "web",
             name,
             &domain,
-            &[("WEB_IMAGE", "cooper-test/web:1.0"), ("WEB_ROLE", "manager")],
+            &[
+                ("WEB_IMAGE", "cooper-test/web:1.0"),
+                ("WEB_ROLE", "manager"),
+            ],
         );
         abra.ok(&["app", "deploy", &domain, "-n"]);
     }
     let json = abra.ok(&["app", "ls", "-S", "-m"]);
     for name in names {
-        assert_eq!(status_of(&json, &format!("web.{name}.test")), "deployed 2/2", "{json}");
+        assert_eq!(
+            status_of(&json, &format!("web.{name}.test")),
+            "deployed 2/2",
+            "{json}"
+        );
     }
 
     // Server two hangs (its engine is frozen: the socket accepts, nothing answers).
@@ -358,7 +372,10 @@ fn many_servers_are_asked_at_once_and_a_silent_one_delays_nothing() {
         "app ls -S waited {took:?} with a 3 s timeout"
     );
     let table = abra.ok(&["app", "ls", "-S", "--timeout", "3"]);
-    assert!(table.contains("unreachable: no answer within 3 s"), "{table}");
+    assert!(
+        table.contains("unreachable: no answer within 3 s"),
+        "{table}"
+    );
     let ls = abra.ok(&["server", "ls", "-m", "--timeout", "3"]);
     let v: serde_json::Value = serde_json::from_str(&ls).unwrap();
     let reach: Vec<(String, bool)> = v

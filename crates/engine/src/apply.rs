@@ -276,7 +276,11 @@ impl Engine {
             let Some(task) = spec.task_template.as_ref() else {
                 continue;
             };
-            let Some(image) = task.container_spec.as_ref().and_then(|c| c.image.as_deref()) else {
+            let Some(image) = task
+                .container_spec
+                .as_ref()
+                .and_then(|c| c.image.as_deref())
+            else {
                 continue;
             };
             if !here.contains(&image) {

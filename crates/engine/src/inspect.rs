@@ -240,8 +240,17 @@ impl Engine {
                     id: n.id.unwrap_or_default(),
                     os: platform.os.unwrap_or_default(),
                     arch: platform.architecture.unwrap_or_default(),
-                    addr: n.status.as_ref().and_then(|s| s.addr.clone()).unwrap_or_default(),
-                    labels: spec.labels.clone().unwrap_or_default().into_iter().collect(),
+                    addr: n
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.addr.clone())
+                        .unwrap_or_default(),
+                    labels: spec
+                        .labels
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
                     engine_labels: engine.labels.unwrap_or_default().into_iter().collect(),
                     hostname: d.hostname.unwrap_or_default(),
                     role: spec.role.map(|r| r.to_string()).unwrap_or_default(),

@@ -83,7 +83,11 @@ pub struct StackOnDown {
 }
 
 /// Reads node trouble from the nodes and every task (pure; see [`Engine::node_trouble`]).
-pub fn trouble_from(nodes: &[NodeRow], tasks: &[Task], stack_of: &HashMap<String, String>) -> NodeTrouble {
+pub fn trouble_from(
+    nodes: &[NodeRow],
+    tasks: &[Task],
+    stack_of: &HashMap<String, String>,
+) -> NodeTrouble {
     let down: HashMap<&str, &str> = nodes
         .iter()
         .filter(|n| n.state != "ready")
@@ -135,7 +139,10 @@ pub fn trouble_from(nodes: &[NodeRow], tasks: &[Task], stack_of: &HashMap<String
             None => {}
         }
         let pending = matches!(status.state, Some(TaskState::PENDING));
-        let no_node = status.err.as_deref().is_some_and(|e| e.contains("no suitable node"));
+        let no_node = status
+            .err
+            .as_deref()
+            .is_some_and(|e| e.contains("no suitable node"));
         if pending && no_node {
             if let Some((node, _)) = task.service_id.as_deref().and_then(|s| last_node.get(s)) {
                 if let Some(h) = down.get(node) {
@@ -187,7 +194,9 @@ impl Engine {
         let nodes = self.nodes().await?;
         nodes
             .iter()
-            .find(|n| n.hostname == name || n.id == name || (name.len() >= 6 && n.id.starts_with(name)))
+            .find(|n| {
+                n.hostname == name || n.id == name || (name.len() >= 6 && n.id.starts_with(name))
+            })
             .cloned()
             .ok_or_else(|| {
                 EngineError::Invalid(format!(
@@ -207,12 +216,12 @@ impl Engine {
             .docker
             .inspect_node(&node.id)
             .await
-            .map_err(EngineError::api(format!("inspecting node {}", node.hostname)))?;
+            .map_err(EngineError::api(format!(
+                "inspecting node {}",
+                node.hostname
+            )))?;
         let mut spec = inspected.spec.unwrap_or_default();
-        let before = spec
-            .availability
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let before = spec.availability.map(|a| a.to_string()).unwrap_or_default();
         spec.availability = Some(match to {
             "active" => NodeSpecAvailabilityEnum::ACTIVE,
             "pause" => NodeSpecAvailabilityEnum::PAUSE,
@@ -223,10 +232,7 @@ impl Engine {
                 )))
             }
         });
-        let version = inspected
-            .version
-            .and_then(|v| v.index)
-            .unwrap_or_default() as i64;
+        let version = inspected.version.and_then(|v| v.index).unwrap_or_default() as i64;
         self.docker
             .update_node(
                 &node.id,
@@ -406,7 +412,10 @@ mod tests {
         assert_eq!(constraint_allows("node.role==worker", &w), Some(true));
         assert_eq!(constraint_allows("node.role == manager", &w), Some(false));
         assert_eq!(constraint_allows("node.hostname==worker-1", &w), Some(true));
-        assert_eq!(constraint_allows("node.hostname!=worker-1", &w), Some(false));
+        assert_eq!(
+            constraint_allows("node.hostname!=worker-1", &w),
+            Some(false)
+        );
         assert_eq!(constraint_allows("node.labels.disk==ssd", &w), Some(true));
         assert_eq!(constraint_allows("node.labels.zone==eu", &w), Some(false));
         assert_eq!(constraint_allows("node.labels.zone!=eu", &w), Some(true));
@@ -439,7 +448,15 @@ mod tests {
         assert!(names(&["node.hostname==w3"]).is_empty());
     }
 
-    fn task(id: &str, service: &str, node: &str, desired: TaskState, state: TaskState, err: Option<&str>, at: &str) -> Task {
+    fn task(
+        id: &str,
+        service: &str,
+        node: &str,
+        desired: TaskState,
+        state: TaskState,
+        err: Option<&str>,
+        at: &str,
+    ) -> Task {
         Task {
             id: Some(id.into()),
             service_id: Some(service.into()),
@@ -469,11 +486,43 @@ mod tests {
         let tasks = vec![
             // The pinned service's task on the lost node was told to stop; its replacement
             // has nowhere to go.
-            task("p1", "pinned", "w", SHUTDOWN, RUNNING, None, "2026-01-01T00:00:01Z"),
-            task("p2", "pinned", "", RUNNING, PENDING, Some("no suitable node (1 node not available for new tasks)"), "2026-01-01T00:00:02Z"),
+            task(
+                "p1",
+                "pinned",
+                "w",
+                SHUTDOWN,
+                RUNNING,
+                None,
+                "2026-01-01T00:00:01Z",
+            ),
+            task(
+                "p2",
+                "pinned",
+                "",
+                RUNNING,
+                PENDING,
+                Some("no suitable node (1 node not available for new tasks)"),
+                "2026-01-01T00:00:02Z",
+            ),
             // The free service moved to the manager.
-            task("f1", "free", "w", SHUTDOWN, RUNNING, None, "2026-01-01T00:00:01Z"),
-            task("f2", "free", "m", RUNNING, RUNNING, None, "2026-01-01T00:00:03Z"),
+            task(
+                "f1",
+                "free",
+                "w",
+                SHUTDOWN,
+                RUNNING,
+                None,
+                "2026-01-01T00:00:01Z",
+            ),
+            task(
+                "f2",
+                "free",
+                "m",
+                RUNNING,
+                RUNNING,
+                None,
+                "2026-01-01T00:00:03Z",
+            ),
         ];
         let t = trouble_from(&nodes, &tasks, &stack_of);
         assert_eq!(t.down, BTreeSet::from(["worker".to_string()]));

@@ -188,13 +188,24 @@ pub async fn drain(
 ) -> Result<DrainReport> {
     let engine = crate::connect(abra, server).await?;
     let n = engine.node(node).await?;
-    if n.role == "manager" && engine.nodes().await?.iter().filter(|m| m.role == "manager").count() == 1 {
+    if n.role == "manager"
+        && engine
+            .nodes()
+            .await?
+            .iter()
+            .filter(|m| m.role == "manager")
+            .count()
+            == 1
+    {
         reporter.info(&format!(
             "{} is the only manager: it keeps managing the Swarm while drained, it only stops running tasks",
             n.hostname
         ));
     }
-    reporter.info(&format!("draining {} ({}, was {})", n.hostname, n.role, n.availability));
+    reporter.info(&format!(
+        "draining {} ({}, was {})",
+        n.hostname, n.role, n.availability
+    ));
     let drained = engine
         .drain(&n, limit, &mut |line| reporter.info(line))
         .await?;

@@ -62,6 +62,12 @@ pub struct Job {
     pub outcome: Option<String>,
     pub record_path: Option<String>,
     pub cancel_requested: bool,
+    /// The process that holds (or held) it, `<host>:<pid>`.
+    pub owner: Option<String>,
+    /// Until when (ms) its owner's lease runs; renewed while the job runs.
+    pub lease_until: Option<i64>,
+    /// How many times a worker took it.
+    pub attempts: i64,
 }
 
 /// One line of a job's progress.
@@ -116,7 +122,8 @@ pub struct RecordRow {
 }
 
 const JOB_COLUMNS: &str = "id, kind, domain, args, state, requested_by, created_at, started_at, \
-                           finished_at, outcome, record_path, cancel_requested";
+                           finished_at, outcome, record_path, cancel_requested, owner, \
+                           lease_until, attempts";
 
 fn job(r: &sqlx::any::AnyRow) -> Result<Job> {
     Ok(Job {
@@ -132,6 +139,9 @@ fn job(r: &sqlx::any::AnyRow) -> Result<Job> {
         outcome: r.try_get("outcome")?,
         record_path: r.try_get("record_path")?,
         cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
+        owner: r.try_get("owner")?,
+        lease_until: r.try_get("lease_until")?,
+        attempts: r.try_get("attempts")?,
     })
 }
 
@@ -174,6 +184,63 @@ where
     .execute(e)
     .await?;
     Ok(())
+}
+
+/// How long a job's lease runs unless renewed (its owner renews it every third of that).
+pub const DEFAULT_LEASE_MS: i64 = 30_000;
+
+/// This process as a job's owner: `<host>:<pid>:<nonce>:<space>`. The nonce tells this run
+/// from an earlier one with the same pid (a container's pid 1 after a restart); the space
+/// (the kernel's boot id and the pid namespace) tells whether a pid can be looked up here.
+pub fn this_process() -> String {
+    static ME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ME.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().replace(':', "-"))
+            .unwrap_or_else(|_| "unknown-host".into());
+        let nonce = &new_id()[..8];
+        format!("{host}:{}:{nonce}:{}", std::process::id(), process_space())
+    })
+    .clone()
+}
+
+/// Where pids mean the same thing: this boot of the kernel and this pid namespace.
+fn process_space() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().chars().take(8).collect::<String>())
+        .unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| {
+            p.to_string_lossy()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    format!("{boot}-{ns}")
+}
+
+/// Whether the process `owner` names (see [`this_process`]) has certainly ended, as seen by
+/// `me`: it lived where pids are comparable with ours and its pid is gone, or it is an earlier
+/// run with our pid. Elsewhere nothing is certain and its lease decides.
+pub fn owner_gone(me: &str, owner: &str) -> bool {
+    if owner == me {
+        return false;
+    }
+    let parts = |o: &str| -> Option<(u32, String)> {
+        let mut it = o.splitn(4, ':');
+        let _host = it.next()?;
+        let pid = it.next()?.parse().ok()?;
+        let _nonce = it.next()?;
+        Some((pid, it.next()?.to_string()))
+    };
+    let (Some((pid, space)), Some((my_pid, my_space))) = (parts(owner), parts(me)) else {
+        return false;
+    };
+    if space != my_space || space.starts_with('-') {
+        return false;
+    }
+    pid == my_pid || !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl Store {
@@ -219,9 +286,11 @@ impl Store {
         rows.iter().map(job).collect()
     }
 
-    /// Takes the oldest queued job whose app has no running job, marking it running. Two
-    /// workers never take the same job: the take is one conditional update.
-    pub async fn claim_job(&self) -> Result<Option<Job>> {
+    /// Takes the oldest queued job whose app has no running job, marking it running, held by
+    /// `owner` for `lease_ms` (renew with [`Store::renew_job_leases`]). Two workers — of one
+    /// process or of several on one store — never take the same job: the take is one
+    /// conditional update.
+    pub async fn claim_job_for(&self, owner: &str, lease_ms: i64) -> Result<Option<Job>> {
         let q = format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND domain NOT IN \
              (SELECT domain FROM jobs WHERE state = 'running') ORDER BY created_at, id LIMIT 8"
@@ -229,10 +298,15 @@ impl Store {
         let candidates = sqlx::query(&q).fetch_all(&self.pool).await?;
         for c in candidates.iter().map(job) {
             let c = c?;
+            let now = now_ms();
             let taken = sqlx::query(
-                "UPDATE jobs SET state = 'running', started_at = $1 WHERE id = $2 AND state = 'queued'",
+                "UPDATE jobs SET state = 'running', started_at = $1, owner = $2, \
+                 lease_until = $3, attempts = attempts + 1 WHERE id = $4 AND state = 'queued' \
+                 AND domain NOT IN (SELECT domain FROM jobs WHERE state = 'running')",
             )
-            .bind(now_ms())
+            .bind(now)
+            .bind(owner)
+            .bind(now + lease_ms)
             .bind(&c.id)
             .execute(&self.pool)
             .await?
@@ -242,6 +316,24 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// [`Store::claim_job_for`] by this process, with a lease of [`DEFAULT_LEASE_MS`].
+    pub async fn claim_job(&self) -> Result<Option<Job>> {
+        self.claim_job_for(&this_process(), DEFAULT_LEASE_MS).await
+    }
+
+    /// Extends the leases of the jobs `owner` runs; returns those jobs (their
+    /// `cancel_requested` tells the owner about a cancel asked through another process).
+    pub async fn renew_job_leases(&self, owner: &str, lease_ms: i64) -> Result<Vec<Job>> {
+        sqlx::query("UPDATE jobs SET lease_until = $1 WHERE owner = $2 AND state = 'running'")
+            .bind(now_ms() + lease_ms)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE owner = $1 AND state = 'running'");
+        let rows = sqlx::query(&q).bind(owner).fetch_all(&self.pool).await?;
+        rows.iter().map(job).collect()
     }
 
     /// Ends a job with its state and outcome (a sentence) and its record's path.
@@ -289,23 +381,43 @@ impl Store {
         Ok(self.job(id).await?.map(|j| j.state))
     }
 
-    /// At start: every job still `running` was cut off by a stop of `cooper serve`. They are
-    /// marked interrupted (the caller then runs their cleanup) and returned.
-    pub async fn interrupt_running_jobs(&self) -> Result<Vec<Job>> {
+    /// Running jobs nobody holds any more, marked interrupted and returned (the caller runs
+    /// their cleanup): a lease that ran out before `now`, no owner (a job from before leases),
+    /// or an owner `gone` says is a process that has ended. Every process on the store may
+    /// call this: the mark is one conditional update, so each job is returned to one caller.
+    pub async fn interrupt_abandoned_jobs(
+        &self,
+        now: i64,
+        gone: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Vec<Job>> {
         let q = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running'");
         let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
-        let jobs: Vec<Job> = rows.iter().map(job).collect::<Result<_>>()?;
-        for j in &jobs {
-            sqlx::query(
+        let running: Vec<Job> = rows.iter().map(job).collect::<Result<_>>()?;
+        let mut cut = Vec::new();
+        for j in running {
+            let abandoned = match (&j.owner, j.lease_until) {
+                (None, _) | (_, None) => true,
+                (Some(owner), Some(until)) => until < now || gone(owner),
+            };
+            if !abandoned {
+                continue;
+            }
+            let marked = sqlx::query(
                 "UPDATE jobs SET state = 'interrupted', finished_at = $1, \
-                 outcome = 'cooper serve stopped while this job ran' WHERE id = $2 AND state = 'running'",
+                 outcome = 'cooper serve stopped while this job ran' WHERE id = $2 \
+                 AND state = 'running' AND attempts = $3",
             )
             .bind(now_ms())
             .bind(&j.id)
+            .bind(j.attempts)
             .execute(&self.pool)
-            .await?;
+            .await?
+            .rows_affected();
+            if marked == 1 {
+                cut.push(j);
+            }
         }
-        Ok(jobs)
+        Ok(cut)
     }
 
     /// Sets a finished job's outcome (after an interrupted job's cleanup).
@@ -563,5 +675,29 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_is_gone_only_when_that_is_certain() {
+        let me = this_process();
+        let mut parts: Vec<String> = me.splitn(4, ':').map(str::to_string).collect();
+        let space = parts[3].clone();
+        // An earlier run with our pid (a container's pid 1 after a restart).
+        parts[2] = "00000000".into();
+        assert!(owner_gone(&me, &parts.join(":")));
+        // A pid of our space that does not exist (pids stop well below this).
+        let dead = format!("h:4194305:n:{space}");
+        assert!(owner_gone(&me, &dead));
+        // A live pid of our space (pid 1 always is).
+        assert!(!owner_gone(&me, &format!("h:1:n:{space}")));
+        // Another machine or container: only its lease can tell.
+        assert!(!owner_gone(&me, "elsewhere:4194305:n:other-space"));
+        assert!(!owner_gone(&me, "garbage"));
+        assert!(!owner_gone(&me, &me));
     }
 }

@@ -24,7 +24,10 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use consents::Consent;
-pub use jobs::{AuditEntry, Job, JobLine, JobState, RecordRow, Request, BACKUP};
+pub use jobs::{
+    owner_gone, this_process, AuditEntry, Job, JobLine, JobState, RecordRow, Request, BACKUP,
+    DEFAULT_LEASE_MS,
+};
 pub use ledger::{Closing, ImportOutcome, SettlementRow};
 pub use notify::{NewOutgoing, Outgoing, Webhook};
 pub use people::{Community, Coop, Membership, Person, Token};

@@ -143,9 +143,27 @@ on_both!(jobs_run_one_at_a_time_per_app, |s: Store| async move {
         lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
         ["two"]
     );
-    // A restart finds a2 and b1 running: both interrupted, a1 untouched.
-    let cut = s.interrupt_running_jobs().await.unwrap();
+    // Held by a live process with a lease that runs: nobody interrupts them.
+    let live = |_: &str| false;
+    let now = cooper_store::now_ms();
+    assert!(s
+        .interrupt_abandoned_jobs(now, &live)
+        .await
+        .unwrap()
+        .is_empty());
+    // Their owner died (a restart finds them): both interrupted, a1 untouched.
+    let me = cooper_store::this_process();
+    let dead = |o: &str| o == me;
+    assert!(!cooper_store::owner_gone(&me, &me), "we are alive");
+    let cut = s.interrupt_abandoned_jobs(now, &dead).await.unwrap();
     assert_eq!(cut.len(), 2);
+    assert!(
+        s.interrupt_abandoned_jobs(now, &dead)
+            .await
+            .unwrap()
+            .is_empty(),
+        "marked once"
+    );
     assert_eq!(
         s.job(&a2.id).await.unwrap().unwrap().state,
         JobState::Interrupted
@@ -176,6 +194,57 @@ on_both!(jobs_run_one_at_a_time_per_app, |s: Store| async move {
     );
     assert!(!s.job(&restart.id).await.unwrap().unwrap().cancel_requested);
 });
+
+on_both!(
+    job_leases_are_held_renewed_and_lost,
+    |s: Store| async move {
+        let a = s
+            .create_job("backup", "a.example.org", "{}", "p")
+            .await
+            .unwrap();
+        let b = s
+            .create_job("backup", "b.example.org", "{}", "p")
+            .await
+            .unwrap();
+        let live = |_: &str| false;
+        let ja = s.claim_job_for("host-1:10", 1_000).await.unwrap().unwrap();
+        let jb = s.claim_job_for("host-2:20", 1_000).await.unwrap().unwrap();
+        assert_eq!(
+            (ja.id.as_str(), jb.id.as_str()),
+            (a.id.as_str(), b.id.as_str())
+        );
+        assert_eq!((ja.attempts, ja.owner.as_deref()), (1, Some("host-1:10")));
+        let t0 = ja.lease_until.unwrap();
+        // host-1 renews; host-2 goes silent. After both first leases ran out, only b is cut.
+        let renewed = s.renew_job_leases("host-1:10", 60_000).await.unwrap();
+        assert_eq!(renewed.len(), 1);
+        assert!(renewed[0].lease_until.unwrap() > t0 + 50_000);
+        let later = t0 + 5_000;
+        let cut = s.interrupt_abandoned_jobs(later, &live).await.unwrap();
+        assert_eq!(
+            cut.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+            [b.id.as_str()]
+        );
+        assert_eq!(
+            s.job(&a.id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
+        assert_eq!(
+            s.job(&b.id).await.unwrap().unwrap().state,
+            JobState::Interrupted
+        );
+        // A cancel asked through another process reaches the owner with its renewal.
+        s.cancel_job(&a.id).await.unwrap();
+        let renewed = s.renew_job_leases("host-1:10", 60_000).await.unwrap();
+        assert!(renewed[0].cancel_requested);
+        // Renewing touches only the owner's running jobs.
+        assert!(s
+            .renew_job_leases("host-2:20", 60_000)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+);
 
 on_both!(requests_audit_and_records, |s: Store| async move {
     let r = s

@@ -162,7 +162,13 @@ impl Cluster {
         run("ip", &["link", "add", &bridge, "type", "bridge"])?;
         run(
             "ip",
-            &["addr", "add", &format!("{}/24", self.gateway), "dev", &bridge],
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", self.gateway),
+                "dev",
+                &bridge,
+            ],
         )?;
         run("ip", &["link", "set", &bridge, "up"])?;
         // Docker's FORWARD policy drops bridged traffic (br_netfilter); let this bridge's pass.
@@ -250,7 +256,10 @@ impl Cluster {
     fn wait_engine(&mut self, i: usize) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
-            if self.docker(i, &["version", "--format", "{{.Server.Version}}"]).is_ok() {
+            if self
+                .docker(i, &["version", "--format", "{{.Server.Version}}"])
+                .is_ok()
+            {
                 return Ok(());
             }
             if let Some(Ok(Some(status))) = self.nodes[i].child.as_mut().map(|c| c.try_wait()) {
@@ -298,12 +307,16 @@ impl Cluster {
             )?;
         }
         let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
-        self.wait_for(Duration::from_secs(60), "every node ready in the Swarm", |c| {
-            let ls = c.node_states()?;
-            Ok(names
-                .iter()
-                .all(|n| ls.iter().any(|(h, s, _)| h == n && s == "ready")))
-        })
+        self.wait_for(
+            Duration::from_secs(60),
+            "every node ready in the Swarm",
+            |c| {
+                let ls = c.node_states()?;
+                Ok(names
+                    .iter()
+                    .all(|n| ls.iter().any(|(h, s, _)| h == n && s == "ready")))
+            },
+        )
     }
 
     fn start_registry(&mut self) -> anyhow::Result<()> {
@@ -495,7 +508,9 @@ fn stop_engine(child: &mut Child, exec_root: &Path) {
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok());
     if let Some(pid) = pid {
-        let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status();
         let _ = Command::new("kill").arg(pid.to_string()).status();
         let start = Instant::now();
         while alive(pid) && start.elapsed() < Duration::from_secs(20) {

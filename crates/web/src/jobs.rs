@@ -166,6 +166,10 @@ pub struct Jobs {
     pub probe_image: String,
     /// Secret values passing through (given at approval, handed over once).
     pub vault: Arc<crate::vault::Vault>,
+    /// This process as the owner of the jobs it runs (see [`cooper_store::this_process`]).
+    pub owner: String,
+    /// How long a job stays ours without a renewal; renewed every third of it.
+    pub lease_ms: i64,
 }
 
 impl Jobs {
@@ -186,6 +190,8 @@ impl Jobs {
             on_finish,
             probe_image,
             vault: Default::default(),
+            owner: cooper_store::this_process(),
+            lease_ms: cooper_store::DEFAULT_LEASE_MS,
         })
     }
 
@@ -240,14 +246,22 @@ impl Jobs {
         Ok(state)
     }
 
-    /// At start: jobs cut off by the last stop are marked interrupted and their cleanup runs
-    /// (the interrupted test runs of their app, helper containers left behind). Returns them.
+    /// Jobs nobody runs any more — their process stopped (this one's last run, or another
+    /// `cooper serve` on the same store whose lease ran out) — are marked interrupted and their
+    /// cleanup runs (the interrupted test runs of their app, helper containers left behind).
+    /// Called at start and on every heartbeat. Returns them.
     pub async fn recover(&self) -> cooper_store::Result<Vec<Job>> {
-        let cut = self.store.interrupt_running_jobs().await?;
+        let me = self.owner.clone();
+        let gone = move |o: &str| cooper_store::owner_gone(&me, o);
+        let cut = self
+            .store
+            .interrupt_abandoned_jobs(cooper_store::now_ms(), &gone)
+            .await?;
         for job in &cut {
             let mut lines = vec![format!(
-                "interrupted: cooper serve stopped while this {} ran",
-                job.kind
+                "interrupted: the cooper serve running this {} stopped ({})",
+                job.kind,
+                job.owner.as_deref().unwrap_or("before job leases")
             )];
             lines.extend(self.cleanup(job).await);
             for l in &lines {
@@ -341,17 +355,50 @@ impl Jobs {
         .unwrap_or_else(|e| vec![format!("cleanup could not run: {e}")])
     }
 
-    /// Starts `n` workers on the current runtime.
+    /// Starts `n` workers on the current runtime, and the heartbeat that keeps their jobs'
+    /// leases, hears cancels asked through another process and takes over the cleanup of jobs
+    /// whose process stopped.
     pub fn start(self: &Arc<Self>, n: usize) {
         for _ in 0..n.max(1) {
             let me = self.clone();
             tokio::spawn(async move { me.work().await });
         }
+        let me = self.clone();
+        tokio::spawn(async move { me.heartbeat().await });
+    }
+
+    async fn heartbeat(self: Arc<Self>) {
+        let every = Duration::from_millis((self.lease_ms / 3).max(100) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            match self
+                .store
+                .renew_job_leases(&self.owner, self.lease_ms)
+                .await
+            {
+                Ok(mine) => {
+                    for job in mine.iter().filter(|j| j.cancel_requested) {
+                        if let Some(c) = self.cancels.lock().expect("cancels lock").get(&job.id) {
+                            c.cancel();
+                        }
+                    }
+                }
+                Err(e) => eprintln!("cooper serve: renewing job leases: {e}"),
+            }
+            match self.recover().await {
+                Ok(cut) => {
+                    for job in cut {
+                        let _ = self.events.send(Event::Done { job: job.id });
+                    }
+                }
+                Err(e) => eprintln!("cooper serve: looking for abandoned jobs: {e}"),
+            }
+        }
     }
 
     async fn work(self: Arc<Self>) {
         loop {
-            match self.store.claim_job().await {
+            match self.store.claim_job_for(&self.owner, self.lease_ms).await {
                 Ok(Some(job)) => self.run(job).await,
                 Ok(None) => {
                     // A new job wakes us; the timer catches jobs queued by another process.

@@ -78,7 +78,9 @@ impl Ps {
             .collect();
         output::table(
             ctx.tty,
-            &["SERVICE", "NODE", "IMAGE", "STATE", "DESIRED", "UPDATE", "ERROR"],
+            &[
+                "SERVICE", "NODE", "IMAGE", "STATE", "DESIRED", "UPDATE", "ERROR",
+            ],
             &table,
         );
         Ok(0)

@@ -184,7 +184,8 @@ impl ServerCommand {
                 Ok(0)
             }
             ServerCommand::Activate { server, node } => {
-                let before = ctx.block_on(cooper_ops::server::activate(&ctx.abra, &server, &node))?;
+                let before =
+                    ctx.block_on(cooper_ops::server::activate(&ctx.abra, &server, &node))?;
                 println!("{node} is active again (it was {before}); Swarm places new tasks on it");
                 Ok(0)
             }
