@@ -313,6 +313,50 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
     let nodes = abra.ok(&["server", "nodes", "multi", "-m"]);
     assert!(!nodes.contains("\"drain\""), "{nodes}");
 
+    // 6. The db's data lives on w2: backups and restores run their helper there, and nothing
+    //    is made on the manager.
+    for i in [0, 2] {
+        c.load_image(i, cooper_testkit::RESTIC_IMAGE).unwrap();
+    }
+    std::fs::write(
+        abra.dir.path().join("servers/multi/.cooper-nodes"),
+        format!(
+            "# how cooper reaches the workers' engines\n{w1} {}\n{w2} {}\n",
+            c.nodes[1].endpoint(),
+            c.nodes[2].endpoint()
+        ),
+    )
+    .unwrap();
+    cooper_testkit::backup_settings(abra.dir.path(), "multi", &abra.dir.path().join("repo"))
+        .unwrap();
+    let db = |script: &str| {
+        let id = c
+            .docker(
+                2,
+                &[
+                    "ps",
+                    "-q",
+                    "--filter",
+                    "label=com.docker.swarm.service.name=pinned_cooper_test_db",
+                ],
+            )
+            .unwrap();
+        let id = id.lines().next().expect("the db runs on w2").to_string();
+        c.docker(2, &["exec", &id, "sh", "-c", script]).unwrap()
+    };
+    db("echo precious > /var/lib/db/data.txt");
+    let out = abra.ok(&["app", "backup", "create", "pinned.cooper.test"]);
+    assert!(out.contains(&format!("on node {w2}")), "{out}");
+    db("echo ruined > /var/lib/db/data.txt");
+    let out = abra.ok(&["app", "restore", "pinned.cooper.test", "-n"]);
+    assert!(out.contains(&format!("on node {w2}")), "{out}");
+    assert_eq!(db("cat /var/lib/db/data.txt"), "precious");
+    let volumes = c.docker(0, &["volume", "ls", "-q"]).unwrap();
+    assert!(
+        !volumes.contains("pinned_cooper_test_data"),
+        "no volume is made on the manager: {volumes}"
+    );
+
     drop(c);
     nothing_left(&tag);
 }

@@ -71,6 +71,57 @@ impl Endpoint {
     }
 }
 
+/// The file in a server directory that says how to reach the engines of its Swarm's other
+/// nodes (for helpers that must run where a volume is): one `<hostname> <endpoint>` per line,
+/// `#` starts a comment. A node not listed is reached over SSH at its Swarm address.
+pub const NODES_FILE: &str = ".cooper-nodes";
+
+impl Endpoint {
+    /// The endpoint of node `hostname` (Swarm address `addr`) of the server in `server_dir`:
+    /// its line in [`NODES_FILE`], else `ssh://<addr>`. A line that cannot be read is an error
+    /// naming the file, the line and the fix.
+    pub fn for_node(server_dir: &Path, hostname: &str, addr: &str) -> Result<Endpoint> {
+        let path = server_dir.join(NODES_FILE);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for (i, line) in text.lines().enumerate() {
+                let line = line.split('#').next().unwrap_or_default().trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let mut words = line.split_whitespace();
+                let (Some(name), Some(endpoint), None) = (words.next(), words.next(), words.next())
+                else {
+                    return Err(EngineError::Invalid(format!(
+                        "{}:{}: expected `<node hostname> <endpoint>` (e.g. `worker-1 \
+                         ssh://root@10.0.0.12` or `worker-1 unix:///run/docker.sock`)",
+                        path.display(),
+                        i + 1
+                    )));
+                };
+                if name != hostname {
+                    continue;
+                }
+                return Endpoint::parse(endpoint).ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "{}:{}: {endpoint:?} is not an endpoint: use ssh://[user@]host[:port] or \
+                         unix:///path",
+                        path.display(),
+                        i + 1
+                    ))
+                });
+            }
+        }
+        if addr.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "the Swarm gives no address for node {hostname}: name its engine in {} \
+                 (`{hostname} ssh://user@host`)",
+                path.display()
+            )));
+        }
+        Ok(Endpoint::Ssh(addr.to_string()))
+    }
+}
+
 /// A connected engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -195,5 +246,40 @@ mod tests {
             Endpoint::for_server("swarm.example.org", dir.path()),
             Endpoint::Ssh("me@elsewhere".into())
         );
+    }
+
+    #[test]
+    fn a_node_is_reached_as_the_nodes_file_says_or_at_its_swarm_address() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Endpoint::for_node(dir.path(), "w1", "10.0.0.2").unwrap(),
+            Endpoint::Ssh("10.0.0.2".into())
+        );
+        std::fs::write(
+            dir.path().join(NODES_FILE),
+            "# workers\nw1 ssh://root@w1.example.org:2222\n\nw2 unix:///run/w2.sock  # local\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Endpoint::for_node(dir.path(), "w1", "10.0.0.2").unwrap(),
+            Endpoint::Ssh("root@w1.example.org:2222".into())
+        );
+        assert_eq!(
+            Endpoint::for_node(dir.path(), "w2", "").unwrap(),
+            Endpoint::Local("/run/w2.sock".into())
+        );
+        std::fs::write(dir.path().join(NODES_FILE), "w1 ssh://a\nw2\n").unwrap();
+        let e = Endpoint::for_node(dir.path(), "w3", "10.0.0.4")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(".cooper-nodes:2") && e.contains("<node hostname> <endpoint>"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join(NODES_FILE), "w1 http://a\n").unwrap();
+        let e = Endpoint::for_node(dir.path(), "w1", "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(".cooper-nodes:1") && e.contains("ssh://"), "{e}");
     }
 }

@@ -156,6 +156,161 @@ pub fn trouble_from(
     t
 }
 
+/// Where a volume's data is, on a Swarm of several nodes (volumes are local to a node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeHome {
+    /// No task of a service mounting it ever ran: it can only be where cooper is connected.
+    Unknown,
+    /// On this node (its ID and host name), found from `how` ("the running task of app").
+    On {
+        node_id: String,
+        hostname: String,
+        how: String,
+    },
+    /// Tasks of a service that writes it ran on several nodes and nothing pins the service
+    /// to one: each node's volume holds part of the data.
+    Split { service: String, nodes: Vec<String> },
+}
+
+/// Whether a service's placement pins it to one node (`node.hostname==…` or `node.id==…`).
+pub fn pinned(constraints: &[String]) -> bool {
+    constraints.iter().any(|c| {
+        let c: String = c.chars().filter(|ch| !ch.is_whitespace()).collect();
+        (c.starts_with("node.hostname==") || c.starts_with("node.id==")) && !c.contains("!=")
+    })
+}
+
+fn task_time(t: &Task) -> String {
+    t.status
+        .as_ref()
+        .and_then(|s| s.timestamp.clone())
+        .or_else(|| t.updated_at.clone())
+        .unwrap_or_default()
+}
+
+/// Where `volume` lives, from the stack's services and every task (pure; see
+/// [`Engine::volume_home`]). A task counts as having held the data once it got a container.
+pub fn volume_home_from(
+    volume: &str,
+    services: &[bollard::models::Service],
+    tasks: &[Task],
+    nodes: &[NodeRow],
+) -> VolumeHome {
+    let host = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.hostname.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let mut newest: Option<(String, &Task, String)> = None;
+    for s in services {
+        let Some(spec) = s.spec.as_ref() else {
+            continue;
+        };
+        let template = spec.task_template.as_ref();
+        let mounts_it = template
+            .and_then(|t| t.container_spec.as_ref())
+            .and_then(|c| c.mounts.as_ref())
+            .is_some_and(|ms| ms.iter().any(|m| m.source.as_deref() == Some(volume)));
+        if !mounts_it {
+            continue;
+        }
+        let name = spec.name.clone().unwrap_or_default();
+        let constraints = template
+            .and_then(|t| t.placement.as_ref())
+            .and_then(|p| p.constraints.clone())
+            .unwrap_or_default();
+        let held: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| t.service_id == s.id && t.node_id.is_some())
+            .filter(|t| {
+                t.status
+                    .as_ref()
+                    .and_then(|st| st.container_status.as_ref())
+                    .and_then(|c| c.container_id.as_ref())
+                    .is_some()
+            })
+            .collect();
+        let on: BTreeSet<String> = held
+            .iter()
+            .filter_map(|t| t.node_id.as_deref().map(&host))
+            .collect();
+        if on.len() > 1 && !pinned(&constraints) {
+            return VolumeHome::Split {
+                service: name,
+                nodes: on.into_iter().collect(),
+            };
+        }
+        for t in held {
+            let running = t.status.as_ref().and_then(|st| st.state) == Some(TaskState::RUNNING);
+            // A running task beats any older one; among equals, the newest.
+            let key = format!("{}{}", u8::from(running), task_time(t));
+            if newest.as_ref().is_none_or(|(k, _, _)| key > *k) {
+                let how = if running {
+                    format!("the running task of {name}")
+                } else {
+                    format!("the last task of {name}")
+                };
+                newest = Some((key, t, how));
+            }
+        }
+    }
+    match newest {
+        None => VolumeHome::Unknown,
+        Some((_, t, how)) => {
+            let id = t.node_id.clone().unwrap_or_default();
+            VolumeHome::On {
+                hostname: host(&id),
+                node_id: id,
+                how,
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Where each of a stack's `volumes` lives (see [`VolumeHome`]), from one look at the
+    /// stack's services, their tasks (the engine keeps a few old ones per slot) and the nodes.
+    pub async fn volume_homes(
+        &self,
+        stack: &str,
+        volumes: &[String],
+    ) -> Result<Vec<(String, VolumeHome)>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={stack}", crate::STACK_LABEL)],
+        )]);
+        let (services, tasks, nodes) = tokio::join!(
+            self.docker.list_services(Some(
+                bollard::query_parameters::ListServicesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build()
+            )),
+            self.docker
+                .list_tasks(None::<bollard::query_parameters::ListTasksOptions>),
+            self.nodes()
+        );
+        let services = services.map_err(EngineError::api("listing services"))?;
+        let tasks = tasks.map_err(EngineError::api("listing tasks"))?;
+        let nodes = nodes?;
+        Ok(volumes
+            .iter()
+            .map(|v| (v.clone(), volume_home_from(v, &services, &tasks, &nodes)))
+            .collect())
+    }
+
+    /// The Swarm node ID of the engine cooper is connected to.
+    pub async fn own_node_id(&self) -> Result<String> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(EngineError::api("reading the engine's info"))?;
+        Ok(info.swarm.and_then(|s| s.node_id).unwrap_or_default())
+    }
+}
+
 impl Engine {
     /// The node trouble of this server, or `None` when every node is ready. `services` are the
     /// stacks' services (to name each task's stack); the tasks are read only when a node is
@@ -539,5 +694,167 @@ mod tests {
         let nodes = vec![node("m", "manager", "manager", "ready")];
         let t = trouble_from(&nodes, &[], &HashMap::new());
         assert!(t.down.is_empty() && t.affected.is_empty());
+    }
+
+    fn with_data(
+        id: &str,
+        name: &str,
+        volume: &str,
+        constraints: &[&str],
+    ) -> bollard::models::Service {
+        use bollard::models::{
+            Mount, ServiceSpec, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
+        };
+        bollard::models::Service {
+            id: Some(id.into()),
+            spec: Some(ServiceSpec {
+                name: Some(name.into()),
+                task_template: Some(TaskSpec {
+                    container_spec: Some(TaskSpecContainerSpec {
+                        mounts: Some(vec![Mount {
+                            source: Some(volume.into()),
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    }),
+                    placement: Some(TaskSpecPlacement {
+                        constraints: Some(constraints.iter().map(|c| c.to_string()).collect()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn started(mut t: Task) -> Task {
+        if let Some(st) = t.status.as_mut() {
+            st.container_status = Some(bollard::models::ContainerStatus {
+                container_id: Some(format!("c-{}", t.id.clone().unwrap_or_default())),
+                ..Default::default()
+            });
+        }
+        t
+    }
+
+    #[test]
+    fn a_volume_is_found_where_its_service_ran_and_split_data_is_named() {
+        let nodes = vec![
+            node("n1", "mgr", "manager", "ready"),
+            node("n2", "w1", "worker", "ready"),
+            node("n3", "w2", "worker", "ready"),
+        ];
+        use TaskState::*;
+        let pinned = [with_data(
+            "s1",
+            "app_db",
+            "app_data",
+            &["node.hostname == w2"],
+        )];
+        // Running on w2 (an older task there too; one that never got a container on w1).
+        let tasks = vec![
+            started(task(
+                "t1",
+                "s1",
+                "n3",
+                SHUTDOWN,
+                SHUTDOWN,
+                None,
+                "2026-01-01T00:00:00Z",
+            )),
+            started(task(
+                "t2",
+                "s1",
+                "n3",
+                RUNNING,
+                RUNNING,
+                None,
+                "2026-01-02T00:00:00Z",
+            )),
+            task(
+                "t3",
+                "s1",
+                "n2",
+                SHUTDOWN,
+                REJECTED,
+                Some("no such image"),
+                "2026-01-03T00:00:00Z",
+            ),
+        ];
+        assert_eq!(
+            volume_home_from("app_data", &pinned, &tasks, &nodes),
+            VolumeHome::On {
+                node_id: "n3".into(),
+                hostname: "w2".into(),
+                how: "the running task of app_db".into()
+            }
+        );
+        // Scaled to 0: its last task tells.
+        let stopped = vec![started(task(
+            "t2",
+            "s1",
+            "n3",
+            SHUTDOWN,
+            SHUTDOWN,
+            None,
+            "2026-01-02T00:00:00Z",
+        ))];
+        assert!(matches!(
+            volume_home_from("app_data", &pinned, &stopped, &nodes),
+            VolumeHome::On { hostname, how, .. } if hostname == "w2" && how == "the last task of app_db"
+        ));
+        // Ran on w1 and on w2 and nothing pins it: split.
+        let free = [with_data(
+            "s1",
+            "app_db",
+            "app_data",
+            &["node.role==worker"],
+        )];
+        let moved = vec![
+            started(task(
+                "t1",
+                "s1",
+                "n2",
+                SHUTDOWN,
+                SHUTDOWN,
+                None,
+                "2026-01-01T00:00:00Z",
+            )),
+            started(task(
+                "t2",
+                "s1",
+                "n3",
+                RUNNING,
+                RUNNING,
+                None,
+                "2026-01-02T00:00:00Z",
+            )),
+        ];
+        assert_eq!(
+            volume_home_from("app_data", &free, &moved, &nodes),
+            VolumeHome::Split {
+                service: "app_db".into(),
+                nodes: vec!["w1".into(), "w2".into()]
+            }
+        );
+        // Never ran, or another volume: unknown.
+        assert_eq!(
+            volume_home_from("app_data", &free, &[], &nodes),
+            VolumeHome::Unknown
+        );
+        assert_eq!(
+            volume_home_from("other", &free, &moved, &nodes),
+            VolumeHome::Unknown
+        );
+        assert!(pinned_check());
+    }
+
+    fn pinned_check() -> bool {
+        pinned(&["node.hostname==w2".into()])
+            && pinned(&[" node.id == abc ".into()])
+            && !pinned(&["node.hostname!=w2".into()])
+            && !pinned(&["node.role==worker".into()])
     }
 }

@@ -145,21 +145,37 @@ pub async fn create_with(
     );
 
     let settings = settings(abra, &app.at.server, &app.at.domain, true)?;
+    // Volumes are local to a node: the helper and the hooks run on the node holding them.
+    let mut vols: Vec<String> = saved.iter().map(|(_, v, _)| v.clone()).collect();
+    vols.dedup();
+    let place = place_of(abra, &app.at.server, engine, &stack_name, &vols).await?;
+    if let Some(node) = &place.elsewhere {
+        reporter.info(&format!("the volumes are on node {node}: backing up there"));
+        record.step("node", format!("helper and hooks on {node}"), true, t);
+    }
+    let manager = engine;
+    let engine = &place.engine;
     let restic = Restic {
         engine,
         settings: &settings,
     };
     // Before any hook runs: a backup that cannot start its helper must not dump anything.
     restic.require_image().await?;
+    same_repository(&settings, manager, &place, true).await?;
     let mut secrets = settings.secret_values();
     secrets.extend(app_secret_values(app));
     let _ = engine.reap_helpers(PURPOSE).await;
     for (_, vol, _) in &saved {
         if !engine.volume_exists(vol).await? {
             return Err(OpsError::Refused(format!(
-                "volume {vol} does not exist on {} (is {} deployed? on a multi-node Swarm, \
-                 cooper backs up volumes on the node it connects to)",
-                app.at.server, app.at.domain
+                "volume {vol} does not exist on {}{} (is {} deployed?)",
+                app.at.server,
+                place
+                    .elsewhere
+                    .as_ref()
+                    .map(|n| format!(" node {n}"))
+                    .unwrap_or_default(),
+                app.at.domain
             )));
         }
     }

@@ -187,6 +187,19 @@ async fn run_restore(
             snap.short_id, app.at.domain
         )));
     }
+    // Volumes are local to a node: the helper and the hooks run on the node holding them.
+    let targets: Vec<String> = chosen.iter().map(|v| local(v)).collect();
+    let place = place_of(abra, &app.at.server, &engine, &stack_name, &targets).await?;
+    if archive.is_none() {
+        same_repository(&settings, &engine, &place, false).await?;
+    }
+    if let Some(node) = &place.elsewhere {
+        reporter.info(&format!("the volumes are on node {node}: restoring there"));
+    }
+    let node_restic = Restic {
+        engine: &place.engine,
+        settings: &settings,
+    };
     // Whole volumes (the snapshot holds the volume root's own files) or named paths.
     let mut whole: Vec<String> = Vec::new();
     let mut partial: Vec<(String, Vec<String>)> = Vec::new();
@@ -276,7 +289,7 @@ async fn run_restore(
             };
             let t = Instant::now();
             let run = run_hook(
-                &engine,
+                &place.engine,
                 &stack_name,
                 &s.service,
                 "restore pre-hook",
@@ -335,7 +348,7 @@ async fn run_restore(
                     read_only: false,
                 })
                 .collect();
-            let r = unpack_archive(&engine, &settings.image, a, mounts).await;
+            let r = unpack_archive(&place.engine, &settings.image, a, mounts).await;
             record.step(
                 "unpack export",
                 match &r {
@@ -396,7 +409,7 @@ while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
 done
 shift
 r restore "$snap" --target / --verify "$@" >&2"#;
-            let (_, err, code) = restic.capture(body, &args, volumes).await?;
+            let (_, err, code) = node_restic.capture(body, &args, volumes).await?;
             let ok = code == 0;
             record.step(
                 "restic restore",
@@ -466,7 +479,7 @@ r restore "$snap" --target / --verify "$@" >&2"#;
             let t = Instant::now();
             reporter.info(&format!("restore post-hook of {}: {hook}", s.service));
             let run = run_hook(
-                &engine,
+                &place.engine,
                 &stack_name,
                 &s.service,
                 "restore post-hook",
