@@ -31,15 +31,14 @@ pub fn constraint_allows(constraint: &str, node: &NodeRow) -> Option<bool> {
         "node.id" => Some(node.id.clone()),
         "node.platform.os" => Some(node.os.clone()),
         "node.platform.arch" => Some(node.arch.clone()),
-        k => {
-            if let Some(label) = k.strip_prefix("node.labels.") {
-                Some(node.labels.get(label).cloned().unwrap_or_default())
-            } else if let Some(label) = k.strip_prefix("engine.labels.") {
-                Some(node.engine_labels.get(label).cloned().unwrap_or_default())
-            } else {
-                None
-            }
-        }
+        k => match (
+            k.strip_prefix("node.labels."),
+            k.strip_prefix("engine.labels."),
+        ) {
+            (Some(label), _) => Some(node.labels.get(label).cloned().unwrap_or_default()),
+            (_, Some(label)) => Some(node.engine_labels.get(label).cloned().unwrap_or_default()),
+            _ => None,
+        },
     };
     // The engine compares hostnames and roles without regard to case.
     let same = have.map(|h| h.eq_ignore_ascii_case(want))?;

@@ -188,9 +188,9 @@ pub fn tone(server: &ServerState, stack: &str) -> &'static str {
 
 fn stack_tone(s: &StackStatus) -> &'static str {
     // Waiting for a node that is down is not a failure: Swarm places the tasks when it is back.
-    if !s.waiting_for.is_empty() || !s.on_down_nodes.is_empty() {
-        "warn"
-    } else if s.update.as_deref().is_some_and(|u| u != "rolled back") {
+    // An update under way is not one either.
+    let waiting = !s.waiting_for.is_empty() || !s.on_down_nodes.is_empty();
+    if waiting || s.update.as_deref().is_some_and(|u| u != "rolled back") {
         "warn"
     } else if s.running >= s.desired {
         "ok"
