@@ -34,7 +34,7 @@ impl Abra {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join(".cooper-endpoint"), format!("{endpoint}\n")).unwrap();
         }
-        for recipe in ["web", "pinned"] {
+        for recipe in ["web", "pinned", "loose"] {
             cooper_testkit::recipe_repo(
                 &dir.path().join("recipes").join(recipe),
                 &[(fixture(recipe), "1.0.0+1.0")],
@@ -356,6 +356,26 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
         !volumes.contains("pinned_cooper_test_data"),
         "no volume is made on the manager: {volumes}"
     );
+
+    // 7. Data nothing pins, moved by a drain: it is split across two nodes, and cooper says
+    //    so instead of backing up one node's part as if it were all.
+    abra.app("loose", "multi", "loose.cooper.test", &[("WEB_IMAGE", &registry_image)]);
+    abra.ok(&["app", "deploy", "loose.cooper.test", "-n"]);
+    let first = tasks(&abra.ok(&["app", "ps", "loose.cooper.test", "-m"]));
+    let (_, from, _) = first
+        .iter()
+        .find(|(_, _, s)| s == "running")
+        .cloned()
+        .expect("the loose db runs");
+    abra.ok(&["server", "drain", "multi", &from, "--timeout", "120"]);
+    let out = abra.run(&["app", "backup", "create", "loose.cooper.test"]);
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "a split backup must be refused");
+    assert!(
+        text.contains("split across nodes") && text.contains(&w1) && text.contains(&w2),
+        "{text}"
+    );
+    abra.ok(&["server", "activate", "multi", &from]);
 
     drop(c);
     nothing_left(&tag);

@@ -4,6 +4,9 @@
 //! killed. Run by `scripts/bench-dashboard`.
 //!
 //! `bench_dashboard [--database URL] [--instances N] [--servers M]`
+//!
+//! With `--abra DIR`, no stand-in: the apps are read from that `$ABRA_DIR` and their live state
+//! from its servers' real engines, exactly as `cooper serve` does (`scripts/bench-scale`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,6 +53,19 @@ async fn main() -> anyhow::Result<()> {
             .await?
         }
     };
+    if let Some(real) = arg("--abra") {
+        let abra = cooper_recipe::abra_dir::AbraDir::new(std::path::Path::new(&real));
+        let state = cooper_web::Inner::new(
+            store.clone(),
+            abra,
+            cooper_web::Config {
+                insecure_http: true,
+                login_per_minute: 1000,
+                ..Default::default()
+            },
+        );
+        return serve_logged_in(store, state).await;
+    }
     let abra = cooper_recipe::abra_dir::AbraDir::new(dir.path());
     let server_names: Vec<String> = (0..servers).map(|i| format!("server-{i:02}")).collect();
     let coops: Vec<String> = {
@@ -118,6 +134,14 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(Stub(live)),
     );
     state.apps.set(apps, server_names);
+    serve_logged_in(store, state).await
+}
+
+/// Logs an admin in, prints where and how to reach the dashboard, and serves until killed.
+async fn serve_logged_in(
+    store: cooper_store::Store,
+    state: cooper_web::AppState,
+) -> anyhow::Result<()> {
     let hash = cooper_web::auth::hash_password("benchmark password")?;
     store
         .add_person("bench@example.org", "Bench", Some(&hash), true)
