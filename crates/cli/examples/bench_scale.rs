@@ -86,12 +86,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let docker_ls = |i: usize| {
-        timed(Command::new("docker").args([
-            "-H",
-            &c.nodes[i].endpoint(),
-            "service",
-            "ls",
-        ]))
+        timed(Command::new("docker").args(["-H", &c.nodes[i].endpoint(), "service", "ls"]))
     };
     let cooper_ls = || {
         timed(
@@ -111,7 +106,11 @@ fn main() -> anyhow::Result<()> {
         .into_iter()
         .flat_map(|servers| servers.values())
         .flat_map(|apps| apps.as_array().cloned().unwrap_or_default())
-        .filter(|a| a["status"].as_str().is_some_and(|s| s.starts_with("deployed")))
+        .filter(|a| {
+            a["status"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("deployed"))
+        })
         .count();
     assert_eq!(
         deployed,
@@ -198,9 +197,22 @@ fn dashboard(abra: &std::path::Path, cooper: &std::path::Path) -> anyhow::Result
     println!();
     println!("| page | live rows on the page | requests/s | p50 | p99 |");
     println!("|:---|---:|---:|---:|---:|");
-    for path in ["/instances?page=3", "/instances?server=server-3&sort=state&page=2"] {
+    for path in [
+        "/instances?page=3",
+        "/instances?server=server-3&sort=state&page=2",
+    ] {
         let out = Command::new("taskset")
-            .args(["-c", "1", "wrk", "-t1", "-c16", "-d15s", "--latency", "-H", &header])
+            .args([
+                "-c",
+                "1",
+                "wrk",
+                "-t1",
+                "-c16",
+                "-d15s",
+                "--latency",
+                "-H",
+                &header,
+            ])
             .arg(format!("{url}{path}"))
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);

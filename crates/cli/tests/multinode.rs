@@ -359,7 +359,12 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
 
     // 7. Data nothing pins, moved by a drain: it is split across two nodes, and cooper says
     //    so instead of backing up one node's part as if it were all.
-    abra.app("loose", "multi", "loose.cooper.test", &[("WEB_IMAGE", &registry_image)]);
+    abra.app(
+        "loose",
+        "multi",
+        "loose.cooper.test",
+        &[("WEB_IMAGE", &registry_image)],
+    );
     abra.ok(&["app", "deploy", "loose.cooper.test", "-n"]);
     let first = tasks(&abra.ok(&["app", "ps", "loose.cooper.test", "-m"]));
     let (_, from, _) = first

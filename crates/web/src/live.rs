@@ -258,4 +258,37 @@ mod tests {
         live.server("a").await;
         assert_eq!(source.0.load(Ordering::SeqCst), 4);
     }
+
+    #[test]
+    fn a_lost_node_is_named_and_not_called_a_failure() {
+        let mut waiting = StackStatus {
+            services: 2,
+            running: 3,
+            desired: 4,
+            ..Default::default()
+        };
+        waiting.waiting_for.push("worker-2".into());
+        let moved = StackStatus {
+            services: 1,
+            running: 2,
+            desired: 2,
+            on_down_nodes: vec!["worker-2".to_string()],
+            ..Default::default()
+        };
+        let server: ServerState = Ok(BTreeMap::from([
+            ("a".to_string(), waiting),
+            ("b".to_string(), moved),
+        ]));
+        let a = instance_state(&server, "a");
+        assert_eq!(a.text, "waiting for node worker-2 (down) 3/4");
+        assert_eq!(a.tone, "warn");
+        let b = instance_state(&server, "b");
+        assert_eq!(b.text, "deployed 2/2, node worker-2 down");
+        assert_eq!(b.tone, "warn");
+        let gone: ServerState = Err("no answer within 10 s".into());
+        assert_eq!(
+            instance_state(&gone, "a").text,
+            "server unreachable: no answer within 10 s"
+        );
+    }
 }
