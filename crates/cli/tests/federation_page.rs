@@ -34,6 +34,24 @@ async fn login(c: &fantoccini::Client, base: &str, email: &str) {
     wait_text(c, "h1", "Instances", Duration::from_secs(20)).await;
 }
 
+/// Waits (bounded) until the browser shows a new, fully loaded document: one without the
+/// `window` mark set on the old one.
+async fn new_document(c: &fantoccini::Client, mark: &str) {
+    let script = format!("return window.{mark} === true ? 'old' : document.readyState");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = c.execute(&script, vec![]).await.ok();
+        if state.as_ref().and_then(|v| v.as_str()) == Some("complete") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new page within 20 s (last: {state:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn checked(c: &fantoccini::Client) -> i64 {
     c.execute(
         "return document.querySelectorAll('#grid input[name=slot]:checked').length",
@@ -331,7 +349,13 @@ async fn run() {
         .await
         .unwrap();
     b.send_keys(" ").await.unwrap();
+    // The button posts the form and the page comes back: wait for the new document, not for
+    // text the old one still shows.
+    c.execute("window.__before_save = true", vec![])
+        .await
+        .unwrap();
     click(&c, "#save").await;
+    new_document(&c, "__before_save").await;
     wait_text(&c, "#me", "Dee", Duration::from_secs(10)).await;
     assert_eq!(checked(&c).await, 4);
     // The grid is in the browser's own timezone (the join form sent it); the best time for

@@ -239,8 +239,13 @@ fn check_case(w: &World, case: Case, domain: &str, stack: &str) -> Result<String
                 // The UPDATE column (tab-separated off a terminal) never says anything but
                 // that a rollback is under way or done.
                 let ps = text(&w.run(&["app", "ps", domain]));
+                let column = ps
+                    .lines()
+                    .next()
+                    .and_then(|h| h.split('\t').position(|c| c == "UPDATE"))
+                    .unwrap_or(usize::MAX);
                 for row in ps.lines().skip(1) {
-                    match row.split('\t').nth(4) {
+                    match row.split('\t').nth(column) {
                         Some("rolling back") => ps_said = true,
                         Some("rolled back") => {}
                         other => ps_wrong.push(format!("{other:?} in {row:?}")),

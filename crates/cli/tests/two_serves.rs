@@ -177,7 +177,7 @@ async fn run() {
     assert!(
         lines.iter().any(|l| l
             .line
-            .contains("interrupted: the cooper serve running this backup stopped")),
+            .contains("interrupted: cooper serve stopped while this backup ran (process")),
         "{lines:?}"
     );
     for j in jobs.values() {

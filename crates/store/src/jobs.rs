@@ -220,6 +220,15 @@ fn process_space() -> String {
     format!("{boot}-{ns}")
 }
 
+/// A job owner in words: `process 4711 on dash-1`.
+pub fn owner_in_words(owner: &str) -> String {
+    let mut it = owner.splitn(4, ':');
+    match (it.next(), it.next()) {
+        (Some(host), Some(pid)) if pid.parse::<u32>().is_ok() => format!("process {pid} on {host}"),
+        _ => owner.to_string(),
+    }
+}
+
 /// Whether the process `owner` names (see [`this_process`]) has certainly ended, as seen by
 /// `me`: it lived where pids are comparable with ours and its pid is gone, or it is an earlier
 /// run with our pid. Elsewhere nothing is certain and its lease decides.
@@ -699,5 +708,10 @@ mod tests {
         assert!(!owner_gone(&me, "elsewhere:4194305:n:other-space"));
         assert!(!owner_gone(&me, "garbage"));
         assert!(!owner_gone(&me, &me));
+        assert_eq!(
+            owner_in_words("dash-1:4711:ab12cd34:x-1"),
+            "process 4711 on dash-1"
+        );
+        assert_eq!(owner_in_words("garbage"), "garbage");
     }
 }

@@ -25,8 +25,8 @@ use sqlx::AnyPool;
 
 pub use consents::Consent;
 pub use jobs::{
-    owner_gone, this_process, AuditEntry, Job, JobLine, JobState, RecordRow, Request, BACKUP,
-    DEFAULT_LEASE_MS,
+    owner_gone, owner_in_words, this_process, AuditEntry, Job, JobLine, JobState, RecordRow,
+    Request, BACKUP, DEFAULT_LEASE_MS,
 };
 pub use ledger::{Closing, ImportOutcome, SettlementRow};
 pub use notify::{NewOutgoing, Outgoing, Webhook};

@@ -259,9 +259,12 @@ impl Jobs {
             .await?;
         for job in &cut {
             let mut lines = vec![format!(
-                "interrupted: the cooper serve running this {} stopped ({})",
+                "interrupted: cooper serve stopped while this {} ran{}",
                 job.kind,
-                job.owner.as_deref().unwrap_or("before job leases")
+                job.owner
+                    .as_deref()
+                    .map(|o| format!(" ({})", cooper_store::owner_in_words(o)))
+                    .unwrap_or_default()
             )];
             lines.extend(self.cleanup(job).await);
             for l in &lines {
