@@ -168,6 +168,94 @@ fn nothing_left(tag: &str) {
     assert!(left.is_empty(), "the cluster left things behind: {left:?}");
 }
 
+/// Waits (bounded) until the manager reports `host` in `state` (`down`, `ready`).
+fn wait_node_state(c: &Cluster, host: &str, state: &str) {
+    let start = Instant::now();
+    loop {
+        let states = c.node_states().unwrap();
+        if states
+            .iter()
+            .any(|(h, s, _)| h == host && s.eq_ignore_ascii_case(state))
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{host} not {state} within 120 s: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `cooper app deploy -f DOMAIN --timeout 20` on a terminal (`script` gives it one): `between`
+/// runs once the confirm prompt shows (the preflight is behind it), then the deploy is
+/// confirmed. Its output and exit code.
+fn deploy_when(abra: &Abra, domain: &str, between: impl FnOnce()) -> (String, Option<i32>) {
+    use std::io::{Read, Write};
+    let mut child = Command::new("script")
+        .args([
+            "-qefc",
+            &format!(
+                "{} app deploy -f {domain} --timeout 20",
+                env!("CARGO_BIN_EXE_cooper")
+            ),
+            "/dev/null",
+        ])
+        .env("ABRA_DIR", abra.dir.path())
+        .current_dir(abra.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let start = Instant::now();
+    while !shown.lock().unwrap().contains("continue? [y/N]") {
+        assert!(
+            start.elapsed() < Duration::from_secs(120) && child.try_wait().unwrap().is_none(),
+            "no confirm prompt: {}",
+            shown.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    between();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"y\n").unwrap();
+    stdin.flush().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "the deploy did not end: {}",
+            shown.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(stdin);
+    reader.join().unwrap();
+    let out = shown.lock().unwrap().clone();
+    (out, status.code())
+}
+
 #[test]
 fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -270,6 +358,35 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
     );
     let ps = abra.ok(&["app", "ps", "pinned.cooper.test"]);
     assert!(ps.contains(&format!("{w2} (down)")), "{ps}");
+    // A deploy now would leave the db pending until its timeout and then roll back to a spec
+    // that waits for the same node: it is refused before anything changes, naming the node.
+    let db_version = || {
+        c.docker(
+            0,
+            &[
+                "service",
+                "inspect",
+                "pinned_cooper_test_db",
+                "--format",
+                "{{.Version.Index}}",
+            ],
+        )
+        .unwrap()
+    };
+    let before = db_version();
+    let out = abra.run(&["app", "deploy", "-f", "pinned.cooper.test", "-n"]);
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("nothing was changed")
+            && text.contains(&format!(
+                "service db has no node to run on: it can only run on {w2} (down)"
+            ))
+            && text.contains("cooper server nodes multi"),
+        "{text}"
+    );
+    let after = db_version();
+    assert_eq!(before, after, "the refused deploy changed the service");
     let web = tasks(&abra.ok(&["app", "ps", "web.cooper.test", "-m"]));
     assert!(
         web.iter()
@@ -289,6 +406,48 @@ fn a_swarm_of_three_nodes_places_reports_loses_and_drains() {
                 && status_of(j, "web.cooper.test") == "deployed 2/2"
         },
     );
+
+    // 4b. w2 is lost while a deploy waits: the db cannot start until w2 is back, and the spec
+    //     before waits for w2 too, so the deploy ends saying so, without a rollback. (The
+    //     prompt comes after the preflight: it is answered once the manager sees w2 down, so
+    //     the node is lost between the preflight and the apply.)
+    abra.set("multi", "pinned.cooper.test", &[("MARK", "1")]);
+    let (out, code) = deploy_when(&abra, "pinned.cooper.test", || {
+        c.partition(2).unwrap();
+        wait_node_state(&c, &w2, "down");
+    });
+    assert_eq!(code, Some(4), "{out}");
+    assert!(
+        out.contains(&format!(
+            "service pinned_cooper_test_db waits for {w2} (down)"
+        )) && out.contains("not rolled back"),
+        "{out}"
+    );
+    let mark = || {
+        c.docker(
+            0,
+            &[
+                "service",
+                "inspect",
+                "pinned_cooper_test_db",
+                "--format",
+                "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+            ],
+        )
+        .unwrap()
+    };
+    assert!(mark().contains("MARK=1"), "the new spec stays: {}", mark());
+    c.heal(2).unwrap();
+    abra.wait_output(
+        &["app", "ls", "-S", "-m"],
+        Duration::from_secs(120),
+        "the waiting db started when its node came back",
+        |j| {
+            status_of(j, "pinned.cooper.test") == "deployed 4/4"
+                && status_of(j, "web.cooper.test") == "deployed 2/2"
+        },
+    );
+    assert!(mark().contains("MARK=1"), "{}", mark());
 
     // 5. Drain w1: its tasks move to w2 and cooper waits for that.
     let out = abra.ok(&["server", "drain", "multi", &w1, "--timeout", "120"]);

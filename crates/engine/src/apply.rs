@@ -27,6 +27,11 @@ pub enum PreflightError {
     ConfigChanged { name: String, key_upper: String },
     #[error("image {image} is not available: {reason}")]
     Image { image: String, reason: String },
+    #[error("service {service} has no node to run on: {}", .blocked.describe())]
+    Placement {
+        service: String,
+        blocked: crate::nodes::Blocked,
+    },
 }
 
 /// What ran before an apply, for putting it back.
@@ -245,7 +250,33 @@ impl Engine {
             }
         }
         problems.extend(self.images_for_other_nodes(plan, &here).await?);
+        problems.extend(self.placements(plan).await);
         Ok(problems)
+    }
+
+    /// Services no node can run now (the nodes their placement allows are down, drained or
+    /// paused, or there are none): deploying them would leave their tasks pending until a
+    /// timeout and a rollback that waits for the same node. Global services and services
+    /// scaled to 0 want no node.
+    async fn placements(&self, plan: &StackPlan) -> Vec<PreflightError> {
+        let Ok(nodes) = self.nodes().await else {
+            return Vec::new();
+        };
+        plan.services
+            .iter()
+            .filter_map(|(name, spec)| {
+                let replicas = spec.mode.as_ref()?.replicated.as_ref()?.replicas;
+                if replicas == Some(0) {
+                    return None;
+                }
+                let constraints = placement_of(spec);
+                let blocked = crate::nodes::placement_blocked(&constraints, &nodes)?;
+                Some(PreflightError::Placement {
+                    service: name.clone(),
+                    blocked,
+                })
+            })
+            .collect()
     }
 
     /// In a Swarm of several nodes, an image this manager has is not enough: every node that
@@ -312,7 +343,10 @@ impl Engine {
                 problems.push(PreflightError::Image {
                     image: image.to_string(),
                     reason: format!(
-                        "this manager has it, but no registry gives it to the other nodes                          ({why}); service {name} may run on {}: push the image to a registry                          every node reaches, or pin the service with a placement constraint                          (for example node.role==manager)",
+                        "this manager has it, but no registry gives it to the other nodes ({why}); \
+                         service {name} may run on {}: push the image to a registry every node \
+                         reaches, or pin the service with a placement constraint (for example \
+                         node.role==manager)",
                         others.join(", ")
                     ),
                 });
@@ -645,4 +679,13 @@ fn resolve_refs(
             })?);
     }
     Ok(())
+}
+
+/// A service's placement constraints as submitted.
+pub fn placement_of(spec: &ServiceSpec) -> Vec<String> {
+    spec.task_template
+        .as_ref()
+        .and_then(|t| t.placement.as_ref())
+        .and_then(|p| p.constraints.clone())
+        .unwrap_or_default()
 }

@@ -59,6 +59,139 @@ pub fn eligible<'a>(constraints: &[String], nodes: &'a [NodeRow]) -> Vec<&'a Nod
         .collect()
 }
 
+/// Why no node can run a service's tasks now: the nodes its placement allows are all down,
+/// drained or paused, or there are none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    /// The allowed nodes that are not ready, with their state: `w2 (down)`.
+    pub down: Vec<String>,
+    /// The allowed nodes that are ready but take no new tasks: `w1 (drain)`.
+    pub inactive: Vec<String>,
+    /// The service's constraints (for the message when no node meets them).
+    pub constraints: Vec<String>,
+    /// Every node of the Swarm with its role (for the same message).
+    pub nodes: Vec<String>,
+}
+
+impl Blocked {
+    /// One phrase: `it can only run on w2 (down)`, or that no node meets its placement.
+    pub fn describe(&self) -> String {
+        let allowed: Vec<&str> = self
+            .down
+            .iter()
+            .chain(&self.inactive)
+            .map(String::as_str)
+            .collect();
+        if allowed.is_empty() {
+            format!(
+                "no node of this Swarm meets its placement ({}); the nodes: {}",
+                self.constraints.join(", "),
+                self.nodes.join(", ")
+            )
+        } else {
+            format!("it can only run on {}", allowed.join(", "))
+        }
+    }
+}
+
+/// Whether no node can take a service's tasks now (see [`Blocked`]). `None` when one can, or
+/// when a constraint is one cooper does not read for certain (platform names, engine labels
+/// it cannot see, anything unknown): then the engine decides.
+pub fn placement_blocked(constraints: &[String], nodes: &[NodeRow]) -> Option<Blocked> {
+    if nodes.is_empty() || !eligible(constraints, nodes).is_empty() {
+        return None;
+    }
+    let certain = |c: &String| {
+        let key = c.split(['=', '!']).next().unwrap_or_default().trim();
+        matches!(key, "node.role" | "node.hostname" | "node.id") || key.starts_with("node.labels.")
+    };
+    if !constraints.iter().all(certain)
+        || nodes.iter().any(|n| {
+            constraints
+                .iter()
+                .any(|c| constraint_allows(c, n).is_none())
+        })
+    {
+        return None;
+    }
+    let allowed = nodes.iter().filter(|n| {
+        constraints
+            .iter()
+            .all(|c| constraint_allows(c, n) == Some(true))
+    });
+    let (mut down, mut inactive) = (Vec::new(), Vec::new());
+    for n in allowed {
+        if n.state != "ready" {
+            down.push(format!("{} ({})", n.hostname, n.state));
+        } else {
+            inactive.push(format!("{} ({})", n.hostname, n.availability));
+        }
+    }
+    Some(Blocked {
+        down,
+        inactive,
+        constraints: constraints.to_vec(),
+        nodes: nodes
+            .iter()
+            .map(|n| format!("{} ({})", n.hostname, n.role))
+            .collect(),
+    })
+}
+
+/// After a deploy timed out: whether every service still short of tasks waits for nodes that
+/// are down, and the spec before the deploy had the same placement, so that rolling back
+/// would wait for the same nodes. The down nodes per service (`w2 (down)`), or `None` when a
+/// way back could help. `specs` are the deployed specs, `before` the ones they replaced (by
+/// full service name).
+///
+/// A replicated service waits when the only nodes its placement allows are down; a global one
+/// when it runs on every ready node it may run on and some node it may run on is down.
+pub fn held_by_down_nodes(
+    pending: &[crate::converge::ServiceProgress],
+    specs: &[&bollard::models::ServiceSpec],
+    before: &BTreeMap<String, bollard::models::ServiceSpec>,
+    nodes: &[NodeRow],
+) -> Option<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    for p in pending {
+        let spec = specs
+            .iter()
+            .find(|s| s.name.as_deref() == Some(p.service.as_str()))?;
+        let constraints = crate::apply::placement_of(spec);
+        if before
+            .get(&p.service)
+            .is_some_and(|b| crate::apply::placement_of(b) != constraints)
+        {
+            return None;
+        }
+        let global = spec.mode.as_ref().is_some_and(|m| m.global.is_some());
+        let down = if global {
+            let may = |n: &&NodeRow| {
+                constraints
+                    .iter()
+                    .all(|c| constraint_allows(c, n) != Some(false))
+            };
+            let down: Vec<String> = nodes
+                .iter()
+                .filter(|n| n.state != "ready")
+                .filter(may)
+                .map(|n| format!("{} ({})", n.hostname, n.state))
+                .collect();
+            if p.running < eligible(&constraints, nodes).len() {
+                return None;
+            }
+            down
+        } else {
+            placement_blocked(&constraints, nodes)?.down
+        };
+        if down.is_empty() {
+            return None;
+        }
+        out.push((p.service.clone(), down));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// What a server's nodes mean for its stacks when some are not ready.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeTrouble {
@@ -577,6 +710,142 @@ mod tests {
         assert_eq!(constraint_allows("node.id==n2", &w), Some(true));
         assert_eq!(constraint_allows("something.else==x", &w), None);
         assert_eq!(constraint_allows("no operator", &w), None);
+    }
+
+    #[test]
+    fn a_service_with_nowhere_to_run_is_named_with_its_nodes() {
+        let mut drained = node("n3", "w2", "worker", "ready");
+        drained.availability = "drain".into();
+        let nodes = vec![
+            node("n1", "m", "manager", "ready"),
+            node("n2", "w1", "worker", "ready"),
+            drained,
+            node("n4", "w3", "worker", "down"),
+        ];
+        let c = |c: &[&str]| -> Vec<String> { c.iter().map(|s| s.to_string()).collect() };
+        assert_eq!(placement_blocked(&c(&[]), &nodes), None);
+        assert_eq!(placement_blocked(&c(&["node.role==worker"]), &nodes), None);
+        let b = placement_blocked(&c(&["node.hostname==w3"]), &nodes).unwrap();
+        assert_eq!(b.down, ["w3 (down)"]);
+        assert_eq!(b.describe(), "it can only run on w3 (down)");
+        let b = placement_blocked(&c(&["node.role==worker", "node.hostname!=w1"]), &nodes).unwrap();
+        assert_eq!(b.describe(), "it can only run on w3 (down), w2 (drain)");
+        let b = placement_blocked(&c(&["node.labels.zone==eu"]), &nodes).unwrap();
+        assert!(b.down.is_empty() && b.inactive.is_empty());
+        assert_eq!(
+            b.describe(),
+            "no node of this Swarm meets its placement (node.labels.zone==eu); the nodes: \
+             m (manager), w1 (worker), w2 (worker), w3 (worker)"
+        );
+        // Names cooper cannot be sure of are left to the engine.
+        assert_eq!(
+            placement_blocked(&c(&["node.platform.arch==amd64"]), &nodes),
+            None
+        );
+        assert_eq!(placement_blocked(&c(&["engine.labels.x==y"]), &nodes), None);
+        assert_eq!(placement_blocked(&c(&["node.hostname==w3"]), &[]), None);
+    }
+
+    #[test]
+    fn a_timed_out_deploy_is_held_only_when_its_way_back_waits_for_the_same_node() {
+        use bollard::models::{
+            ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecPlacement,
+        };
+        let nodes = vec![
+            node("n1", "m", "manager", "ready"),
+            node("n2", "w1", "worker", "ready"),
+            node("n3", "w2", "worker", "down"),
+        ];
+        let spec = |name: &str, constraint: Option<&str>, global: bool| ServiceSpec {
+            name: Some(name.into()),
+            mode: Some(if global {
+                ServiceSpecMode {
+                    global: Some(HashMap::new()),
+                    ..Default::default()
+                }
+            } else {
+                ServiceSpecMode {
+                    replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+                    ..Default::default()
+                }
+            }),
+            task_template: Some(TaskSpec {
+                placement: Some(TaskSpecPlacement {
+                    constraints: constraint.map(|c| vec![c.to_string()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let pending =
+            |name: &str, running: usize, desired: usize| crate::converge::ServiceProgress {
+                service: name.into(),
+                running,
+                desired,
+                starting: desired - running,
+                failed: 0,
+                update_state: Some("updating".into()),
+                last_error: None,
+                converged: false,
+            };
+        let db = spec("s_db", Some("node.hostname==w2"), false);
+        let agent = spec("s_agent", None, true);
+        let web = spec("s_web", Some("node.role==worker"), false);
+        let specs = [&db, &agent, &web];
+        let before: BTreeMap<String, ServiceSpec> = [
+            ("s_db".to_string(), db.clone()),
+            ("s_agent".to_string(), agent.clone()),
+        ]
+        .into();
+        // The db pinned to the down node, the agent running on both ready nodes: held.
+        assert_eq!(
+            held_by_down_nodes(
+                &[pending("s_db", 0, 1), pending("s_agent", 2, 3)],
+                &specs,
+                &before,
+                &nodes
+            ),
+            Some(vec![
+                ("s_db".to_string(), vec!["w2 (down)".to_string()]),
+                ("s_agent".to_string(), vec!["w2 (down)".to_string()]),
+            ])
+        );
+        // A global service short on a ready node is not waiting for anyone.
+        assert_eq!(
+            held_by_down_nodes(&[pending("s_agent", 1, 3)], &specs, &before, &nodes),
+            None
+        );
+        // A service that could run elsewhere (Swarm would reschedule it) is rolled back.
+        assert_eq!(
+            held_by_down_nodes(&[pending("s_web", 0, 1)], &specs, &before, &nodes),
+            None
+        );
+        // The deploy itself moved the db to the down node: the way back helps.
+        let moved: BTreeMap<String, ServiceSpec> = [(
+            "s_db".to_string(),
+            spec("s_db", Some("node.hostname==w1"), false),
+        )]
+        .into();
+        assert_eq!(
+            held_by_down_nodes(&[pending("s_db", 0, 1)], &specs, &moved, &nodes),
+            None
+        );
+        // A new service pinned to the down node has no way back to wait for: held.
+        assert!(
+            held_by_down_nodes(&[pending("s_db", 0, 1)], &specs, &BTreeMap::new(), &nodes)
+                .is_some()
+        );
+        // Nothing pending, or every node up: nothing to hold.
+        assert_eq!(held_by_down_nodes(&[], &specs, &before, &nodes), None);
+        let up = vec![
+            node("n1", "m", "manager", "ready"),
+            node("n3", "w2", "worker", "ready"),
+        ];
+        assert_eq!(
+            held_by_down_nodes(&[pending("s_db", 0, 1)], &specs, &before, &up),
+            None
+        );
     }
 
     #[test]

@@ -462,6 +462,11 @@ async fn run_deploy(op: &mut Op<'_>, req: &DeployRequest) -> Result<DeployReport
         target: &target,
         safety_snapshot: safety_snapshot.as_deref(),
     };
+    if let Outcome::TimedOut { pending, .. } = &outcome {
+        if let Some(waits) = waiting_for_down_nodes(&engine, &planned, &applied, pending).await {
+            return hold_for_nodes(app, &deployed, req, &waits, record, t);
+        }
+    }
     match outcome {
         Outcome::Converged { elapsed } => {
             record.step(
@@ -696,6 +701,9 @@ async fn preflight(
     let mut lines: Vec<String> = Vec::new();
     for p in &problems {
         lines.push(p.to_string());
+        if let PreflightError::Placement { blocked, .. } = p {
+            lines.extend(placement_fixes(blocked, &app.at.server));
+        }
         if let PreflightError::MissingSecrets(_) = p {
             lines.push(format!(
                 "  fix: `cooper app secret generate {} --all` (or `cooper app secret insert` for \
@@ -710,6 +718,49 @@ async fn preflight(
         app.at.domain,
         lines.join("\n  ")
     )))
+}
+
+/// How to give a service with nowhere to run a node again.
+fn placement_fixes(blocked: &cooper_engine::nodes::Blocked, server: &str) -> Vec<String> {
+    let host = |n: &String| n.split(' ').next().unwrap_or_default().to_string();
+    let mut lines: Vec<String> = blocked
+        .inactive
+        .iter()
+        .map(|n| {
+            format!(
+                "  fix: `cooper server activate {server} {}` lets it take tasks again",
+                host(n)
+            )
+        })
+        .collect();
+    if !blocked.down.is_empty() {
+        lines.push(format!(
+            "  fix: start {} again (`cooper server nodes {server}` shows the nodes), or change \
+             the service's placement",
+            blocked.down.iter().map(host).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if lines.is_empty() {
+        lines.push(
+            "  fix: give a node what the placement asks (a label: `docker node update \
+             --label-add KEY=VALUE NODE`), or change the service's placement"
+                .to_string(),
+        );
+    }
+    lines
+}
+
+/// After a timeout, the services that wait for down nodes (see
+/// [`cooper_engine::nodes::held_by_down_nodes`]); `None` when a way back could help.
+async fn waiting_for_down_nodes(
+    engine: &Engine,
+    planned: &Planned,
+    applied: &Applied,
+    pending: &[cooper_engine::converge::ServiceProgress],
+) -> Option<Vec<(String, Vec<String>)>> {
+    let nodes = engine.nodes().await.ok()?;
+    let specs: Vec<_> = planned.stack.services.values().collect();
+    cooper_engine::nodes::held_by_down_nodes(pending, &specs, &applied.previous.services, &nodes)
 }
 
 /// Phase 4: what the operator is asked to confirm: versions, files, services created or
@@ -829,6 +880,44 @@ struct Deployed<'a> {
     applied: &'a Applied,
     target: &'a Target,
     safety_snapshot: Option<&'a str>,
+}
+
+/// Phase 6c: the new spec is in place but some services wait for a node that is down, and the
+/// spec before would wait for it too: no rollback (it cannot help), the version is the new
+/// one, and the error says what waits for what. Swarm starts the tasks when the node is back.
+fn hold_for_nodes(
+    app: &mut App,
+    d: &Deployed<'_>,
+    req: &DeployRequest,
+    waits: &[(String, Vec<String>)],
+    record: &mut Record,
+    t: Instant,
+) -> Result<DeployReport> {
+    let version = &d.target.new_version;
+    if !d.target.files.origin.is_chaos() {
+        app.set_version(Some(version));
+        app.save()?;
+    }
+    let lines: Vec<String> = waits
+        .iter()
+        .map(|(service, down)| format!("service {service} waits for {}", down.join(", ")))
+        .collect();
+    record.step(
+        "converge",
+        format!("waiting: {}", lines.join("; ")),
+        false,
+        t,
+    );
+    Err(OpsError::Broken(format!(
+        "{} of {} to {version} is in place, but not running:\n  {}\n  not rolled back: the \
+         version before would wait for the same node. Swarm starts the tasks when the node is \
+         back; `cooper app ps {}` shows where they are, `cooper server nodes {}` the nodes",
+        req.kind.name().trim_start_matches("app "),
+        app.at.domain,
+        lines.join("\n  "),
+        app.at.domain,
+        app.at.server
+    )))
 }
 
 /// Phase 6a: converged. The deployed version goes on the app's TYPE line (not for chaos).

@@ -242,7 +242,8 @@ pub(crate) fn load_combinations(files: &RecipeFiles) -> Loaded {
                 Some((b, (k, v, line))) => {
                     env.set(k, v);
                     found.push(format!(
-                        "{} requires {k}, which .env.sample documents in {} (line {line}), not in                          the block that enables {}: move it there so operators switch them on                          together",
+                        "{} requires {k}, which .env.sample documents in {} (line {line}), not in the \
+                         block that enables {}: move it there so operators switch them on together",
                         overlays,
                         b.describe(),
                         overlays,
