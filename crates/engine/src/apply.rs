@@ -249,34 +249,11 @@ impl Engine {
                 Ok(()) => here.push(image),
             }
         }
-        problems.extend(self.images_for_other_nodes(plan, &here).await?);
-        problems.extend(self.placements(plan).await);
+        // The Swarm's nodes, once for both node checks (none when the engine will not say).
+        let nodes = self.nodes().await.unwrap_or_default();
+        problems.extend(self.images_for_other_nodes(plan, &here, &nodes).await?);
+        problems.extend(placements(plan, &nodes));
         Ok(problems)
-    }
-
-    /// Services no node can run now (the nodes their placement allows are down, drained or
-    /// paused, or there are none): deploying them would leave their tasks pending until a
-    /// timeout and a rollback that waits for the same node. Global services and services
-    /// scaled to 0 want no node.
-    async fn placements(&self, plan: &StackPlan) -> Vec<PreflightError> {
-        let Ok(nodes) = self.nodes().await else {
-            return Vec::new();
-        };
-        plan.services
-            .iter()
-            .filter_map(|(name, spec)| {
-                let replicas = spec.mode.as_ref()?.replicated.as_ref()?.replicas;
-                if replicas == Some(0) {
-                    return None;
-                }
-                let constraints = placement_of(spec);
-                let blocked = crate::nodes::placement_blocked(&constraints, &nodes)?;
-                Some(PreflightError::Placement {
-                    service: name.clone(),
-                    blocked,
-                })
-            })
-            .collect()
     }
 
     /// In a Swarm of several nodes, an image this manager has is not enough: every node that
@@ -286,10 +263,8 @@ impl Engine {
         &self,
         plan: &StackPlan,
         here: &[&str],
+        nodes: &[crate::inspect::NodeRow],
     ) -> Result<Vec<PreflightError>> {
-        let Ok(nodes) = self.nodes().await else {
-            return Ok(Vec::new());
-        };
         if nodes.len() < 2 {
             return Ok(Vec::new());
         }
@@ -322,7 +297,7 @@ impl Engine {
                 .as_ref()
                 .and_then(|p| p.constraints.clone())
                 .unwrap_or_default();
-            let others: Vec<&str> = crate::nodes::eligible(&constraints, &nodes)
+            let others: Vec<&str> = crate::nodes::eligible(&constraints, nodes)
                 .into_iter()
                 .filter(|n| n.id != me)
                 .map(|n| n.hostname.as_str())
@@ -679,6 +654,27 @@ fn resolve_refs(
             })?);
     }
     Ok(())
+}
+
+/// Services no node can run now (the nodes their placement allows are down, drained or
+/// paused, or there are none): deploying them would leave their tasks pending until a
+/// timeout and a rollback that waits for the same node. Global services and services
+/// scaled to 0 want no node.
+fn placements(plan: &StackPlan, nodes: &[crate::inspect::NodeRow]) -> Vec<PreflightError> {
+    plan.services
+        .iter()
+        .filter_map(|(name, spec)| {
+            let replicas = spec.mode.as_ref()?.replicated.as_ref()?.replicas;
+            if replicas == Some(0) {
+                return None;
+            }
+            let blocked = crate::nodes::placement_blocked(&placement_of(spec), nodes)?;
+            Some(PreflightError::Placement {
+                service: name.clone(),
+                blocked,
+            })
+        })
+        .collect()
 }
 
 /// A service's placement constraints as submitted.

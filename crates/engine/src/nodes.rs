@@ -403,32 +403,32 @@ pub fn volume_home_from(
 
 impl Engine {
     /// Where each of a stack's `volumes` lives (see [`VolumeHome`]), from one look at the
-    /// stack's services, their tasks (the engine keeps a few old ones per slot) and the nodes.
+    /// stack's services and their tasks (the engine keeps a few old ones per slot), and the
+    /// Swarm's `nodes` (as [`Engine::nodes`] lists them).
     pub async fn volume_homes(
         &self,
         stack: &str,
         volumes: &[String],
+        nodes: &[NodeRow],
     ) -> Result<Vec<(String, VolumeHome)>> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![format!("{}={stack}", crate::STACK_LABEL)],
         )]);
-        let (services, tasks, nodes) = tokio::join!(
+        let (services, tasks) = tokio::join!(
             self.docker.list_services(Some(
                 bollard::query_parameters::ListServicesOptionsBuilder::default()
                     .filters(&filters)
                     .build()
             )),
             self.docker
-                .list_tasks(None::<bollard::query_parameters::ListTasksOptions>),
-            self.nodes()
+                .list_tasks(None::<bollard::query_parameters::ListTasksOptions>)
         );
         let services = services.map_err(EngineError::api("listing services"))?;
         let tasks = tasks.map_err(EngineError::api("listing tasks"))?;
-        let nodes = nodes?;
         Ok(volumes
             .iter()
-            .map(|v| (v.clone(), volume_home_from(v, &services, &tasks, &nodes)))
+            .map(|v| (v.clone(), volume_home_from(v, &services, &tasks, nodes)))
             .collect())
     }
 

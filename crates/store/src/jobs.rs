@@ -62,7 +62,7 @@ pub struct Job {
     pub outcome: Option<String>,
     pub record_path: Option<String>,
     pub cancel_requested: bool,
-    /// The process that holds (or held) it, `<host>:<pid>`.
+    /// The process that holds (or held) it (see [`this_process`]).
     pub owner: Option<String>,
     /// Until when (ms) its owner's lease runs; renewed while the job runs.
     pub lease_until: Option<i64>,
@@ -220,12 +220,21 @@ fn process_space() -> String {
     format!("{boot}-{ns}")
 }
 
+/// An owner's parts (see [`this_process`]): host, pid and process space; `None` for a
+/// string not in that form.
+fn owner_parts(owner: &str) -> Option<(&str, u32, &str)> {
+    let mut it = owner.splitn(4, ':');
+    let host = it.next()?;
+    let pid = it.next()?.parse().ok()?;
+    let _nonce = it.next()?;
+    Some((host, pid, it.next()?))
+}
+
 /// A job owner in words: `process 4711 on dash-1`.
 pub fn owner_in_words(owner: &str) -> String {
-    let mut it = owner.splitn(4, ':');
-    match (it.next(), it.next()) {
-        (Some(host), Some(pid)) if pid.parse::<u32>().is_ok() => format!("process {pid} on {host}"),
-        _ => owner.to_string(),
+    match owner_parts(owner) {
+        Some((host, pid, _)) => format!("process {pid} on {host}"),
+        None => owner.to_string(),
     }
 }
 
@@ -236,14 +245,9 @@ pub fn owner_gone(me: &str, owner: &str) -> bool {
     if owner == me {
         return false;
     }
-    let parts = |o: &str| -> Option<(u32, String)> {
-        let mut it = o.splitn(4, ':');
-        let _host = it.next()?;
-        let pid = it.next()?.parse().ok()?;
-        let _nonce = it.next()?;
-        Some((pid, it.next()?.to_string()))
-    };
-    let (Some((pid, space)), Some((my_pid, my_space))) = (parts(owner), parts(me)) else {
+    let (Some((_, pid, space)), Some((_, my_pid, my_space))) =
+        (owner_parts(owner), owner_parts(me))
+    else {
         return false;
     };
     if space != my_space || space.starts_with('-') {

@@ -147,6 +147,7 @@ pub async fn create_with(
     let settings = settings(abra, &app.at.server, &app.at.domain, true)?;
     // Volumes are local to a node: the helper and the hooks run on the node holding them.
     let mut vols: Vec<String> = saved.iter().map(|(_, v, _)| v.clone()).collect();
+    vols.sort();
     vols.dedup();
     let place = place_of(abra, &app.at.server, engine, &stack_name, &vols).await?;
     if let Some(node) = &place.elsewhere {

@@ -34,7 +34,7 @@ pub(crate) async fn place_of(
     if nodes.len() <= 1 || volumes.is_empty() {
         return Ok(here);
     }
-    let homes = engine.volume_homes(stack, volumes).await?;
+    let homes = engine.volume_homes(stack, volumes, &nodes).await?;
     let mut on: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     for (volume, home) in &homes {
         match home {
